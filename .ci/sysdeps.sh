@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the system tools custody and its tests need, where they are missing.
+# ffmpeg/ffprobe: media probing and packet hashing (required).
+# b3sum: the benchmark's reference.  Go + golang.org/x/mod (Debian's
+# golang-golang-x-mod-dev): the independent RFC 6962 / signed-note verifier the
+# interop tests run.  poppler-utils: pdftotext for report tests.
+set -euo pipefail
+need=()
+command -v ffmpeg  >/dev/null 2>&1 || need+=(ffmpeg)
+command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+command -v b3sum   >/dev/null 2>&1 || need+=(b3sum)
+command -v go      >/dev/null 2>&1 || need+=(golang-go)
+[ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need+=(golang-golang-x-mod-dev)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+echo "custody: installing system packages: ${need[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "custody: please install ${need[*]} with your system's package manager" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null || true
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

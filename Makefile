@@ -1,0 +1,48 @@
+# custody — every target sets up what it needs: the venv, the Python packages and,
+# where missing and installable, the system tools (ffmpeg, b3sum, Go for interop tests).
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+SYSDEPS := .ci/sysdeps.sh
+
+.PHONY: help venv sysdeps demo test lint fmt bench clean
+
+help:
+	@echo "make demo   - run the whole custody story on a real clip (sets everything up)"
+	@echo "make test   - lint (ruff), type-check (mypy --strict) and run the test suite"
+	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make bench  - benchmarks (log appends, proofs, verify, hashing vs b3sum)"
+
+# The venv is refreshed whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+sysdeps:
+	@bash $(SYSDEPS)
+
+lint: venv
+	$(BIN)/ruff check custody tests
+	$(BIN)/ruff format --check custody tests
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format custody tests
+	$(BIN)/ruff check --fix custody tests
+
+test: venv sysdeps lint
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+demo: venv sysdeps
+	@bash tests/demo.sh
+
+bench: venv sysdeps
+	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .demo .bench

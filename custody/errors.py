@@ -1,0 +1,89 @@
+"""One error root for everything custody reports to a person.
+
+Every failure a user can cause or meet is a `CustodyError`: a one-line message
+that says what is wrong (naming the file, field or log entry), and a hint that
+says what to do.  The CLI (`custody.cli.main`) is the only place that turns
+these into output and an exit code; see docs/errors.md.
+
+Exit codes (a contract for scripts):
+
+====  ===================================================================
+0     success: everything checked out
+1     verification failed: tampering, a bad signature, a broken proof
+2     usage error: a bad option or argument
+3     input or storage problem: unreadable file, bad format, database
+====  ===================================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_VERIFY = 1
+EXIT_USAGE = 2
+EXIT_INPUT = 3
+
+
+class CustodyError(Exception):
+    """Root of every error custody reports.
+
+    `message` is one line saying what is wrong; `hint` (optional) says what to do.
+    """
+
+    exit_code: int = EXIT_INPUT
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        # One line: a message must never smuggle a traceback or a multi-line dump.
+        self.message = " ".join(message.split("\n")).strip()
+        self.hint = hint
+        super().__init__(self.message)
+
+    def diagnostics(self) -> str:
+        """The human text: the message, then the hint on its own line if there is one."""
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class UsageError(CustodyError):
+    """The command was called wrongly (a bad option value, a missing argument)."""
+
+    exit_code = EXIT_USAGE
+
+
+class InputError(CustodyError):
+    """A file or value given to custody is unreadable or malformed."""
+
+    exit_code = EXIT_INPUT
+
+
+class StorageError(CustodyError):
+    """The custody home, database or evidence store cannot be used."""
+
+    exit_code = EXIT_INPUT
+
+
+class NotFoundError(InputError):
+    """Something named (a key, a case, an item, a log entry) does not exist."""
+
+
+class KeyFileError(InputError):
+    """A private key file cannot be opened (wrong passphrase, damaged file)."""
+
+
+class PolicyError(CustodyError):
+    """A custody rule refuses the action (e.g. only the current holder may hand off)."""
+
+    exit_code = EXIT_INPUT
+
+
+class FormatError(InputError):
+    """Bytes that should be a note, checkpoint, entry or proof are malformed.
+
+    Parsers raise this (never KeyError/ValueError) with the field that is wrong.
+    """
+
+
+class VerificationError(CustodyError):
+    """Something did not verify: a signature, a proof, a digest, a chain rule."""
+
+    exit_code = EXIT_VERIFY

@@ -1,0 +1,409 @@
+"""The custody log: an append-only RFC 6962 Merkle log of signed entries.
+
+`Log` sits on a `Store`: it appends entries (checking every signature first, so
+the log never accepts what `verify` would reject), signs checkpoints, serves
+inclusion and consistency proofs from stored tree nodes with O(log n) reads,
+and re-verifies the whole log from its entry bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from custody.core import merkle
+from custody.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from custody.core.entry import SignedEntry
+from custody.core.note import Signer, VerifierKey
+from custody.core.parties import EntryError, Parties, check_entry
+from custody.core.tlogproof import TlogProof
+from custody.errors import (
+    CustodyError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+    VerificationError,
+)
+from custody.store import CheckpointRow, Session, Store
+
+KEY_ENTRY_PREFIX = b"custody/entry/v1\ntype key\n"
+
+
+class CheckpointError(VerificationError):
+    """A stored checkpoint does not verify or does not match the entries."""
+
+
+@dataclass(frozen=True)
+class Appended:
+    index: int
+    entry: SignedEntry
+
+
+class LogWriter:
+    """Appends entries inside one write transaction (see `Log.transaction`)."""
+
+    def __init__(self, log: Log, session: Session) -> None:
+        self.log = log
+        self.session = session
+        self.size = Store.log_size(session)
+        self._frontier = log._frontier(session, self.size)
+        self._parties: Parties | None = None
+        self._entries: list[dict[str, Any]] = []
+        self._nodes: list[dict[str, Any]] = []
+
+    @property
+    def parties(self) -> Parties:
+        """The party keys as of the current end of the log (built from `key` entries)."""
+        if self._parties is None:
+            self._parties = self.log.load_parties(self.session)
+        return self._parties
+
+    def append(self, data: bytes, *, item: str | None = None, case_id: str | None = None) -> int:
+        """Check and append one entry; returns its index.
+
+        Raises EntryError (and appends nothing) if a signature is not by a valid
+        party key or the entry is malformed.
+        """
+        index = self.size
+        parties = self.parties
+        if data.startswith(KEY_ENTRY_PREFIX):
+            # A key entry is checked against the parties *with* the key it introduces.
+            parties = parties.copy()
+            try:
+                parties.apply(index, SignedEntry.parse(data).entry)
+            except EntryError:
+                raise
+            except CustodyError as exc:
+                raise EntryError(index, f"malformed: {exc.message}") from exc
+        signed = check_entry(index, data, parties)
+        self._parties = parties
+        new_nodes, self._frontier = merkle.append_leaf(
+            self._frontier, index, merkle.leaf_hash(data)
+        )
+        self._entries.append(
+            {
+                "idx": index,
+                "data": data,
+                "etype": signed.entry.type,
+                "item": item,
+                "case_id": case_id,
+            }
+        )
+        self._nodes.extend({"level": lv, "idx": i, "hash": h} for (lv, i), h in new_nodes)
+        self.size += 1
+        return index
+
+    def flush(self) -> None:
+        Store.insert_log_rows(self.session, self._entries, self._nodes)
+        self._entries, self._nodes = [], []
+
+    def root(self) -> bytes:
+        return merkle.root_from_frontier(self._frontier)
+
+
+@dataclass(frozen=True)
+class LogReport:
+    """What `Log.verify` checked."""
+
+    size: int
+    root: bytes
+    checkpoints: int
+    latest_checkpoint: int | None
+    parties: int
+    signatures: int
+
+
+class Log:
+    def __init__(self, store: Store, origin: str) -> None:
+        self.store = store
+        self.origin = origin
+
+    # -- appending ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[LogWriter]:
+        """A write transaction: everything appended in it commits together, or nothing."""
+        with self.store.writer() as s:
+            writer = LogWriter(self, s)
+            yield writer
+            writer.flush()
+
+    def append(self, data: bytes, **index_cols: str | None) -> int:
+        with self.transaction() as w:
+            return w.append(data, **index_cols)
+
+    def size(self) -> int:
+        with self.store.session() as s:
+            return Store.log_size(s)
+
+    def load_parties(self, s: Session) -> Parties:
+        parties = Parties()
+        for idx, data in Store.key_entries(s):
+            parties.apply(idx, SignedEntry.parse(data).entry)
+        return parties
+
+    def _frontier(self, s: Session, size: int) -> list[bytes]:
+        ids = merkle.range_nodes(0, size)
+        nodes = Store.get_nodes(s, ids)
+        missing = [i for i in ids if i not in nodes]
+        if missing:
+            raise StorageError(
+                f"the log's tree is missing node {missing[0]} at size {size}",
+                hint="the database is damaged: run 'custody log verify'",
+            )
+        return [nodes[i] for i in ids]
+
+    def root(self, size: int | None = None) -> tuple[int, bytes]:
+        with self.store.session() as s:
+            n = Store.log_size(s)
+            size = n if size is None else size
+            if size > n:
+                raise UsageError(f"the log has {n} entries, not {size}")
+            return size, merkle.root_from_frontier(self._frontier(s, size))
+
+    # -- checkpoints and proofs -----------------------------------------------------
+
+    def checkpoint(self, signer: Signer) -> bytes:
+        """Sign and store a checkpoint of the current tree; returns the signed note.
+
+        If a checkpoint of this size exists already it is returned unchanged.
+        """
+        if signer.name != self.origin:
+            raise UsageError(f"key '{signer.name}' is not this log's key ('{self.origin}')")
+        with self.store.writer() as s:
+            size = Store.log_size(s)
+            existing = s.get(CheckpointRow, size)
+            if existing is not None:
+                return bytes(existing.note)
+            root = merkle.root_from_frontier(self._frontier(s, size))
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), signer)
+            s.add(CheckpointRow(size=size, root=root, note=note))
+            return note
+
+    def checkpoint_note(self, size: int | None = None) -> bytes:
+        row = self.store.checkpoint(size)
+        if row is None:
+            where = "yet" if size is None else f"at size {size}"
+            raise NotFoundError(
+                f"the log has no checkpoint {where}",
+                hint="sign one with 'custody log checkpoint'",
+            )
+        return bytes(row.note)
+
+    def _proof(self, plan: list[list[tuple[int, int]]]) -> list[bytes]:
+        with self.store.session() as s:
+            nodes = Store.get_nodes(s, [n for group in plan for n in group])
+        try:
+            return merkle.assemble(plan, nodes)
+        except merkle.ProofError as exc:
+            raise StorageError(f"cannot build the proof: {exc.message}") from exc
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry `index` in the tree of `size` entries."""
+        n = self.size()
+        if not 0 <= index < size <= n:
+            raise UsageError(f"entry {index} is not in a tree of {size} entries (the log has {n})")
+        return self._proof(merkle.inclusion_proof_nodes(index, size))
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """RFC 9162 consistency proof between the trees of `old` and `new` entries."""
+        n = self.size()
+        if not 0 < old <= new <= n:
+            raise UsageError(f"no consistency proof from size {old} to {new} (the log has {n})")
+        return self._proof(merkle.consistency_proof_nodes(old, new))
+
+    def tlog_proof(self, index: int, size: int | None = None) -> TlogProof:
+        """A c2sp.org/tlog-proof@v1 for entry `index` against a stored checkpoint."""
+        note = self.checkpoint_note(size)
+        row = self.store.checkpoint(size)
+        assert row is not None  # checkpoint_note raised otherwise
+        if index >= row.size:
+            raise UsageError(
+                f"entry {index} is not covered by the checkpoint of size {row.size}",
+                hint="sign a newer checkpoint with 'custody log checkpoint'",
+            )
+        proof = self.inclusion_proof(index, int(row.size))
+        return TlogProof(index=index, hashes=tuple(proof), checkpoint=note)
+
+    # -- verification ---------------------------------------------------------------
+
+    def verify(
+        self,
+        log_key: VerifierKey,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        jobs: int | None = None,
+        chunk: int = 4000,
+    ) -> LogReport:
+        """Recompute the whole log from its entry bytes and check everything.
+
+        Checks every entry's format and signatures (by keys valid at that
+        index), that the indexes have no gap, that every stored tree node is
+        the hash recomputed from the entries, and that every stored checkpoint
+        is signed by `log_key` and matches the recomputed root at its size.
+
+        Raises EntryError naming the first bad entry, CheckpointError naming the
+        first bad checkpoint, or StorageError if the database cannot be read.
+        """
+        total = self.size()
+        checkpoints = self.store.checkpoints()
+        by_size: dict[int, CheckpointRow] = {}
+        for row in checkpoints:
+            try:
+                opened = open_checkpoint(bytes(row.note), log_key)
+            except CustodyError as exc:
+                raise CheckpointError(
+                    f"checkpoint at size {row.size}: {exc.message}",
+                    hint="the checkpoint was altered, or the log key given is not this log's",
+                ) from exc
+            cp = opened.checkpoint
+            if cp.size != row.size or cp.root != bytes(row.root) or cp.origin != self.origin:
+                raise CheckpointError(
+                    f"checkpoint at size {row.size}: its signed text disagrees with the "
+                    "database columns"
+                )
+            if cp.size > total:
+                raise CheckpointError(
+                    f"checkpoint at size {cp.size} is beyond the end of the log ({total} "
+                    "entries): entries were removed"
+                )
+            by_size[cp.size] = row
+
+        jobs = jobs or (os.cpu_count() or 1)
+        use_pool = jobs > 1 and total > 2 * chunk
+        pool: ProcessPoolExecutor | None = None
+        if use_pool:
+            pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+        parties = Parties()
+        frontier: list[bytes] = []
+        size = 0
+        signatures = 0
+        if 0 in by_size and by_size[0].root != merkle.EMPTY_ROOT:
+            raise CheckpointError("checkpoint at size 0 does not carry the empty tree's root")
+
+        def chunks() -> Iterator[tuple[int, list[bytes], EntryError | None, Parties]]:
+            start = 0
+            buf: list[bytes] = []
+            for idx, data in self.store.iter_entries(0, total, chunk=chunk):
+                if idx != start + len(buf):
+                    raise EntryError(start + len(buf), "is missing: the log has a gap here")
+                buf.append(data)
+                if len(buf) == chunk:
+                    err = _apply_keys(parties, start, buf)
+                    yield start, buf, err, parties.copy()
+                    start, buf = start + len(buf), []
+            if start + len(buf) != total:
+                raise EntryError(start + len(buf), "is missing: the log has a gap here")
+            if buf:
+                err = _apply_keys(parties, start, buf)
+                yield start, buf, err, parties.copy()
+
+        try:
+            pending: list[
+                tuple[int, list[bytes], EntryError | None, Future[Any] | None, Parties]
+            ] = []
+            source = chunks()
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) < (2 * jobs if pool else 1):
+                    try:
+                        start, buf, err, snap = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    fut = pool.submit(_check_chunk, start, buf, snap) if pool else None
+                    pending.append((start, buf, err, fut, snap))
+                if not pending:
+                    break
+                start, buf, apply_err, fut, snap = pending.pop(0)
+                if fut is not None:
+                    leaves, check_err, nsig = fut.result()
+                else:
+                    leaves, check_err, nsig = _check_chunk(start, buf, snap)
+                errs = [e for e in (apply_err, check_err) if e is not None]
+                if errs:
+                    raise min(errs, key=lambda e: e.index)
+                signatures += nsig
+                expected: list[tuple[tuple[int, int], bytes]] = []
+                for leaf in leaves:
+                    new_nodes, frontier = merkle.append_leaf(frontier, size, leaf)
+                    expected.extend(new_nodes)
+                    size += 1
+                    if size in by_size:
+                        self._check_checkpoint(by_size[size], frontier)
+                self._check_nodes(expected)
+                if progress:
+                    progress(size, total)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+        latest = max(by_size) if by_size else None
+        return LogReport(
+            size=size,
+            root=merkle.root_from_frontier(frontier),
+            checkpoints=len(by_size),
+            latest_checkpoint=latest,
+            parties=len(parties.keys),
+            signatures=signatures,
+        )
+
+    @staticmethod
+    def _check_checkpoint(row: CheckpointRow, frontier: list[bytes]) -> None:
+        root = merkle.root_from_frontier(frontier)
+        if root != bytes(row.root):
+            raise CheckpointError(
+                f"checkpoint at size {row.size} does not match the entries: the log's "
+                "history was rewritten after it was signed",
+                hint="compare with an exported bundle or a witness's copy of this checkpoint",
+            )
+
+    def _check_nodes(self, expected: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+        """Compare recomputed tree nodes with the stored ones (proofs are served from them)."""
+        by_level: dict[int, list[tuple[int, bytes]]] = {}
+        for (level, idx), h in expected:
+            by_level.setdefault(level, []).append((idx, h))
+        for level, items in by_level.items():
+            stored = self.store.nodes_at_level(level, items[0][0], items[-1][0])
+            for idx, h in items:
+                if stored.get(idx) != h:
+                    where = (
+                        f"log entry {idx}: its bytes do not match the leaf hash stored in the tree"
+                        if level == 0
+                        else f"stored tree node (level {level}, index {idx}) is wrong"
+                    )
+                    raise VerificationError(where, hint="the database was altered outside custody")
+
+
+def _apply_keys(parties: Parties, start: int, buf: Sequence[bytes]) -> EntryError | None:
+    """Apply the chunk's key entries to `parties`; return the first rule error, if any."""
+    for offset, data in enumerate(buf):
+        if data.startswith(KEY_ENTRY_PREFIX):
+            try:
+                parties.apply(start + offset, SignedEntry.parse(data).entry)
+            except EntryError as exc:
+                return exc
+            except CustodyError as exc:
+                return EntryError(start + offset, f"malformed: {exc.message}")
+    return None
+
+
+def _check_chunk(
+    start: int, datas: Sequence[bytes], parties: Parties
+) -> tuple[list[bytes], EntryError | None, int]:
+    """Verify a run of entries (in a worker process): leaf hashes, first error, signatures."""
+    leaves: list[bytes] = []
+    nsig = 0
+    for offset, data in enumerate(datas):
+        try:
+            signed = check_entry(start + offset, data, parties)
+        except EntryError as exc:
+            return leaves, exc, nsig
+        nsig += len(signed.note.signatures)
+        leaves.append(merkle.leaf_hash(data))
+    return leaves, None, nsig

@@ -1,0 +1,386 @@
+"""The database: the only module that knows SQL (sqlmodel over SQLAlchemy).
+
+SQLite by default (a file in the custody home, WAL, synchronous=FULL);
+PostgreSQL through the same code for agencies with many users.
+
+What the log needs from the database:
+
+* `entries` holds each entry's bytes exactly as signed; `tree_nodes` holds every
+  perfect subtree hash of the RFC 6962 tree at (level, index), so any proof needs
+  O(log n) reads; `checkpoints` holds signed checkpoints.  These three tables are
+  append-only in the database itself: triggers refuse UPDATE and DELETE.
+* An append is one write transaction that takes the log's write lock first
+  (SQLite `BEGIN IMMEDIATE`, PostgreSQL a transaction-scoped advisory lock), so
+  two processes appending at once serialise: no fork, no gap.  The primary key on
+  `entries.idx` is a second guard.
+
+The other tables (parties, cases, items) are indexes derived from the log for
+fast look-ups; `custody log verify` never trusts them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, LargeBinary, desc, event, func, text, tuple_
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, create_engine, select
+
+__all__ = ["Session", "Store"]
+
+from custody.errors import StorageError
+
+SCHEMA_VERSION = "1"
+APPEND_ONLY_TABLES = ("entries", "tree_nodes", "checkpoints")
+_PG_LOCK_ID = 0x637573746F6479  # "custody": the log's advisory write lock
+
+
+class Meta(SQLModel, table=True):
+    __tablename__ = "meta"
+    key: str = Field(primary_key=True)
+    value: str
+
+
+class EntryRow(SQLModel, table=True):
+    __tablename__ = "entries"
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    etype: str = Field(index=True)
+    # Look-up columns copied from the signed text; never trusted by verification.
+    item: str | None = Field(default=None, index=True)
+    case_id: str | None = Field(default=None, index=True)
+
+
+class NodeRow(SQLModel, table=True):
+    __tablename__ = "tree_nodes"
+    level: int = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class PartyRow(SQLModel, table=True):
+    """A registered party key (derived from `key` entries)."""
+
+    __tablename__ = "parties"
+    name: str = Field(primary_key=True)
+    role: str
+    org: str = ""
+    vkey: str
+    status: str = "active"  # active | revoked | rotated
+    entry_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class CaseRow(SQLModel, table=True):
+    __tablename__ = "cases"
+    case_id: str = Field(primary_key=True)
+    title: str = ""
+    created: str
+
+
+class ItemRow(SQLModel, table=True):
+    """An exhibit: one file ingested into one case (derived from its `ingest` entry)."""
+
+    __tablename__ = "items"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True)
+    number: int
+    exhibit: str = Field(unique=True)
+    blake3: str = Field(index=True)
+    sha256: str | None = None
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    name: str
+    kind: str  # media | attachment
+    metadata_digest: str | None = None
+    content_digest: str | None = None
+    ingest_idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    holder: str
+    ingested_by: str
+    ingested_at: str
+
+
+_SQLITE_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS {table}_no_{op} BEFORE {OP} ON {table}
+BEGIN SELECT RAISE(ABORT, 'custody: {table} is append-only'); END
+"""
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION custody_append_only() RETURNS trigger AS $$
+BEGIN RAISE EXCEPTION 'custody: % is append-only', TG_TABLE_NAME; END;
+$$ LANGUAGE plpgsql
+"""
+
+_PG_TRIGGERS = """
+DROP TRIGGER IF EXISTS {table}_append_only ON {table};
+CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION custody_append_only();
+DROP TRIGGER IF EXISTS {table}_no_truncate ON {table};
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+    FOR EACH STATEMENT EXECUTE FUNCTION custody_append_only()
+"""
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _describe(url: str) -> str:
+    """The URL without a password, for error messages."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://…@{rest.split('@', 1)[1]}"
+    return url
+
+
+class Store:
+    """A custody database.  `Store.open(url)` connects and creates the schema if needed."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.engine = engine
+        self.url = url
+        self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @classmethod
+    def open(cls, url: str, *, create: bool = False) -> Store:
+        """Connect to `url`; with `create`, make the schema (idempotent).
+
+        Raises StorageError (one line, the URL without password) if the database
+        cannot be opened.
+        """
+        if url.startswith("sqlite:///") and not create:
+            path = Path(url[len("sqlite:///") :])
+            if not path.exists():
+                raise StorageError(
+                    f"no custody database at {path}",
+                    hint="run 'custody init --origin NAME' first, or pass --home / set "
+                    "CUSTODY_HOME to an existing home",
+                )
+        try:
+            if url.startswith("sqlite"):
+                engine = create_engine(url, connect_args={"timeout": 60})
+                _sqlite_setup(engine)
+            else:
+                engine = create_engine(url, pool_pre_ping=True)
+            store = cls(engine, url)
+            if create:
+                store._create_schema()
+            else:
+                store._check_schema()
+            return store
+        except StorageError:
+            raise
+        except (SQLAlchemyError, OSError, ImportError) as exc:
+            raise StorageError(
+                f"cannot open the custody database {_describe(url)}: {_first_line(exc)}",
+                hint="check --db / CUSTODY_DB, or run 'custody init' first",
+            ) from exc
+
+    def _create_schema(self) -> None:
+        with self.engine.begin() as conn:
+            SQLModel.metadata.create_all(conn)
+            if self.is_sqlite:
+                for table in APPEND_ONLY_TABLES:
+                    for op in ("update", "delete"):
+                        conn.exec_driver_sql(
+                            _SQLITE_TRIGGER.format(table=table, op=op, OP=op.upper())
+                        )
+            else:
+                conn.exec_driver_sql(_PG_FUNCTION)
+                for table in APPEND_ONLY_TABLES:
+                    for stmt in _PG_TRIGGERS.format(table=table).split(";"):
+                        conn.exec_driver_sql(stmt)
+        with self.session() as s:
+            if s.get(Meta, "schema") is None:
+                s.add(Meta(key="schema", value=SCHEMA_VERSION))
+                s.commit()
+
+    def _check_schema(self) -> None:
+        with self.session() as s:
+            row = s.get(Meta, "schema")
+        if row is None:
+            raise StorageError(
+                f"{_describe(self.url)} is not a custody database",
+                hint="run 'custody init' to create one",
+            )
+        if row.value != SCHEMA_VERSION:
+            raise StorageError(
+                f"database schema version {row.value} is not supported (this custody "
+                f"reads version {SCHEMA_VERSION})"
+            )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- sessions -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read (or unlocked write) session; database errors become StorageError."""
+        try:
+            with Session(self.engine) as s:
+                yield s
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {_first_line(exc)}") from exc
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Session]:
+        """One write transaction holding the log's write lock; commits on success.
+
+        Everything done in the block (entries, nodes, index rows) commits together
+        or not at all: an interrupted process leaves no orphan entry.
+        """
+        try:
+            with self.engine.connect() as conn:
+                conn = conn.execution_options(custody_write=True)
+                with conn.begin():
+                    if not self.is_sqlite:
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+                    with Session(bind=conn) as s:
+                        yield s
+                        s.flush()
+        except OperationalError as exc:
+            raise StorageError(
+                f"database is busy or unavailable: {_first_line(exc)}",
+                hint="another custody process may hold the log's write lock; try again",
+            ) from exc
+        except DBAPIError as exc:
+            raise StorageError(f"database refused the write: {_first_line(exc)}") from exc
+
+    # -- the log tables ---------------------------------------------------------
+
+    def meta(self, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(Meta, key)
+            return None if row is None else row.value
+
+    @staticmethod
+    def log_size(s: Session) -> int:
+        n = s.exec(select(func.max(EntryRow.idx))).one()
+        return 0 if n is None else int(n) + 1
+
+    @staticmethod
+    def get_nodes(s: Session, ids: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
+        """The stored hashes of the given perfect subtrees (missing ids are absent)."""
+        out: dict[tuple[int, int], bytes] = {}
+        wanted = list(dict.fromkeys(ids))
+        for i in range(0, len(wanted), 200):
+            chunk = wanted[i : i + 200]
+            rows = s.exec(
+                select(NodeRow.level, NodeRow.idx, NodeRow.hash).where(
+                    tuple_(NodeRow.level, NodeRow.idx).in_(chunk)
+                )
+            ).all()
+            for level, idx, h in rows:
+                out[(int(level), int(idx))] = bytes(h)
+        return out
+
+    @staticmethod
+    def insert_log_rows(
+        s: Session, entries: Sequence[dict[str, Any]], nodes: Sequence[dict[str, Any]]
+    ) -> None:
+        """Bulk-insert entry and node rows inside the caller's write transaction."""
+        if entries:
+            s.execute(EntryRow.__table__.insert(), list(entries))  # type: ignore[attr-defined]
+        if nodes:
+            s.execute(NodeRow.__table__.insert(), list(nodes))  # type: ignore[attr-defined]
+
+    def iter_entries(
+        self, start: int = 0, end: int | None = None, chunk: int = 5000
+    ) -> Iterator[tuple[int, bytes]]:
+        """Stream (index, bytes) in index order, `chunk` rows per query."""
+        pos = start
+        while end is None or pos < end:
+            stop = pos + chunk if end is None else min(pos + chunk, end)
+            with self.session() as s:
+                rows = s.exec(
+                    select(EntryRow.idx, EntryRow.data)
+                    .where(EntryRow.idx >= pos, EntryRow.idx < stop)
+                    .order_by(EntryRow.idx)  # type: ignore[arg-type]
+                ).all()
+            if not rows:
+                return
+            for idx, data in rows:
+                yield int(idx), bytes(data)
+            pos = stop
+
+    @staticmethod
+    def key_entries(s: Session) -> list[tuple[int, bytes]]:
+        """(index, bytes) of every entry whose look-up column says it is a `key` entry."""
+        rows = s.exec(
+            select(EntryRow.idx, EntryRow.data)
+            .where(EntryRow.etype == "key")
+            .order_by(EntryRow.idx)  # type: ignore[arg-type]
+        ).all()
+        return [(int(i), bytes(d)) for i, d in rows]
+
+    def nodes_at_level(self, level: int, lo: int, hi: int) -> dict[int, bytes]:
+        """Stored node hashes at `level` with index in [lo, hi]."""
+        with self.session() as s:
+            rows = s.exec(
+                select(NodeRow.idx, NodeRow.hash).where(
+                    NodeRow.level == level, NodeRow.idx >= lo, NodeRow.idx <= hi
+                )
+            ).all()
+        return {int(i): bytes(h) for i, h in rows}
+
+    def parties(self) -> list[PartyRow]:
+        with self.session() as s:
+            return list(s.exec(select(PartyRow).order_by(PartyRow.name)).all())
+
+    def party(self, name: str) -> PartyRow | None:
+        with self.session() as s:
+            return s.get(PartyRow, name)
+
+    def entry(self, index: int) -> bytes | None:
+        with self.session() as s:
+            row = s.get(EntryRow, index)
+            return None if row is None else bytes(row.data)
+
+    def checkpoints(self) -> list[CheckpointRow]:
+        with self.session() as s:
+            return list(s.exec(select(CheckpointRow).order_by(CheckpointRow.size)).all())  # type: ignore[arg-type]
+
+    def checkpoint(self, size: int | None = None) -> CheckpointRow | None:
+        """The checkpoint at `size`, or the latest one."""
+        with self.session() as s:
+            if size is not None:
+                return s.get(CheckpointRow, size)
+            return s.exec(select(CheckpointRow).order_by(desc("size")).limit(1)).first()
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL, synchronous=FULL, and explicit BEGIN (IMMEDIATE for writers).
+
+    pysqlite's own transaction handling is switched off so that the write lock
+    is taken at BEGIN, before the log size is read: two writers then queue
+    instead of both reading size n and one failing (or, worse, forking) later.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get("custody_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _first_line(exc: BaseException) -> str:
+    text_ = str(getattr(exc, "orig", None) or exc)
+    return text_.strip().splitlines()[0] if text_.strip() else type(exc).__name__

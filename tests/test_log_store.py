@@ -1,0 +1,159 @@
+"""The log on its store: transactions, concurrent writers, O(log n) proofs, rules."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import PASSPHRASE
+
+from custody.core import merkle
+from custody.core.entry import Entry, sign_entry
+from custody.core.note import Signer
+from custody.core.parties import EntryError
+from custody.errors import VerificationError
+from custody.home import Custody
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _pw(_prompt: str) -> str:
+    return PASSPHRASE
+
+
+def _access(signer: Signer, n: int) -> bytes:
+    entry = Entry.build("access", NOW, [("by", signer.name), ("purpose", f"test {n}")])
+    return sign_entry(entry, [signer])
+
+
+def test_an_append_that_fails_midway_leaves_nothing(home: Path) -> None:
+    with Custody.open() as c:
+        bob = c.signer("bob", _pw)
+        before = c.log.size()
+        with pytest.raises(RuntimeError), c.log.transaction() as w:
+            w.append(_access(bob, 1))
+            w.append(_access(bob, 2))
+            raise RuntimeError("power cut")
+        assert c.log.size() == before
+        c.log.verify(c.log_key)
+
+
+def test_entries_by_unknown_or_forged_signers_are_refused(home: Path) -> None:
+    with Custody.open() as c:
+        stranger = Signer.generate("mallory")
+        with pytest.raises(EntryError, match="not a registered party"):
+            c.log.append(_access(stranger, 1))
+        impostor = Signer.generate("bob")  # right name, wrong key
+        with pytest.raises(EntryError, match="key id"):
+            c.log.append(_access(impostor, 1))
+        assert c.log.size() == 2
+
+
+def test_proofs_read_only_log_n_nodes(home: Path) -> None:
+    """Proofs come from stored nodes: count the node reads for a 300-entry log."""
+    from custody.store import Store
+
+    with Custody.open() as c:
+        bob = c.signer("bob", _pw)
+        with c.log.transaction() as w:
+            for n in range(300):
+                w.append(_access(bob, n))
+        size = c.log.size()
+        tree = merkle.MemoryTree()
+        for _idx, data in c.store.iter_entries():
+            tree.append(data)
+        reads: list[int] = []
+        real = Store.get_nodes
+
+        def counting(s, ids):  # type: ignore[no-untyped-def]
+            reads.append(len(ids))
+            return real(s, ids)
+
+        Store.get_nodes = staticmethod(counting)  # type: ignore[method-assign]
+        try:
+            for index in (0, 1, 150, 299, 301):
+                assert c.log.inclusion_proof(index, size) == tree.inclusion_proof(index, size)
+            assert c.log.consistency_proof(7, size) == tree.consistency_proof(7, size)
+        finally:
+            Store.get_nodes = staticmethod(real)  # type: ignore[method-assign]
+        assert max(reads) <= 2 * size.bit_length() + 2
+        assert c.log.root()[1] == tree.root()
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from custody.core.entry import Entry, sign_entry
+    from custody.home import Custody
+    name, count = sys.argv[1], int(sys.argv[2])
+    with Custody.open() as c:
+        signer = c.signer(name, lambda _p: sys.argv[3])
+        for n in range(count):
+            entry = Entry.build("access", datetime.now(UTC), [("by", name), ("n", n)])
+            c.log.append(sign_entry(entry, [signer]))  # one transaction per entry
+    """
+)
+
+
+def test_concurrent_writers_never_fork_or_leave_a_gap(cli, home: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    writers = ["w1", "w2", "w3"]
+    for name in writers:
+        cli.run("key", "new", name, "--role", "agency")
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    count = 60
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), name, str(count), PASSPHRASE],
+            env=dict(os.environ),
+            stderr=subprocess.PIPE,
+        )
+        for name in writers
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    with Custody.open() as c:
+        total = 2 + len(writers) + count * len(writers)
+        assert c.log.size() == total
+        indexes = [idx for idx, _ in c.store.iter_entries()]
+        assert indexes == list(range(total))
+        seen: dict[str, list[int]] = {w: [] for w in writers}
+        for _idx, data in c.store.iter_entries(2 + len(writers)):
+            from custody.core.entry import SignedEntry
+
+            e = SignedEntry.parse(data).entry
+            seen[e.require("by")].append(int(e.require("n")))
+        assert all(v == list(range(count)) for v in seen.values())
+        report = c.log.verify(c.log_key)
+        assert report.size == total
+
+
+def test_parallel_verify_names_the_first_bad_entry(home: Path) -> None:
+    """The multi-process verify path (used for big logs) reports the same first error."""
+    import sqlite3
+
+    with Custody.open() as c:
+        bob = c.signer("bob", _pw)
+        with c.log.transaction() as w:
+            for n in range(500):
+                w.append(_access(bob, n))
+        report = c.log.verify(c.log_key, jobs=2, chunk=50)
+        assert report.size == 502
+    con = sqlite3.connect(home / "custody.db")
+    con.execute("DROP TRIGGER entries_no_update")
+    for idx in (333, 421):
+        data = con.execute("SELECT data FROM entries WHERE idx = ?", (idx,)).fetchone()[0]
+        con.execute(
+            "UPDATE entries SET data = ? WHERE idx = ?", (data.replace(b"test", b"tost"), idx)
+        )
+    con.commit()
+    con.close()
+    with Custody.open() as c, pytest.raises(VerificationError, match="log entry 333"):
+        c.log.verify(c.log_key, jobs=2, chunk=50)
