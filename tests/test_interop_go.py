@@ -185,3 +185,46 @@ def test_go_rejects_bad_cosignature(go_verifier: Path, log_files: LogFiles) -> N
     # A witness that did not cosign.
     other = cosignature_verifier_key(Signer.from_seed(WITNESS.name, bytes(32))).encode()
     assert_rejected(run(go_verifier, files, "-witness-key", other), "no cosignature")
+
+
+def test_go_accepts_what_the_cli_writes(go_verifier: Path, tmp_path: Path) -> None:
+    """The issue's bar: a checkpoint, an entry and its proof written by `custody` itself
+    verify with Go's x/mod sumdb/note + sumdb/tlog; one flipped entry byte does not."""
+    from conftest import invoke
+
+    def ok(*args: str) -> bytes:
+        r = invoke(*args)
+        assert r.code == 0, r
+        return r.stdout_bytes
+
+    ok("init", "--origin", "agency.example/custody")
+    ok("key", "new", "alice", "--role", "owner")
+    ok("key", "new", "bob", "--role", "agency")
+    ok("key", "new", "carol", "--role", "lab")
+    (tmp_path / "checkpoint").write_bytes(ok("log", "checkpoint"))
+    log_key = ok("log", "key").decode().strip()
+    for index, party in enumerate(["alice", "bob", "carol"]):
+        files = Files(tmp_path / "checkpoint", tmp_path / f"e{index}", tmp_path / f"p{index}")
+        files.entry.write_bytes(ok("log", "entry", str(index)))
+        ok("log", "prove", str(index), "--out", str(files.proof))
+        party_key = ok("key", "show", party).decode().strip()
+        args = [
+            str(go_verifier),
+            "-log-key",
+            log_key,
+            "-entry-key",
+            party_key,
+            "-checkpoint",
+            str(files.checkpoint),
+            "-entry",
+            str(files.entry),
+            "-proof",
+            str(files.proof),
+        ]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        data = bytearray(files.entry.read_bytes())
+        data[data.index(b"role ") + 5] ^= 0x01
+        files.entry.write_bytes(bytes(data))
+        bad = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        assert bad.returncode != 0

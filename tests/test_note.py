@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -188,6 +189,8 @@ def test_private_key_manglings_rejected() -> None:
         ("PeterNeumann+0xc74f20+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "8 hex digits"),
         ("PeterNeumann+c74f20a3", "three"),
         ("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW=", "base64"),
+        # An ECDSA (type 0x02) key, as Sigstore's Rekor publishes: named, not "bad id".
+        ("rekor.example+c0d23d6a+AjBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABA==", "type 0x02"),
         ("Peter Neumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "space"),
         ("+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW", "empty"),
     ],
@@ -273,7 +276,7 @@ def test_verifier_key_verify_raises_not_returns() -> None:
     s = seed_signer("k", 1)
     key = s.verifier_key
     sig = s.sign(b"msg")
-    assert key.verify(b"msg", sig) is None
+    key.verify(b"msg", sig)  # returns nothing; raises on failure
     with pytest.raises(SignatureError) as info:
         key.verify(b"msG", sig)
     assert info.value.key_name == "k" and info.value.key_id == key.key_id
@@ -496,11 +499,11 @@ def test_check_note_text() -> None:
 # --- properties ------------------------------------------------------------------------------
 
 _text_char = st.characters(
-    blacklist_categories=("Cs",), blacklist_characters=[chr(c) for c in range(0x20) if c != 10]
+    exclude_categories=["Cs"], exclude_characters=[chr(c) for c in range(0x20) if c != 10]
 )
 note_texts = st.text(_text_char, max_size=200).map(lambda t: t + "\n")
 key_names = st.text(
-    st.characters(whitelist_categories=("L", "N", "P", "S"), blacklist_characters="+"),
+    st.characters(categories=("L", "N", "P", "S"), exclude_characters="+"),
     min_size=1,
     max_size=30,
 )
@@ -564,3 +567,14 @@ def test_independent_ed25519_check_of_a_note_signature() -> None:
     assert dash == "\u2014" and name == "example.org/x"
     assert raw[:4] == hashlib.sha256(b"example.org/x\n\x01" + s.public).digest()[:4]
     Ed25519PublicKey.from_public_bytes(s.public).verify(raw[4:], b"hello\n")
+
+
+def test_spec_document_example_is_current() -> None:
+    # docs/spec/signed-note.md shows these bytes; regenerate them to keep the document true.
+    doc = (Path(__file__).parents[1] / "docs" / "spec" / "signed-note.md").read_text("utf-8")
+    alice = Signer.from_seed("example.org/alice", bytes(range(32)))
+    data = sign_note("custody/entry/v1\ntype example\n", [alice]).decode()
+    assert data in doc
+    assert alice.verifier_key.encode() in doc
+    assert alice.encode_private_key() in doc
+    assert alice.key_id.hex() == "77071873"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +17,7 @@ from custody.core.checkpoint import (
     cosignature_verifier_key,
     sign_checkpoint,
 )
-from custody.core.merkle import MemoryTree, ProofError, RootMismatchError
+from custody.core.merkle import MemoryTree, ProofError, RootMismatchError, leaf_hash
 from custody.core.note import SignatureError, Signer, UnverifiedNoteError, sign_note
 from custody.core.tlogproof import TLOG_PROOF_V1, TlogProof, verify_tlog_proof
 from custody.errors import FormatError, VerificationError
@@ -301,3 +302,19 @@ def test_extra_data_is_not_authenticated_and_not_used() -> None:
     tree, entries, cp = build(3)
     p = proof_for(tree, cp, 1, b"anything")
     verify_tlog_proof(TlogProof.parse(p.encode()), entries[1], LOG.verifier_key)
+
+
+def test_spec_document_example_is_current() -> None:
+    doc = (Path(__file__).parents[1] / "docs" / "spec" / "tlog-proof.md").read_text("utf-8")
+    tree = MemoryTree()
+    for e in (b"entry 0\n", b"entry 1\n", b"entry 2\n"):
+        tree.append(e)
+    log = Signer.from_seed("example.org/log", bytes(range(32, 64)))
+    witness = Signer.from_seed("example.org/witness", bytes(range(64, 96)))
+    cp = cosign(
+        sign_checkpoint(Checkpoint("example.org/log", 3, tree.root()), log), witness, 1767225600
+    )
+    proof = TlogProof(1, tuple(tree.inclusion_proof(1)), cp)
+    assert proof.encode().decode() in doc
+    verify_tlog_proof(proof, b"entry 1\n", log.verifier_key, [cosignature_verifier_key(witness)])
+    assert leaf_hash(b"entry 1\n").hex() in doc

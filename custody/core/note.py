@@ -91,6 +91,7 @@ _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
 _FORMAT_HINT = (
     "a signed note is text ending in a newline, a blank line, then lines '— <key name> <base64>'"
 )
+_ALG_HINT = "custody understands signature types 0x01 (Ed25519) and 0x04 (cosignature/v1)"
 _VKEY_HINT = "a verifier key looks like 'name+<8 hex digits>+<base64 of type byte and public key>'"
 
 
@@ -155,7 +156,9 @@ def check_key_name(name: str) -> str:
     (no control or format characters, no lone surrogates), so a name always
     prints as what it is.
     """
-    if not isinstance(name, str) or not name:
+    if not isinstance(name, str):
+        raise FormatError("key name is not a string")
+    if not name:
         raise FormatError("key name is empty", hint="a key name is e.g. 'example.org/log'")
     for ch in name:
         if ch == "+":
@@ -246,7 +249,7 @@ class VerifierKey:
         if self.alg not in _KNOWN_ALGS:
             raise FormatError(
                 f"verifier key {self.name}: unknown signature type {self.alg:#04x}",
-                hint="custody understands 0x01 (Ed25519) and 0x04 (cosignature/v1)",
+                hint=_ALG_HINT,
             )
         if not isinstance(self.public, bytes) or len(self.public) != _ED25519_PUBLIC_SIZE:
             raise FormatError(f"verifier key {self.name}: public key is not 32 bytes")
@@ -279,6 +282,15 @@ class VerifierKey:
             )
         data = _b64decode(key_b64, f"verifier key {name}: key data")
         alg, public = data[0], data[1:]
+        # Type and length first: an ECDSA (0x02) key, say, should be named as such,
+        # not reported as a key id mismatch (its id is computed differently).
+        if alg not in _KNOWN_ALGS:
+            raise FormatError(
+                f"verifier key {name}: unknown signature type {alg:#04x}",
+                hint=_ALG_HINT,
+            )
+        if len(public) != _ED25519_PUBLIC_SIZE:
+            raise FormatError(f"verifier key {name}: public key is not 32 bytes")
         want = bytes.fromhex(id_hex)
         got = key_id(name, alg, public)
         if got != want:
@@ -637,7 +649,10 @@ def open_note(data: bytes, known: Iterable[VerifierKey]) -> VerifiedNote:
         if key not in verified:
             verified.append(key)
     if not verified:
-        signed_by = ", ".join(sorted({f"{s.name}+{s.key_id.hex()}" for s in note.signatures}))
+        idents = sorted({f"{s.name}+{s.key_id.hex()}" for s in note.signatures})
+        signed_by = ", ".join(idents[:5]) + (
+            f" and {len(idents) - 5} more" if len(idents) > 5 else ""
+        )
         raise UnverifiedNoteError(
             f"note is not signed by any trusted key (it is signed by {signed_by})",
             hint="pass the verifier key of the party that should have signed it",
