@@ -12,7 +12,7 @@ import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -274,58 +274,48 @@ class Log:
                 )
             by_size[cp.size] = row
 
-        jobs = jobs or (os.cpu_count() or 1)
-        use_pool = jobs > 1 and total > 2 * chunk
-        pool: ProcessPoolExecutor | None = None
-        if use_pool:
-            pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+        # The party key timeline comes first, from the key entries alone (a few rows,
+        # found through the `etype` look-up column).  Trusting that column cannot make
+        # a bad log pass: a key entry hidden from it is caught by the workers below
+        # ("key entry missing from the index"), and a non-key entry labelled `key`
+        # is parsed and ignored.
         parties = Parties()
+        key_indexes: set[int] = set()
+        apply_error: EntryError | None = None
+        with self.store.session() as s:
+            key_rows = Store.key_entries(s)
+        for idx, data in key_rows:
+            if idx >= total:
+                continue
+            key_indexes.add(idx)
+            if apply_error is None:
+                apply_error = _apply_keys(parties, idx, [data])
+
+        jobs = jobs or (os.cpu_count() or 1)
+        ranges = [(a, min(a + chunk, total)) for a in range(0, total, chunk)]
+        pool: ProcessPoolExecutor | None = None
+        if jobs > 1 and len(ranges) > 2:
+            pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_init_worker,
+                initargs=(self.store.url, parties, key_indexes),
+            )
+            results: Iterator[_ChunkResult] = pool.map(_check_range, *zip(*ranges, strict=True))
+        else:
+            _WORKER.update(store=self.store, parties=parties, key_indexes=key_indexes)
+            results = (_check_range(a, b) for a, b in ranges)
+
         frontier: list[bytes] = []
         size = 0
         signatures = 0
         if 0 in by_size and by_size[0].root != merkle.EMPTY_ROOT:
             raise CheckpointError("checkpoint at size 0 does not carry the empty tree's root")
-
-        def chunks() -> Iterator[tuple[int, list[bytes], EntryError | None, Parties]]:
-            start = 0
-            buf: list[bytes] = []
-            for idx, data in self.store.iter_entries(0, total, chunk=chunk):
-                if idx != start + len(buf):
-                    raise EntryError(start + len(buf), "is missing: the log has a gap here")
-                buf.append(data)
-                if len(buf) == chunk:
-                    err = _apply_keys(parties, start, buf)
-                    yield start, buf, err, parties.copy()
-                    start, buf = start + len(buf), []
-            if start + len(buf) != total:
-                raise EntryError(start + len(buf), "is missing: the log has a gap here")
-            if buf:
-                err = _apply_keys(parties, start, buf)
-                yield start, buf, err, parties.copy()
-
         try:
-            pending: list[
-                tuple[int, list[bytes], EntryError | None, Future[Any] | None, Parties]
-            ] = []
-            source = chunks()
-            exhausted = False
-            while True:
-                while not exhausted and len(pending) < (2 * jobs if pool else 1):
-                    try:
-                        start, buf, err, snap = next(source)
-                    except StopIteration:
-                        exhausted = True
-                        break
-                    fut = pool.submit(_check_chunk, start, buf, snap) if pool else None
-                    pending.append((start, buf, err, fut, snap))
-                if not pending:
-                    break
-                start, buf, apply_err, fut, snap = pending.pop(0)
-                if fut is not None:
-                    leaves, check_err, nsig = fut.result()
-                else:
-                    leaves, check_err, nsig = _check_chunk(start, buf, snap)
-                errs = [e for e in (apply_err, check_err) if e is not None]
+            for (_a, b), (leaves, check_err, nsig) in zip(ranges, results, strict=True):
+                errs = [check_err] if check_err is not None else []
+                if apply_error is not None and apply_error.index < b:
+                    errs.append(apply_error)
                 if errs:
                     raise min(errs, key=lambda e: e.index)
                 signatures += nsig
@@ -342,6 +332,7 @@ class Log:
         finally:
             if pool is not None:
                 pool.shutdown(cancel_futures=True)
+            _WORKER.clear()
 
         latest = max(by_size) if by_size else None
         return LogReport(
@@ -393,17 +384,43 @@ def _apply_keys(parties: Parties, start: int, buf: Sequence[bytes]) -> EntryErro
     return None
 
 
-def _check_chunk(
-    start: int, datas: Sequence[bytes], parties: Parties
-) -> tuple[list[bytes], EntryError | None, int]:
-    """Verify a run of entries (in a worker process): leaf hashes, first error, signatures."""
+_ChunkResult = tuple[list[bytes], EntryError | None, int]
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(url: str, parties: Parties, key_indexes: set[int]) -> None:
+    """Pool initializer: each verification worker opens its own database connection."""
+    _WORKER.update(store=Store.open(url), parties=parties, key_indexes=key_indexes)
+
+
+def _check_range(start: int, end: int) -> _ChunkResult:
+    """Verify entries [start, end): (leaf hashes, first error, signatures checked)."""
+    store: Store = _WORKER["store"]
+    parties: Parties = _WORKER["parties"]
+    key_indexes: set[int] = _WORKER["key_indexes"]
     leaves: list[bytes] = []
     nsig = 0
-    for offset, data in enumerate(datas):
+    expected = start
+    for idx, data in store.iter_entries(start, end, chunk=end - start):
+        if idx != expected:
+            return leaves, EntryError(expected, "is missing: the log has a gap here"), nsig
         try:
-            signed = check_entry(start + offset, data, parties)
+            signed = check_entry(idx, data, parties)
         except EntryError as exc:
             return leaves, exc, nsig
+        if signed.entry.type == "key" and idx not in key_indexes:
+            return (
+                leaves,
+                EntryError(
+                    idx,
+                    "is a key entry missing from the database's key index (altered outside "
+                    "custody)",
+                ),
+                nsig,
+            )
         nsig += len(signed.note.signatures)
         leaves.append(merkle.leaf_hash(data))
+        expected += 1
+    if expected != end:
+        return leaves, EntryError(expected, "is missing: the log has a gap here"), nsig
     return leaves, None, nsig

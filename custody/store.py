@@ -25,10 +25,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, LargeBinary, desc, event, func, text, tuple_
+from sqlalchemy import BigInteger, Column, LargeBinary, and_, desc, event, func, or_, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, create_engine, select
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 __all__ = ["Session", "Store"]
 
@@ -275,9 +275,16 @@ class Store:
         wanted = list(dict.fromkeys(ids))
         for i in range(0, len(wanted), 200):
             chunk = wanted[i : i + 200]
+            # An OR of primary-key equalities: SQLite answers it with one index search
+            # per node, where a row-value IN (level, idx) would scan the whole table.
             rows = s.exec(
                 select(NodeRow.level, NodeRow.idx, NodeRow.hash).where(
-                    tuple_(NodeRow.level, NodeRow.idx).in_(chunk)
+                    or_(
+                        *(
+                            and_(col(NodeRow.level) == lv, col(NodeRow.idx) == ix)
+                            for lv, ix in chunk
+                        )
+                    )
                 )
             ).all()
             for level, idx, h in rows:

@@ -157,3 +157,16 @@ def test_parallel_verify_names_the_first_bad_entry(home: Path) -> None:
     con.close()
     with Custody.open() as c, pytest.raises(VerificationError, match="log entry 333"):
         c.log.verify(c.log_key, jobs=2, chunk=50)
+
+
+def test_a_relabelled_key_entry_is_caught(home: Path) -> None:
+    """The verifier finds key entries through a look-up column; hiding one is caught."""
+    import sqlite3
+
+    con = sqlite3.connect(home / "custody.db")
+    con.execute("DROP TRIGGER entries_no_update")
+    con.execute("UPDATE entries SET etype = 'access' WHERE idx = 1")
+    con.commit()
+    con.close()
+    with Custody.open() as c, pytest.raises(VerificationError, match="log entry 1"):
+        c.log.verify(c.log_key)

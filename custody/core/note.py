@@ -29,10 +29,10 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidSignature
+import nacl.bindings
+import nacl.exceptions
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
-    Ed25519PublicKey,
 )
 
 from custody.errors import FormatError, InputError, VerificationError
@@ -160,6 +160,8 @@ def check_key_name(name: str) -> str:
         raise FormatError("key name is not a string")
     if not name:
         raise FormatError("key name is empty", hint="a key name is e.g. 'example.org/log'")
+    if name.isprintable() and "+" not in name and not any(ch.isspace() for ch in name):
+        return name  # the common case, checked without the per-character diagnosis below
     for ch in name:
         if ch == "+":
             raise FormatError(
@@ -330,8 +332,12 @@ class VerifierKey:
                 self.name, self.key_id, f"signature is {len(signature)} bytes, want 64"
             )
         try:
-            Ed25519PublicKey.from_public_bytes(self.public).verify(signature, message)
-        except (InvalidSignature, ValueError):
+            # libsodium (via PyNaCl) verifies about twice as fast as OpenSSL here, which
+            # matters when `custody log verify` checks a million entries.  Both implement
+            # RFC 8032's cofactorless check; libsodium also refuses small-order keys and
+            # points, which an honest signer never produces.
+            nacl.bindings.crypto_sign_open(signature + message, self.public)
+        except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError):
             raise SignatureError(self.name, self.key_id) from None
 
 
