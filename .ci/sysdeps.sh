@@ -3,7 +3,8 @@
 # ffmpeg/ffprobe: media probing and packet hashing (required).
 # b3sum: the benchmark's reference.  Go + golang.org/x/mod (Debian's
 # golang-golang-x-mod-dev): the independent RFC 6962 / signed-note verifier the
-# interop tests run.  poppler-utils: pdftotext for report tests.
+# interop tests run.  PostgreSQL server binaries: tests/test_postgres.py starts a
+# throwaway cluster on a local port.
 set -euo pipefail
 need=()
 command -v ffmpeg  >/dev/null 2>&1 || need+=(ffmpeg)
@@ -11,6 +12,8 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v b3sum   >/dev/null 2>&1 || need+=(b3sum)
 command -v go      >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need+=(golang-golang-x-mod-dev)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+  || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 echo "custody: installing system packages: ${need[*]}" >&2
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi

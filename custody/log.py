@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from custody.core import merkle
+from custody.core.chain import Chain, Parsed
 from custody.core.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from custody.core.entry import SignedEntry
 from custody.core.note import Signer, VerifierKey
@@ -53,6 +54,7 @@ class LogWriter:
         self.size = Store.log_size(session)
         self._frontier = log._frontier(session, self.size)
         self._parties: Parties | None = None
+        self._chains: dict[str, Chain] = {}
         self._entries: list[dict[str, Any]] = []
         self._nodes: list[dict[str, Any]] = []
 
@@ -63,11 +65,26 @@ class LogWriter:
             self._parties = self.log.load_parties(self.session)
         return self._parties
 
-    def append(self, data: bytes, *, item: str | None = None, case_id: str | None = None) -> int:
+    def chain(self, case: str) -> Chain:
+        """The custody chain of `case` as of now (replayed from its entries once per
+        transaction, then kept up to date as entries are appended)."""
+        chain = self._chains.get(case)
+        if chain is None:
+            self.flush()  # entries appended earlier in this transaction must be replayed too
+            chain = Chain()
+            # Access entries change no state (rules only read it), and they are the
+            # bulk of a busy case: replay the others.  `log verify` replays them all.
+            for idx, data in Store.case_entries(self.session, case, skip_types=("access",)):
+                signed = SignedEntry.parse(data)
+                chain.apply(idx, signed, self.parties)
+            self._chains[case] = chain
+        return chain
+
+    def append(self, data: bytes) -> int:
         """Check and append one entry; returns its index.
 
         Raises EntryError (and appends nothing) if a signature is not by a valid
-        party key or the entry is malformed.
+        party key, the entry is malformed, or it breaks a custody rule.
         """
         index = self.size
         parties = self.parties
@@ -81,17 +98,28 @@ class LogWriter:
             except CustodyError as exc:
                 raise EntryError(index, f"malformed: {exc.message}") from exc
         signed = check_entry(index, data, parties)
+        case = signed.entry.get("case")
+        if case is not None:
+            if signed.entry.type == "ingest" and case not in self._chains:
+                # Uniqueness per case is also a database constraint: no need to replay
+                # the whole case for each file of a large batch.
+                Chain().apply(index, signed, parties)
+            else:
+                self.chain(case).apply(index, signed, parties)
+        elif signed.entry.type != "key":
+            raise EntryError(index, f"a {signed.entry.type} entry must name its case")
         self._parties = parties
-        new_nodes, self._frontier = merkle.append_leaf(
-            self._frontier, index, merkle.leaf_hash(data)
-        )
+        item = signed.entry.get("item")
+        leaf = merkle.leaf_hash(data)
+        new_nodes, self._frontier = merkle.append_leaf(self._frontier, index, leaf)
         self._entries.append(
             {
                 "idx": index,
                 "data": data,
                 "etype": signed.entry.type,
                 "item": item,
-                "case_id": case_id,
+                "case_id": case,
+                "ehash": leaf.hex(),
             }
         )
         self._nodes.extend({"level": lv, "idx": i, "hash": h} for (lv, i), h in new_nodes)
@@ -133,13 +161,18 @@ class Log:
             yield writer
             writer.flush()
 
-    def append(self, data: bytes, **index_cols: str | None) -> int:
+    def append(self, data: bytes) -> int:
         with self.transaction() as w:
-            return w.append(data, **index_cols)
+            return w.append(data)
 
     def size(self) -> int:
         with self.store.session() as s:
             return Store.log_size(s)
+
+    def parties(self) -> Parties:
+        """The party key timeline of the whole log (from its key entries)."""
+        with self.store.session() as s:
+            return self.load_parties(s)
 
     def load_parties(self, s: Session) -> Parties:
         parties = Parties()
@@ -309,13 +342,21 @@ class Log:
         frontier: list[bytes] = []
         size = 0
         signatures = 0
+        chain = Chain()
         if 0 in by_size and by_size[0].root != merkle.EMPTY_ROOT:
             raise CheckpointError("checkpoint at size 0 does not carry the empty tree's root")
         try:
-            for (_a, b), (leaves, check_err, nsig) in zip(ranges, results, strict=True):
+            for (a, b), (leaves, parsed, check_err, nsig) in zip(ranges, results, strict=True):
                 errs = [check_err] if check_err is not None else []
                 if apply_error is not None and apply_error.index < b:
                     errs.append(apply_error)
+                # The custody rules, in log order, over what the worker parsed.
+                for offset, signed in enumerate(parsed):
+                    try:
+                        chain.apply(a + offset, signed, parties)
+                    except EntryError as exc:
+                        errs.append(exc)
+                        break
                 if errs:
                     raise min(errs, key=lambda e: e.index)
                 signatures += nsig
@@ -384,7 +425,7 @@ def _apply_keys(parties: Parties, start: int, buf: Sequence[bytes]) -> EntryErro
     return None
 
 
-_ChunkResult = tuple[list[bytes], EntryError | None, int]
+_ChunkResult = tuple[list[bytes], list[Parsed], EntryError | None, int]
 _WORKER: dict[str, Any] = {}
 
 
@@ -399,18 +440,20 @@ def _check_range(start: int, end: int) -> _ChunkResult:
     parties: Parties = _WORKER["parties"]
     key_indexes: set[int] = _WORKER["key_indexes"]
     leaves: list[bytes] = []
+    parsed: list[Parsed] = []
     nsig = 0
     expected = start
     for idx, data in store.iter_entries(start, end, chunk=end - start):
         if idx != expected:
-            return leaves, EntryError(expected, "is missing: the log has a gap here"), nsig
+            return leaves, parsed, EntryError(expected, "is missing: the log has a gap here"), nsig
         try:
             signed = check_entry(idx, data, parties)
         except EntryError as exc:
-            return leaves, exc, nsig
+            return leaves, parsed, exc, nsig
         if signed.entry.type == "key" and idx not in key_indexes:
             return (
                 leaves,
+                parsed,
                 EntryError(
                     idx,
                     "is a key entry missing from the database's key index (altered outside "
@@ -420,7 +463,8 @@ def _check_range(start: int, end: int) -> _ChunkResult:
             )
         nsig += len(signed.note.signatures)
         leaves.append(merkle.leaf_hash(data))
+        parsed.append(Parsed(data, signed.entry, signed.signer_names))
         expected += 1
     if expected != end:
-        return leaves, EntryError(expected, "is missing: the log has a gap here"), nsig
-    return leaves, None, nsig
+        return leaves, parsed, EntryError(expected, "is missing: the log has a gap here"), nsig
+    return leaves, parsed, None, nsig

@@ -25,7 +25,18 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, LargeBinary, and_, desc, event, func, or_, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    LargeBinary,
+    UniqueConstraint,
+    and_,
+    desc,
+    event,
+    func,
+    or_,
+    text,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
@@ -53,6 +64,7 @@ class EntryRow(SQLModel, table=True):
     # Look-up columns copied from the signed text; never trusted by verification.
     item: str | None = Field(default=None, index=True)
     case_id: str | None = Field(default=None, index=True)
+    ehash: str = Field(index=True)  # entry hash (hex leaf hash): is this entry here already?
 
 
 class NodeRow(SQLModel, table=True):
@@ -92,6 +104,10 @@ class ItemRow(SQLModel, table=True):
     """An exhibit: one file ingested into one case (derived from its `ingest` entry)."""
 
     __tablename__ = "items"
+    __table_args__ = (
+        UniqueConstraint("case_id", "blake3", name="items_case_blake3"),
+        UniqueConstraint("case_id", "number", name="items_case_number"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(index=True)
     number: int
@@ -116,7 +132,7 @@ BEGIN SELECT RAISE(ABORT, 'custody: {table} is append-only'); END
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION custody_append_only() RETURNS trigger AS $$
-BEGIN RAISE EXCEPTION 'custody: % is append-only', TG_TABLE_NAME; END;
+BEGIN RAISE EXCEPTION USING MESSAGE = 'custody: ' || TG_TABLE_NAME || ' is append-only'; END;
 $$ LANGUAGE plpgsql
 """
 
@@ -330,6 +346,17 @@ class Store:
         ).all()
         return [(int(i), bytes(d)) for i, d in rows]
 
+    @staticmethod
+    def case_entries(
+        s: Session, case: str, skip_types: Sequence[str] = ()
+    ) -> list[tuple[int, bytes]]:
+        """(index, bytes) of the entries whose look-up column names `case`, in order."""
+        q = select(EntryRow.idx, EntryRow.data).where(EntryRow.case_id == case)
+        if skip_types:
+            q = q.where(col(EntryRow.etype).not_in(skip_types))
+        rows = s.exec(q.order_by(col(EntryRow.idx))).all()
+        return [(int(i), bytes(d)) for i, d in rows]
+
     def nodes_at_level(self, level: int, lo: int, hi: int) -> dict[int, bytes]:
         """Stored node hashes at `level` with index in [lo, hi]."""
         with self.session() as s:
@@ -347,6 +374,71 @@ class Store:
     def party(self, name: str) -> PartyRow | None:
         with self.session() as s:
             return s.get(PartyRow, name)
+
+    # -- cases and items (look-up indexes derived from the log) -----------------
+
+    def case(self, case_id: str) -> CaseRow | None:
+        with self.session() as s:
+            return s.get(CaseRow, case_id)
+
+    def cases(self) -> list[CaseRow]:
+        with self.session() as s:
+            return list(s.exec(select(CaseRow).order_by(col(CaseRow.case_id))).all())
+
+    def items_in_case(self, case_id: str) -> list[ItemRow]:
+        with self.session() as s:
+            return list(
+                s.exec(
+                    select(ItemRow).where(ItemRow.case_id == case_id).order_by(col(ItemRow.number))
+                ).all()
+            )
+
+    def all_items(self) -> list[ItemRow]:
+        with self.session() as s:
+            return list(s.exec(select(ItemRow).order_by(col(ItemRow.id))).all())
+
+    def item_in_case(self, case_id: str, blake3: str) -> ItemRow | None:
+        with self.session() as s:
+            return s.exec(
+                select(ItemRow).where(ItemRow.case_id == case_id, ItemRow.blake3 == blake3)
+            ).first()
+
+    def item_by_exhibit(self, exhibit: str) -> ItemRow | None:
+        with self.session() as s:
+            return s.exec(select(ItemRow).where(ItemRow.exhibit == exhibit)).first()
+
+    def items_by_digest(self, blake3: str) -> list[ItemRow]:
+        with self.session() as s:
+            return list(s.exec(select(ItemRow).where(ItemRow.blake3 == blake3)).all())
+
+    def items_by_digest_prefix(self, prefix: str, case_id: str | None = None) -> list[ItemRow]:
+        with self.session() as s:
+            q = select(ItemRow).where(col(ItemRow.blake3).startswith(prefix))
+            if case_id is not None:
+                q = q.where(ItemRow.case_id == case_id)
+            return list(s.exec(q.limit(20)).all())
+
+    @staticmethod
+    def next_exhibit_number(s: Session, case_id: str) -> int:
+        """The next exhibit number in `case_id` (call inside the write transaction)."""
+        n = s.exec(select(func.max(ItemRow.number)).where(ItemRow.case_id == case_id)).one()
+        return 1 if n is None else int(n) + 1
+
+    def entries_for_item(self, blake3: str) -> list[tuple[int, bytes]]:
+        """(index, bytes) of the entries whose look-up column names this item, in order."""
+        with self.session() as s:
+            rows = s.exec(
+                select(EntryRow.idx, EntryRow.data)
+                .where(EntryRow.item == blake3)
+                .order_by(col(EntryRow.idx))
+            ).all()
+        return [(int(i), bytes(d)) for i, d in rows]
+
+    @staticmethod
+    def index_of(s: Session, ehash: str) -> int | None:
+        """The index of the entry with this entry hash, if the log has it."""
+        n = s.exec(select(EntryRow.idx).where(EntryRow.ehash == ehash)).first()
+        return None if n is None else int(n)
 
     def entry(self, index: int) -> bytes | None:
         with self.session() as s:

@@ -26,14 +26,43 @@ def _pw(_prompt: str) -> str:
     return PASSPHRASE
 
 
+CASE, ITEM = "T-1", "ab" * 32
+
+
+def _ingest(signer: Signer, item: str = ITEM) -> bytes:
+    """An ingest entry for a (notional) attachment, so that access entries are in order."""
+    fields = [
+        ("case", CASE),
+        ("exhibit", f"{CASE}/0001"),
+        ("item", item),
+        ("name", "x.json"),
+        ("size", 10),
+        ("kind", "attachment"),
+        ("by", signer.name),
+        ("holder", signer.name),
+    ]
+    return sign_entry(Entry.build("ingest", NOW, fields), [signer])
+
+
 def _access(signer: Signer, n: int) -> bytes:
-    entry = Entry.build("access", NOW, [("by", signer.name), ("purpose", f"test {n}")])
-    return sign_entry(entry, [signer])
+    fields = [
+        ("case", CASE),
+        ("item", ITEM),
+        ("by", signer.name),
+        ("purpose", f"test {n}"),
+        ("action", "view"),
+    ]
+    return sign_entry(Entry.build("access", NOW, fields), [signer])
+
+
+def _with_item(c: Custody, signer: Signer) -> None:
+    c.log.append(_ingest(signer))
 
 
 def test_an_append_that_fails_midway_leaves_nothing(home: Path) -> None:
     with Custody.open() as c:
         bob = c.signer("bob", _pw)
+        _with_item(c, bob)
         before = c.log.size()
         with pytest.raises(RuntimeError), c.log.transaction() as w:
             w.append(_access(bob, 1))
@@ -52,6 +81,11 @@ def test_entries_by_unknown_or_forged_signers_are_refused(home: Path) -> None:
         with pytest.raises(EntryError, match="key id"):
             c.log.append(_access(impostor, 1))
         assert c.log.size() == 2
+        bob = c.signer("bob", _pw)
+        _with_item(c, bob)
+        alice = c.signer("alice", _pw)
+        with pytest.raises(EntryError, match="current holder is 'bob'"):
+            c.log.append(_access(alice, 1).replace(b"by alice", b"by alice"))
 
 
 def test_proofs_read_only_log_n_nodes(home: Path) -> None:
@@ -60,6 +94,7 @@ def test_proofs_read_only_log_n_nodes(home: Path) -> None:
 
     with Custody.open() as c:
         bob = c.signer("bob", _pw)
+        _with_item(c, bob)
         with c.log.transaction() as w:
             for n in range(300):
                 w.append(_access(bob, n))
@@ -92,11 +127,18 @@ WRITER = textwrap.dedent(
     from custody.core.entry import Entry, sign_entry
     from custody.home import Custody
     name, count = sys.argv[1], int(sys.argv[2])
+    item = name.encode().hex().ljust(64, "0")
+    now = datetime.now(UTC)
+    def entry(kind, fields):
+        return sign_entry(Entry.build(kind, now, [("case", "T-" + name), *fields]), [signer])
     with Custody.open() as c:
         signer = c.signer(name, lambda _p: sys.argv[3])
-        for n in range(count):
-            entry = Entry.build("access", datetime.now(UTC), [("by", name), ("n", n)])
-            c.log.append(sign_entry(entry, [signer]))  # one transaction per entry
+        c.log.append(entry("ingest", [("exhibit", "T-" + name + "/0001"), ("item", item),
+                                      ("name", "x"), ("size", 1), ("kind", "attachment"),
+                                      ("by", name), ("holder", name)]))
+        for n in range(count):  # one transaction per entry
+            c.log.append(entry("access", [("item", item), ("by", name), ("n", n),
+                                          ("purpose", "p"), ("action", "view")]))
     """
 )
 
@@ -120,16 +162,17 @@ def test_concurrent_writers_never_fork_or_leave_a_gap(cli, home: Path, tmp_path:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err.decode()
     with Custody.open() as c:
-        total = 2 + len(writers) + count * len(writers)
+        total = 2 + len(writers) + (1 + count) * len(writers)
         assert c.log.size() == total
         indexes = [idx for idx, _ in c.store.iter_entries()]
         assert indexes == list(range(total))
         seen: dict[str, list[int]] = {w: [] for w in writers}
-        for _idx, data in c.store.iter_entries(2 + len(writers)):
-            from custody.core.entry import SignedEntry
+        from custody.core.entry import SignedEntry
 
+        for _idx, data in c.store.iter_entries(2 + len(writers)):
             e = SignedEntry.parse(data).entry
-            seen[e.require("by")].append(int(e.require("n")))
+            if e.type == "access":
+                seen[e.require("by")].append(int(e.require("n")))
         assert all(v == list(range(count)) for v in seen.values())
         report = c.log.verify(c.log_key)
         assert report.size == total
@@ -141,14 +184,15 @@ def test_parallel_verify_names_the_first_bad_entry(home: Path) -> None:
 
     with Custody.open() as c:
         bob = c.signer("bob", _pw)
+        _with_item(c, bob)
         with c.log.transaction() as w:
             for n in range(500):
                 w.append(_access(bob, n))
         report = c.log.verify(c.log_key, jobs=2, chunk=50)
-        assert report.size == 502
+        assert report.size == 503
     con = sqlite3.connect(home / "custody.db")
     con.execute("DROP TRIGGER entries_no_update")
-    for idx in (333, 421):
+    for idx in (333, 421):  # both access entries by bob
         data = con.execute("SELECT data FROM entries WHERE idx = ?", (idx,)).fetchone()[0]
         con.execute(
             "UPDATE entries SET data = ? WHERE idx = ?", (data.replace(b"test", b"tost"), idx)

@@ -155,17 +155,25 @@ def check_entry(index: int, data: bytes, parties: Parties) -> SignedEntry:
     message = signed.note.text.encode("utf-8")
     for sig in signed.note.signatures:
         candidates = parties.signing_keys(sig.name, index)
-        if not candidates:
-            ended = [k for k in parties.keys.get(sig.name, []) if k.ended_at is not None]
-            if ended and ended[-1].ended_at is not None and index > ended[-1].ended_at:
-                raise EntryError(
-                    index,
-                    f"signed by '{sig.name}' with a key {ended[-1].end_reason} at entry "
-                    f"{ended[-1].ended_at}",
-                )
-            raise EntryError(index, f"signed by '{sig.name}', which is not a registered party")
         key = next((k for k in candidates if k.vkey.key_id == sig.key_id), None)
         if key is None:
+            history = parties.keys.get(sig.name, [])
+            if not history:
+                raise EntryError(index, f"signed by '{sig.name}', which is not a registered party")
+            known = next((k for k in history if k.vkey.key_id == sig.key_id), None)
+            if known is not None and known.ended_at is not None and index > known.ended_at:
+                raise EntryError(
+                    index,
+                    f"signed by '{sig.name}' with a key {known.end_reason} at entry "
+                    f"{known.ended_at}",
+                    hint="a revoked or rotated key may not sign anything new",
+                )
+            if known is not None:
+                raise EntryError(
+                    index,
+                    f"signed by '{sig.name}' with a key registered only at entry "
+                    f"{known.registered_at}",
+                )
             raise EntryError(index, f"signature by '{sig.name}' uses a key id that party never had")
         try:
             key.vkey.verify(message, sig.signature)

@@ -43,7 +43,13 @@ def _env() -> None:
     os.environ["CUSTODY_KDF_PROFILE"] = "fast"
 
 
+BENCH_CASE, BENCH_ITEM = "BENCH", "9f" * 32
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
 def _new_home(path: Path) -> None:
+    """A home with one party and one (notional) item it holds, for access entries."""
+    from custody.core.entry import Entry, sign_entry
     from custody.home import Custody, Home, init
 
     if path.exists():
@@ -51,19 +57,36 @@ def _new_home(path: Path) -> None:
     init(Home.locate(path), "bench.example/custody", lambda _p: PASSPHRASE)
     with Custody.open(path) as c:
         c.new_key("bench-agency", "agency", "Bench", lambda _p: PASSPHRASE, datetime.now(UTC))
+        signer = c.signer("bench-agency", lambda _p: PASSPHRASE)
+        fields = [
+            ("case", BENCH_CASE),
+            ("exhibit", f"{BENCH_CASE}/0001"),
+            ("item", BENCH_ITEM),
+            ("name", "bench.bin"),
+            ("size", 1),
+            ("kind", "attachment"),
+            ("by", "bench-agency"),
+            ("holder", "bench-agency"),
+        ]
+        c.log.append(sign_entry(Entry.build("ingest", NOW, fields), [signer]))
 
 
 def _entries(signer: object, start: int, count: int) -> list[bytes]:
+    """`count` access entries (the holder viewing the item), all distinct."""
     from custody.core.entry import Entry, sign_entry
 
-    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    item = "9f" * 32
     return [
         sign_entry(
             Entry.build(
                 "access",
-                now,
-                [("by", "bench-agency"), ("item", item), ("purpose", f"benchmark access {n}")],
+                NOW,
+                [
+                    ("case", BENCH_CASE),
+                    ("item", BENCH_ITEM),
+                    ("by", "bench-agency"),
+                    ("action", "view"),
+                    ("purpose", f"benchmark access {n}"),
+                ],
             ),
             [signer],  # type: ignore[list-item]
         )
@@ -118,7 +141,7 @@ def bench_log(entries: int) -> None:
                 have += n
             say(
                 "built (sign + append) entries/s",
-                f"{(entries - 2) / (time.perf_counter() - t0):,.0f}",
+                f"{(entries - 3) / (time.perf_counter() - t0):,.0f}",
             )
             c.log.checkpoint(c.log_signer(lambda _p: PASSPHRASE))
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# `make demo`: the custody story end to end on real camera footage that no one here made:
+# the phone recording VID_20191220_170832.mp4 from Debian's forensics-samples-files.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+DEMO=$ROOT/.demo
+CUSTODY=$ROOT/.venv/bin/custody
+SAMPLE_DEB=forensics-samples-files
+SAMPLE=usr/share/forensics-samples/original-files/movie1/VID_20191220_170832.mp4
+
+bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '%s\n' "$*"; }
+run() { printf '\n$ custody %s\n' "$*"; "$CUSTODY" "$@"; }
+# Run a command that is expected to fail, show its exit code, and carry on.
+run_expect_fail() {
+  printf '\n$ custody %s\n' "$*"
+  set +e; "$CUSTODY" "$@"; rc=$?; set -e
+  say "(exit code $rc: $( [ $rc -eq 1 ] && echo 'verification failed, as it should' || echo 'unexpected' ))"
+  [ $rc -eq 1 ] || exit 1
+}
+
+rm -rf "$DEMO/home" "$DEMO/copies"
+mkdir -p "$DEMO/pkg" "$DEMO/copies"
+
+bold "0. The footage: a real phone recording (Debian package $SAMPLE_DEB)"
+if [ ! -f "$DEMO/pkg/x/$SAMPLE" ]; then
+  (cd "$DEMO/pkg" && apt-get download "$SAMPLE_DEB" >/dev/null 2>&1 && dpkg -x ./"$SAMPLE_DEB"_*.deb x) || {
+    say "could not download $SAMPLE_DEB (no package mirror?); see README for the sample's origin"; exit 1; }
+fi
+CLIP=$DEMO/copies/VID_20191220_170832.mp4
+cp "$DEMO/pkg/x/$SAMPLE" "$CLIP"
+say "clip: $(basename "$CLIP"), $(stat -c %s "$CLIP") bytes"
+
+export CUSTODY_HOME=$DEMO/home
+export CUSTODY_PASSPHRASE="demo passphrase (use a real one, or --passphrase-file)"
+export CUSTODY_KDF_PROFILE=fast   # demo only: real key files use the 64 MiB Argon2id default
+
+bold "1. The agency sets up its custody log"
+run init --origin metro-police.example/custody
+run key new det-jones --role agency --org "Metro Police, Burglary Unit"
+run key new owner-garcia --role owner --org "12 Elm St (camera owner)"
+run key list
+
+bold "2. A case is opened and the owner's clip is ingested"
+run case new 2026-0142 --title "Burglary at 12 Elm St, 20 Dec 2019"
+run ingest "$CLIP" --case 2026-0142 --by det-jones --source "Android phone, shared by owner" \
+  --legal-basis consent --ref "CONSENT-2026-0142-01" --sha256
+say ""
+say "Running the same command again appends nothing:"
+run ingest "$CLIP" --case 2026-0142 --by det-jones
+
+bold "3. What the log now says about the exhibit"
+run show 2026-0142/0001
+run log checkpoint --out "$DEMO/copies/checkpoint.txt"
+run log prove 2 --out "$DEMO/copies/exhibit-0001.tlog-proof"
+say "(the proof file lets anyone check entry 2 is in the signed log, offline)"
+
+bold "4. Copies of the clip come back months later"
+ffmpeg -nostdin -v error -y -i "$CLIP" -map 0 -c copy "$DEMO/copies/remuxed.mkv"
+say "remuxed.mkv: the same footage re-wrapped in another container"
+ffmpeg -nostdin -v error -y -i "$CLIP" -map 0 -c copy -map_metadata 0 \
+  -metadata creation_time=2019-12-19T09:00:00.000000Z "$DEMO/copies/edited-date.mp4"
+say "edited-date.mp4: same footage, creation_time moved back a day"
+"$ROOT/.venv/bin/python" - "$CLIP" "$DEMO/copies/bit-flipped.mp4" <<'PY'
+import json, subprocess, sys
+src, dst = sys.argv[1], sys.argv[2]
+out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_packets",
+                      "-show_entries", "packet=pos,size,pts_time", "-of", "json", src],
+                     capture_output=True, check=True, text=True).stdout
+packets = json.loads(out)["packets"]
+p = packets[len(packets) // 2]
+data = bytearray(open(src, "rb").read())
+data[int(p["pos"]) + int(p["size"]) // 2] ^= 0x01
+open(dst, "wb").write(bytes(data))
+print(f"bit-flipped.mp4: one bit flipped inside the video packet at {float(p['pts_time']):.3f} s")
+PY
+cp "$CLIP" "$DEMO/copies/untouched-copy.mp4"
+say "untouched-copy.mp4: a plain copy"
+
+bold "5. custody verify: what is each copy?"
+run verify "$DEMO/copies/untouched-copy.mp4"
+run_expect_fail verify "$DEMO/copies/remuxed.mkv"
+run_expect_fail verify "$DEMO/copies/edited-date.mp4"
+run_expect_fail verify "$DEMO/copies/bit-flipped.mp4"
+
+bold "6. The log itself checks out, and tampering with its database is caught"
+run log verify
+cp "$CUSTODY_HOME/custody.db" "$DEMO/copies/custody-tampered.db"
+sqlite_edit() {
+  "$ROOT/.venv/bin/python" - "$1" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("DROP TRIGGER entries_no_update")  # an insider going around the triggers
+data = con.execute("SELECT data FROM entries WHERE idx = 2").fetchone()[0]
+con.execute("UPDATE entries SET data = ? WHERE idx = 2",
+            (data.replace(b"legal-basis consent", b"legal-basis warrant"),))
+con.commit()
+print("edited log entry 2 in a copy of the database: 'legal-basis consent' -> 'warrant'")
+PY
+}
+sqlite_edit "$DEMO/copies/custody-tampered.db"
+run_expect_fail log verify --db "sqlite:///$DEMO/copies/custody-tampered.db"
+
+bold "Done"
+say "Everything the demo made is under $DEMO (home: $CUSTODY_HOME)."
