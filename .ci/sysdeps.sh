@@ -4,7 +4,8 @@
 # b3sum: the benchmark's reference.  Go + golang.org/x/mod (Debian's
 # golang-golang-x-mod-dev): the independent RFC 6962 / signed-note verifier the
 # interop tests run.  PostgreSQL server binaries: tests/test_postgres.py starts a
-# throwaway cluster on a local port.
+# throwaway cluster on a local port.  poppler-utils: pdftotext, to read the PDF
+# report back in tests.
 set -euo pipefail
 need=()
 command -v ffmpeg  >/dev/null 2>&1 || need+=(ffmpeg)
@@ -12,6 +13,7 @@ command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v b3sum   >/dev/null 2>&1 || need+=(b3sum)
 command -v go      >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need+=(golang-golang-x-mod-dev)
+command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

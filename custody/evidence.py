@@ -32,12 +32,13 @@ from typing import Any
 
 from custody import media
 from custody.core.compare import ExactMatch, MediaRecord, Record, Unknown, Verdict, classify
-from custody.core.entry import Entry, SignedEntry, format_time, sign_entry
+from custody.core.entry import Entry, SignedEntry, sign_entry
 from custody.core.note import Signer
 from custody.core.parties import check_entry
 from custody.errors import CustodyError, InputError, NotFoundError, UsageError, VerificationError
 from custody.home import Custody
-from custody.store import CaseRow, ItemRow
+from custody.indexer import append_indexed
+from custody.store import CaseRow, ItemRow, Store
 from custody.vault import Vault, hash_file
 
 LEGAL_BASES = ("consent", "warrant", "subpoena", "exigent", "voluntary")
@@ -224,7 +225,7 @@ def read_manifest(path: Path) -> list[Source]:
 
 
 @dataclass(frozen=True)
-class _Prepared:
+class Prepared:
     source: Source
     name: str
     blake3: str
@@ -233,9 +234,9 @@ class _Prepared:
     info: media.MediaInfo | None
 
 
-def _prepare(
+def prepare(
     vault: Vault, src: Source, sha256: bool, progress: Callable[[int], None] | None
-) -> _Prepared:
+) -> Prepared:
     """Hash + store + probe one file (runs in a worker thread)."""
     try:
         name = src.path.name.encode("utf-8").decode("utf-8")
@@ -260,10 +261,10 @@ def _prepare(
         for kind, data in info.sidecars().items():
             if not vault.has_sidecar(digests.blake3_hex, kind):
                 vault.put_sidecar(digests.blake3_hex, kind, data)
-    return _Prepared(src, name, digests.blake3_hex, digests.sha256_hex, digests.size, info)
+    return Prepared(src, name, digests.blake3_hex, digests.sha256_hex, digests.size, info)
 
 
-def _ingest_entry(p: _Prepared, case_id: str, exhibit: str, by: Signer, now: datetime) -> bytes:
+def _ingest_entry(p: Prepared, case_id: str, exhibit: str, by: Signer, now: datetime) -> bytes:
     info = p.info
     fields: list[tuple[str, str | int | None]] = [
         ("case", case_id),
@@ -332,9 +333,9 @@ def ingest(
         if on_bytes is not None:
             on_bytes(n)
 
-    def work(src: Source) -> _Prepared | CustodyError:
+    def work(src: Source) -> Prepared | CustodyError:
         try:
-            return _prepare(vault, src, sha256, progress)
+            return prepare(vault, src, sha256, progress)
         except CustodyError as exc:
             return exc
 
@@ -355,25 +356,9 @@ def ingest(
                     exhibit = exhibit_label(case_id, number)
                     when = now()
                     data = _ingest_entry(prepared, case_id, exhibit, by, when)
-                    index = w.append(data)
-                    info = prepared.info
-                    row = ItemRow(
-                        case_id=case_id,
-                        number=number,
-                        exhibit=exhibit,
-                        blake3=prepared.blake3,
-                        sha256=prepared.sha256,
-                        size=prepared.size,
-                        name=prepared.name,
-                        kind="media" if info else "attachment",
-                        metadata_digest=info.metadata_digest if info else None,
-                        content_digest=info.content_digest if info else None,
-                        ingest_idx=index,
-                        holder=by.name,
-                        ingested_by=by.name,
-                        ingested_at=format_time(when),
-                    )
-                    w.session.add(row)
+                    append_indexed(w, data)
+                row = c.store.item_in_case(case_id, prepared.blake3)
+                assert row is not None
             except CustodyError as exc:
                 yield Outcome(shown, "failed", blake3=prepared.blake3, error=exc.message)
                 continue
@@ -541,17 +526,32 @@ class Event:
         }
 
 
+def _concerns(entry: Entry, item: str) -> bool:
+    """Whether an entry of the item's case is about the item."""
+    if entry.type == "consent":
+        items = entry.get_all("item")
+        return not items or item in items or entry.get("action") == "revoke"
+    return item in entry.get_all("item") or entry.get("parent") == item
+
+
 def history(c: Custody, row: ItemRow) -> list[Event]:
-    """Every log entry about `row`'s file, in log order, each re-checked against the log."""
+    """Every log entry about `row`'s item, in log order, each re-checked against the log.
+
+    That is its ingest (or derive), the consents of its case that cover it, every
+    handoff, refusal, access and derivation naming it.
+    """
     events = []
     parties = c.log.parties()
-    for index, data in c.store.entries_for_item(row.blake3):
+    with c.store.session() as s:
+        rows = Store.case_entries(s, row.case_id)
+    for index, data in rows:
         signed = check_entry(index, data, parties)
         entry = signed.entry
-        if entry.get("item") != row.blake3:
+        if entry.get("case") != row.case_id:
             raise VerificationError(
-                f"log entry {index} is indexed under {row.exhibit} but is about another item",
+                f"log entry {index} is indexed under case {row.case_id} but is about another",
                 hint="run 'custody log verify'",
             )
-        events.append(Event(index, entry.type, entry.time, signed.signer_names, entry.fields))
+        if _concerns(entry, row.blake3):
+            events.append(Event(index, entry.type, entry.time, signed.signer_names, entry.fields))
     return events

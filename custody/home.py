@@ -20,6 +20,7 @@ from pathlib import Path
 from custody.core.entry import Entry, sign_entry
 from custody.core.note import Signer, VerifierKey, check_key_name
 from custody.errors import NotFoundError, StorageError, UsageError
+from custody.indexer import append_indexed
 from custody.keystore import KeyFile, KeyStore
 from custody.log import Log
 from custody.store import Meta, PartyRow, Store, sqlite_url
@@ -161,16 +162,7 @@ class Custody:
         data = sign_entry(entry, [signer])
         try:
             with self.log.transaction() as w:
-                index = w.append(data)
-                w.session.add(
-                    PartyRow(
-                        name=name,
-                        role=role,
-                        org=org,
-                        vkey=keyfile.verifier_key.encode(),
-                        entry_idx=index,
-                    )
-                )
+                index = append_indexed(w, data)
         except BaseException:
             # The key never reached the log: remove the unused file so the name is free.
             self.keystore.path(name).unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from custody.core.tlogproof import TlogProof
 from custody.errors import (
     CustodyError,
     NotFoundError,
+    PolicyError,
     StorageError,
     UsageError,
     VerificationError,
@@ -99,15 +100,19 @@ class LogWriter:
                 raise EntryError(index, f"malformed: {exc.message}") from exc
         signed = check_entry(index, data, parties)
         case = signed.entry.get("case")
-        if case is not None:
-            if signed.entry.type == "ingest" and case not in self._chains:
-                # Uniqueness per case is also a database constraint: no need to replay
-                # the whole case for each file of a large batch.
-                Chain().apply(index, signed, parties)
-            else:
-                self.chain(case).apply(index, signed, parties)
-        elif signed.entry.type != "key":
-            raise EntryError(index, f"a {signed.entry.type} entry must name its case")
+        try:
+            if case is not None:
+                if signed.entry.type == "ingest" and case not in self._chains:
+                    # Uniqueness per case is also a database constraint: no need to
+                    # replay the whole case for each file of a large batch.
+                    Chain().apply(index, signed, parties)
+                else:
+                    self.chain(case).apply(index, signed, parties)
+            elif signed.entry.type != "key":
+                raise EntryError(index, f"a {signed.entry.type} entry must name its case")
+        except EntryError as exc:
+            # Nothing was appended: this is a refusal, not a damaged log.
+            raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
         self._parties = parties
         item = signed.entry.get("item")
         leaf = merkle.leaf_hash(data)

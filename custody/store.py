@@ -403,6 +403,13 @@ class Store:
                 select(ItemRow).where(ItemRow.case_id == case_id, ItemRow.blake3 == blake3)
             ).first()
 
+    @staticmethod
+    def item_in_case_s(s: Session, case_id: str, blake3: str) -> ItemRow | None:
+        """`item_in_case` inside the caller's transaction."""
+        return s.exec(
+            select(ItemRow).where(ItemRow.case_id == case_id, ItemRow.blake3 == blake3)
+        ).first()
+
     def item_by_exhibit(self, exhibit: str) -> ItemRow | None:
         with self.session() as s:
             return s.exec(select(ItemRow).where(ItemRow.exhibit == exhibit)).first()

@@ -23,7 +23,7 @@ from custody.core.parties import EntryError, Parties
 from custody.errors import CustodyError
 
 ONWARD = ("none", "court", "any")
-KNOWN_TYPES = frozenset({"key", "ingest", "consent", "handoff", "access", "derive"})
+KNOWN_TYPES = frozenset({"key", "ingest", "consent", "handoff", "reject", "access", "derive"})
 
 
 class Signed(Protocol):
@@ -184,7 +184,7 @@ class Chain:
             raise EntryError(index, "a handoff needs two different parties")
         offer = e.require("offer")
         if offer in self.offers:
-            raise EntryError(index, f"offer {offer[:12]} was already accepted")
+            raise EntryError(index, f"offer {offer[:12]} was already accepted or refused")
         items = e.get_all("item")
         if not items:
             raise EntryError(index, "handoff names no item")
@@ -196,6 +196,16 @@ class Chain:
             )
         for item in items:
             self.items[(case, item)].holder = receiver
+        self.offers.add(offer)
+
+    def _reject(self, index: int, signed: Signed, parties: Parties) -> None:
+        e = signed.entry
+        by, receiver, offer = e.require("by"), e.require("to"), e.require("offer")
+        _signed_by(index, signed, by, "the party refusing the offer")
+        if by != receiver:
+            raise EntryError(index, f"only the receiver '{receiver}' may refuse this offer")
+        if offer in self.offers:
+            raise EntryError(index, f"offer {offer[:12]} was already accepted or refused")
         self.offers.add(offer)
 
     def _access(self, index: int, signed: Signed, parties: Parties) -> None:
