@@ -279,3 +279,20 @@ def test_batch_killed_half_way_then_rerun(
     assert sorted(i["exhibit"] for i in items) == [f"{CASE}/{n:04d}" for n in range(1, total + 1)]
     report = json.loads(cli.run("log", "verify", "--json").stdout)
     assert report["size"] == 2 + total  # two key entries, one ingest entry per file
+
+
+def test_an_edited_date_is_named_even_when_ffmpeg_rewrote_the_brand(
+    agency: Path, footage: dict[str, Path], tmp_path: Path
+) -> None:
+    """Phones write MP4s with major brand mp42; ffmpeg's stream copy writes isom.  A copy
+    with an edited creation_time must still read as a metadata change, not a remux."""
+    phone = tmp_path / "phone.mp4"
+    clips.ffmpeg("-i", footage["orig"], "-map", "0", "-c", "copy", "-brand", "mp42", phone)
+    edited = clips.edit_metadata(
+        phone, tmp_path / "phone-edited.mp4", creation_time="2019-12-19T09:00:00.000000Z"
+    )
+    ingest_json(str(phone))
+    r = invoke("verify", str(edited), "--json")
+    verdict = json.loads(r.stdout)
+    assert r.code == 1 and verdict["verdict"] == "metadata-changed", verdict
+    assert "2019-12-19T09:00:00.000000Z" in json.dumps(verdict)
