@@ -588,25 +588,24 @@ def _run_ingest(
         from rich.progress import (
             BarColumn,
             DownloadColumn,
-            MofNCompleteColumn,
             Progress,
             TextColumn,
             TimeRemainingColumn,
             TransferSpeedColumn,
         )
 
+        # One bar in bytes (throughput and time left follow the bytes); the file count
+        # is in its description.
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
             transient=True,
         )
         progress.start()
-        files_task = progress.add_task("files", total=len(sources))
-        bytes_task = progress.add_task("bytes", total=total_bytes)
+        bytes_task = progress.add_task(f"0/{len(sources)} files", total=total_bytes)
 
     def on_bytes(n: int) -> None:
         if progress is not None:
@@ -625,7 +624,8 @@ def _run_ingest(
         ):
             counts[outcome.status] += 1
             if progress is not None:
-                progress.advance(files_task)
+                done = sum(counts.values())
+                progress.update(bytes_task, description=f"{done}/{len(sources)} files")
             if json_:
                 sys.stdout.write(json.dumps(outcome.as_json(), sort_keys=True) + "\n")
                 sys.stdout.flush()

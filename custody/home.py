@@ -60,6 +60,7 @@ def init(home: Home, origin: str, passphrase: PassphraseFn) -> VerifierKey:
     UsageError if the home or database is initialised already.
     """
     check_key_name(origin)
+    secret = passphrase(f"New passphrase for the log key '{origin}': ")  # before any write
     try:
         home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -74,9 +75,7 @@ def init(home: Home, origin: str, passphrase: PassphraseFn) -> VerifierKey:
             )
         if home.keystore.exists(origin):
             raise UsageError(f"a key for '{origin}' already exists in {home.keystore.root}")
-        keyfile, _ = home.keystore.create(
-            origin, "log", "", passphrase(f"New passphrase for the log key '{origin}': ")
-        )
+        keyfile, _ = home.keystore.create(origin, "log", "", secret)
         with store.writer() as s:
             if s.get(Meta, "origin") is not None:
                 raise UsageError("another process initialised this database meanwhile")
