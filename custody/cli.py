@@ -830,7 +830,12 @@ def _print_timeline(events: list[Any]) -> None:
 def _register_extensions() -> None:
     import importlib
 
-    for name in ("custody.cli_custody", "custody.cli_derive", "custody.cli_bundle"):
+    for name in (
+        "custody.cli_custody",
+        "custody.cli_derive",
+        "custody.cli_bundle",
+        "custody.cli_report",
+    ):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -358,7 +358,10 @@ class Log:
                 # The custody rules, in log order, over what the worker parsed.
                 for offset, signed in enumerate(parsed):
                     try:
-                        chain.apply(a + offset, signed, parties)
+                        if isinstance(signed, tuple):
+                            chain.check_access(a + offset, *signed)
+                        else:
+                            chain.apply(a + offset, signed, parties)
                     except EntryError as exc:
                         errs.append(exc)
                         break
@@ -430,7 +433,7 @@ def _apply_keys(parties: Parties, start: int, buf: Sequence[bytes]) -> EntryErro
     return None
 
 
-_ChunkResult = tuple[list[bytes], list[Parsed], EntryError | None, int]
+_ChunkResult = tuple[list[bytes], list[Parsed | tuple[str, str, str, str]], EntryError | None, int]
 _WORKER: dict[str, Any] = {}
 
 
@@ -445,7 +448,7 @@ def _check_range(start: int, end: int) -> _ChunkResult:
     parties: Parties = _WORKER["parties"]
     key_indexes: set[int] = _WORKER["key_indexes"]
     leaves: list[bytes] = []
-    parsed: list[Parsed] = []
+    parsed: list[Parsed | tuple[str, str, str, str]] = []
     nsig = 0
     expected = start
     for idx, data in store.iter_entries(start, end, chunk=end - start):
@@ -468,7 +471,13 @@ def _check_range(start: int, end: int) -> _ChunkResult:
             )
         nsig += len(signed.note.signatures)
         leaves.append(merkle.leaf_hash(data))
-        parsed.append(Parsed(data, signed.entry, signed.signer_names))
+        e = signed.entry
+        by = e.get("by")
+        if e.type == "access" and by in signed.signer_names and e.get("case") and e.get("item"):
+            # The bulk of a busy log: hand back a few strings, not the parsed entry.
+            parsed.append((e.require("case"), e.require("item"), by, e.time))
+        else:
+            parsed.append(Parsed(data, e, signed.signer_names))
         expected += 1
     if expected != end:
         return leaves, parsed, EntryError(expected, "is missing: the log has a gap here"), nsig

@@ -25,6 +25,7 @@ import subprocess
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +213,29 @@ def _reason(lines: tuple[str, ...], path: Path, fallback: str) -> str:
     return _CONTEXT.sub("", line)
 
 
+def _is_text(path: Path) -> bool:
+    """Whether the file starts like text (UTF-8, no NUL byte): an export's JSON, CSV or
+    notes.  No audio or video container is text, so such a file is an attachment and
+    ffprobe (some 50 ms a file, most of a batch's time) need not run."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    if not head or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the 4 KiB boundary is still text.
+        return exc.start >= len(head) - 3 and len(head) == 4096
+    return True
+
+
 def _probe_json(path: Path, name: str) -> dict[str, Any] | None:
     """ffprobe's document, or None if ffprobe does not recognise the file."""
+    if _is_text(path):
+        return None
     result = _run(
         [
             FFPROBE,
@@ -374,3 +396,415 @@ def probe(path: Path, *, strict: bool = True, name: str | None = None) -> MediaI
     except FormatError as exc:
         raise InputError(f"{shown}: {exc.message}", hint=exc.hint) from None
     return MediaInfo(record=record, problems=problems, tool=ffmpeg_version())
+
+
+def _video_stream(doc: Mapping[str, Any]) -> int | None:
+    """The index of the first video stream that is footage (not cover art), or None."""
+    for stream in doc.get("streams", []):
+        disposition = stream.get("disposition", {})
+        if stream.get("codec_type") == "video" and not disposition.get("attached_pic"):
+            index = stream.get("index")
+            return index if isinstance(index, int) else None
+    return None
+
+
+def _duration(doc: Mapping[str, Any], stream: int) -> float | None:
+    """Seconds of footage: the container's duration, else the video stream's."""
+    candidates = [doc.get("format", {}).get("duration")]
+    candidates += [s.get("duration") for s in doc.get("streams", []) if s.get("index") == stream]
+    for value in candidates:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            continue
+        if seconds > 0:
+            return seconds
+    return None
+
+
+def thumbnails(
+    path: Path, count: int = 4, width: int = 160, *, name: str | None = None
+) -> list[bytes]:
+    """Up to `count` JPEG frames of `path`'s footage, evenly spaced, `width` pixels wide.
+
+    Frame i is taken at the middle of the i-th of `count` equal spans of the
+    duration (one frame at the start if ffprobe knows no duration), so a reader of a
+    report sees what footage is meant.  Sound-only media gives an empty list.  Each
+    frame is one ffmpeg run that seeks to its time and decodes one frame; the runs go
+    in parallel.  A frame ffmpeg cannot produce (e.g. a seek past damaged data) is
+    left out.  `name` is what messages call the file (default: `path`).
+
+    Raises:
+        InputError: `count` < 1 or `width` < 2; the file is not media ffprobe can
+            read; or no frame could be taken (the message names the file and why).
+        CustodyError: ffmpeg/ffprobe are not installed.
+    """
+    if count < 1 or width < 2:
+        raise InputError(f"thumbnails need count >= 1 and width >= 2 (got {count}, {width})")
+    shown = name if name is not None else _shown(path)
+    doc = _probe_json(path, shown)
+    if doc is None:
+        raise InputError(f"{shown} is not media: it has no frames to show")
+    stream = _video_stream(doc)
+    if stream is None:
+        return []
+    duration = _duration(doc, stream)
+    times = [0.0] if duration is None else [duration * (i + 0.5) / count for i in range(count)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for at in times:
+            args: list[bytes | str] = [
+                FFMPEG,
+                "-nostdin",
+                "-hide_banner",
+                "-v",
+                "error",
+                "-protocol_whitelist",
+                "file",
+                *("-ss", f"{at:.3f}"),
+                "-i",
+                _url(path),
+                *("-map", f"0:{stream}", "-frames:v", "1"),
+                # Even height keeps the JPEG encoder happy; the aspect ratio is kept.
+                *("-vf", f"scale={width}:-2", "-c:v", "mjpeg", "-q:v", "4"),
+                *("-f", "image2pipe", "pipe:1"),
+            ]
+            procs.append(
+                subprocess.Popen(
+                    args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+                )
+            )
+    except OSError as exc:
+        for proc in procs:
+            proc.kill()
+            proc.communicate()
+        if isinstance(exc, FileNotFoundError):
+            raise CustodyError(
+                "ffmpeg is not installed (needed to take thumbnails)",
+                hint="install ffmpeg, e.g. `apt-get install ffmpeg`",
+            ) from None
+        raise CustodyError(f"cannot run ffmpeg ({exc.strerror})") from None
+    frames: list[bytes] = []
+    errors: list[str] = []
+    try:
+        for proc in procs:
+            stdout, stderr = proc.communicate()
+            if proc.returncode == 0 and stdout.startswith(b"\xff\xd8"):
+                frames.append(stdout)
+            else:
+                errors.extend(_error_lines(stderr))
+    finally:
+        for proc in procs:  # interrupted: leave no ffmpeg behind
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
+    if not frames:
+        reason = _reason(tuple(errors), path, "ffmpeg produced no frame")
+        raise InputError(f"{shown}: cannot take thumbnails: {reason}")
+    return frames
+
+
+# -- derived clips: trim, redact, transcode (custody.derive, docs/derive.md) -------------
+#
+# The command lines are built with ffmpeg-python (its graph builder escapes filter
+# arguments correctly) and run here with subprocess, like everything else in this
+# module: input as ``file:<absolute path>`` with ``-protocol_whitelist file``, stdin
+# closed, ``-n`` so an existing output is never overwritten.
+
+# Every derived-clip command starts like this; `Rendered.recipe` records it whole.
+_DERIVE_PREAMBLE = ("-nostdin", "-hide_banner", "-v", "error", "-n")
+# Containers a stream-copy trim can write in the parent's own format.
+TRIM_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".3gp", ".mkv", ".mka", ".webm", ".ts", ".mts", ".m2ts", ".avi"}
+    | {".flv", ".m4a", ".mp3", ".wav", ".ogg", ".mpg", ".mpeg"}
+)
+_MOV_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".3gp", ".m4a"})
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An ffmpeg run that made a derived file.
+
+    `args` is the command exactly as run; `recipe` is the same command as one
+    shell-quoted line with the input written ``PARENT`` and the output
+    ``CHILD<suffix>``, for the log entry (local paths mean nothing elsewhere).
+    """
+
+    args: tuple[str, ...]
+    recipe: str
+
+
+def _fs_url(path: Path) -> str:
+    return os.fsdecode(_url(path))
+
+
+def _run_render(stream: Any, src: Path, dst: Path, name: str, what: str) -> Rendered:
+    """Compile an ffmpeg-python graph, run it, and return what ran.
+
+    Raises InputError naming `name` and ffmpeg's message if ffmpeg fails.
+    """
+    import shlex
+
+    compiled: list[str] = stream.compile(cmd=FFMPEG)
+    args = (FFMPEG, *_DERIVE_PREAMBLE, *compiled[1:])
+    src_url, dst_url = _fs_url(src), _fs_url(dst)
+    shown = [
+        "PARENT" if a == src_url else f"CHILD{dst.suffix}" if a == dst_url else a for a in args
+    ]
+    result = _run(list(args), FFMPEG)
+    if result.returncode != 0:
+        lines = _error_lines(result.stderr)
+        line = lines[-1] if lines else f"ffmpeg exited with {result.returncode}"
+        for url in (src_url, dst_url):
+            line = line.replace(url + ": ", "").replace(url, "the output")
+        raise InputError(
+            f"{name}: ffmpeg could not {what}: {_CONTEXT.sub('', line)}",
+            hint="nothing was recorded; check the parameters against the clip",
+        )
+    return Rendered(args=args, recipe=shlex.join(shown))
+
+
+def trim_copy(src: Path, dst: Path, *, cut: str | None, duration: str, name: str) -> Rendered:
+    """Write the excerpt of `src` from `cut` for `duration` seconds to `dst`, losslessly.
+
+    Every stream is stream-copied (``-map 0 -c copy``): no packet is re-encoded, so
+    the excerpt is a contiguous run of the parent's packets.  `cut` should be the
+    decoding time of a keyframe (`video_keyframes`), None to start at the
+    beginning (even packets with negative timestamps): the cut is made on the output
+    side (``-ss`` after ``-i``), which drops exactly the packets before it, where
+    input seeking lands on an index entry or, in MPEG-TS, wherever a bisection
+    ends (sometimes a GOP late).  Container tags are kept (``-map_metadata 0``).
+    Times are decimal seconds on ffmpeg's timeline for the file (0 at the
+    container's start time), as recorded in the derive entry.
+
+    Raises:
+        InputError: ffmpeg failed (message names `name` and ffmpeg's reason).
+        CustodyError: ffmpeg is not installed.
+    """
+    import ffmpeg
+
+    inp = ffmpeg.input(_fs_url(src), protocol_whitelist="file")
+    options = {"map": "0", "c": "copy", "t": duration, "map_metadata": "0"}
+    if cut is not None:
+        options["ss"] = cut
+    if dst.suffix.lower() in _MOV_SUFFIXES:
+        options["movflags"] = "+use_metadata_tags"
+    return _run_render(ffmpeg.output(inp, _fs_url(dst), **options), src, dst, name, "trim it")
+
+
+def video_keyframes(path: Path, *, name: str | None = None) -> list[tuple[Fraction, Fraction]]:
+    """(presentation, decoding) time of every keyframe of the first video stream.
+
+    In seconds on ffmpeg's timeline for the file: the stream's timestamps minus
+    the container's start time (ffprobe ``format.start_time``), exactly.  Empty if
+    the file has no video stream.  A packet without a decoding time gives its
+    presentation time for both.
+
+    Raises:
+        InputError: ffprobe cannot read the file or prints something unreadable.
+        CustodyError: ffprobe is not installed.
+    """
+    shown = name if name is not None else _shown(path)
+    result = _run(
+        [
+            FFPROBE,
+            *("-hide_banner", "-v", "error", "-protocol_whitelist", "file"),
+            *("-select_streams", "V:0", "-show_packets"),
+            *("-show_entries", "stream=time_base:packet=pts,dts,flags:format=start_time"),
+            *("-of", "json", _url(path)),
+        ],
+        FFPROBE,
+    )
+    if result.returncode != 0:
+        reason = _reason(_error_lines(result.stderr), path, "ffprobe failed")
+        raise InputError(f"{shown}: cannot list its keyframes: {reason}")
+    try:
+        doc = json.loads(result.stdout.decode("utf-8", "replace"))
+        streams = doc.get("streams") or []
+        if not streams:
+            return []
+        num, _, den = str(streams[0]["time_base"]).partition("/")
+        tb = Fraction(int(num), int(den))
+        start = Fraction(str(doc.get("format", {}).get("start_time", "0")))
+        out = []
+        for packet in doc.get("packets", []):
+            if "K" not in str(packet.get("flags", "")) or "pts" not in packet:
+                continue
+            pts = int(packet["pts"]) * tb - start
+            dts = int(packet["dts"]) * tb - start if "dts" in packet else pts
+            out.append((pts, dts))
+        return out
+    except (ValueError, KeyError, TypeError, ZeroDivisionError, AttributeError) as exc:
+        raise InputError(f"{shown}: ffprobe printed an unreadable packet list ({exc})") from None
+
+
+def redact_lossless(
+    src: Path,
+    dst: Path,
+    *,
+    box: tuple[int, int, int, int],
+    frames: tuple[int, int] | None,
+    style: str,
+    codec: str,
+    pix_fmt: str,
+    name: str,
+) -> Rendered:
+    """Cover `box` (x, y, w, h) of the first video stream in `frames`, losslessly.
+
+    `frames` is (first, last), inclusive, counting decoded frames from 0 in
+    presentation order (the filters' ``n``: a frame number does not depend on how
+    ffmpeg offsets timestamps, which varies with the streams mapped); None: every
+    frame.  `style` ``box`` fills the box with black (``drawbox``); ``blur``
+    box-blurs it (``crop`` + ``boxblur`` + ``overlay``).
+    The video is re-encoded with a lossless encoder (`codec` ``libx264`` at
+    ``-qp 0``, or ``ffv1``) in the parent's `pix_fmt`, one output frame per input
+    frame (``-fps_mode passthrough``), so every frame the filter leaves alone
+    decodes to exactly the parent's pixels; audio streams are stream-copied.
+    The container follows `dst`'s suffix (Matroska takes any codec; MP4/MOV and
+    MPEG-TS take H.264).  Other video, subtitle and data streams are not carried over.
+
+    Raises:
+        InputError: ffmpeg failed (message names `name` and ffmpeg's reason).
+        CustodyError: ffmpeg is not installed.
+    """
+    import ffmpeg
+
+    x, y, w, h = box
+    inp = ffmpeg.input(_fs_url(src), protocol_whitelist="file")
+    when = {} if frames is None else {"enable": f"between(n,{frames[0]},{frames[1]})"}
+    video = inp["v:0"]
+    if style == "blur":
+        split = video.split()
+        main, patch = split[0], split[1]
+        blurred = patch.crop(x, y, w, h).filter(
+            "boxblur", luma_radius="min(w,h)/4", chroma_radius="min(cw,ch)/4", luma_power=2
+        )
+        video = ffmpeg.overlay(main, blurred, x=x, y=y, format="auto", **when)
+    else:
+        video = video.drawbox(x, y, w, h, color="black", thickness="fill", **when)
+    lossless = {"qp": "0", "preset": "veryfast"} if codec == "libx264" else {"level": "3"}
+    out = ffmpeg.output(
+        video,
+        inp["a?"],
+        _fs_url(dst),
+        vcodec=codec,
+        pix_fmt=pix_fmt,
+        acodec="copy",
+        fps_mode="passthrough",
+        map_metadata="0",
+        **lossless,
+    )
+    return _run_render(out, src, dst, name, "redact it")
+
+
+def transcode(
+    src: Path,
+    dst: Path,
+    *,
+    codec: str,
+    crf: int,
+    audio: tuple[str, ...],
+    pix_fmt: str,
+    name: str,
+) -> Rendered:
+    """Re-encode the first video stream of `src` with `codec` at `crf` into `dst`.
+
+    Lossy.  One output frame per input frame (``-fps_mode passthrough``) in
+    `pix_fmt`; `audio` is ``("copy",)`` (stream-copy every audio stream) or
+    ``(encoder, bitrate)``; container tags are kept; the container follows
+    `dst`'s suffix (MP4 gets ``+faststart``, H.265 the ``hvc1`` tag players expect).
+
+    Raises:
+        InputError: ffmpeg failed (message names `name` and ffmpeg's reason).
+        CustodyError: ffmpeg is not installed.
+    """
+    import ffmpeg
+
+    inp = ffmpeg.input(_fs_url(src), protocol_whitelist="file")
+    options: dict[str, str] = {
+        "c:v": codec,
+        "crf": str(crf),
+        "pix_fmt": pix_fmt,
+        "fps_mode": "passthrough",
+        "map_metadata": "0",
+        "c:a": audio[0],
+    }
+    if len(audio) > 1:
+        options["b:a"] = audio[1]
+    if codec == "libvpx-vp9":
+        options["b:v"] = "0"  # constant quality: crf alone
+    if codec == "libx265":
+        options["tag:v"] = "hvc1"
+    if dst.suffix.lower() in _MOV_SUFFIXES:
+        options["movflags"] = "+faststart+use_metadata_tags"
+    out = ffmpeg.output(inp["v:0"], inp["a?"], _fs_url(dst), **options)
+    return _run_render(out, src, dst, name, "transcode it")
+
+
+@functools.cache
+def encoders() -> frozenset[str]:
+    """Names of the encoders this ffmpeg has (``ffmpeg -encoders``).
+
+    Raises:
+        CustodyError: ffmpeg is not installed or does not list its encoders.
+    """
+    result = _run([FFMPEG, "-hide_banner", "-encoders"], FFMPEG)
+    if result.returncode != 0:
+        raise CustodyError("ffmpeg did not list its encoders", hint="check the ffmpeg install")
+    names = set()
+    for line in result.stdout.decode("utf-8", "replace").splitlines():
+        parts = line.split()
+        # " V....D libx264   libx264 H.264 ...": six capability letters, then the name.
+        if len(parts) >= 2 and len(parts[0]) == 6 and parts[0][0] in "VAS" and parts[0] != "------":
+            names.add(parts[1])
+    return frozenset(names)
+
+
+def decoded_frames(
+    path: Path, *, mask: tuple[int, int, int, int] | None = None, name: str | None = None
+) -> PacketList:
+    """SHA-256 of every decoded frame of `path`'s first video stream (``framehash``).
+
+    Stream 0 of the result lists the frames as decoded (raw pixels, in the
+    decoder's pixel format); with `mask` (x, y, w, h), stream 1 lists the same
+    frames with that box filled black, so two files whose frames differ only
+    inside the box have equal stream-1 hashes.  One frame per decoded frame
+    (``-fps_mode passthrough``), so frame i here is frame ``n`` = i of a filter;
+    timestamps exactly as the container has them (``-copyts``, and the input
+    stream's time base, ``-enc_time_base -1``).
+
+    Raises:
+        InputError: the file cannot be decoded (message names it and the reason).
+        CustodyError: ffmpeg is not installed.
+    """
+    import ffmpeg
+
+    shown = name if name is not None else _shown(path)
+    inp = ffmpeg.input(_fs_url(path), protocol_whitelist="file", copyts=None)
+    streams = [inp["v:0"]]
+    if mask is not None:
+        split = inp["v:0"].split()
+        plain, masked = split[0], split[1]
+        x, y, w, h = mask
+        streams = [plain, masked.drawbox(x, y, w, h, color="black", thickness="fill")]
+    out = ffmpeg.output(
+        *streams,
+        "pipe:1",
+        format="framehash",
+        hash="sha256",
+        fps_mode="passthrough",
+        enc_time_base="-1",
+    )
+    compiled: list[str] = out.compile(cmd=FFMPEG)
+    # No "-n": the output is a pipe.
+    result = _run([FFMPEG, *_DERIVE_PREAMBLE[:-1], *compiled[1:]], FFMPEG)
+    if result.returncode != 0:
+        fallback = f"ffmpeg exited with {result.returncode}"
+        reason = _reason(_error_lines(result.stderr), path, fallback)
+        raise InputError(f"{shown}: cannot decode its video: {reason}")
+    try:
+        from custody.core.compare import parse_framehash
+
+        return parse_framehash(result.stdout)
+    except FormatError as exc:
+        raise InputError(f"{shown}: decoded frame list unreadable: {exc.message}") from None

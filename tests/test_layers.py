@@ -36,7 +36,7 @@ OWNERS = {
     "sqlalchemy": {"store.py"},
     "subprocess": {"media.py"},
     "ffmpeg": {"media.py"},
-    "typer": {"cli.py", "cli_custody.py", "cli_derive.py", "cli_bundle.py"},
+    "typer": {"cli.py", "cli_custody.py", "cli_derive.py", "cli_bundle.py", "cli_report.py"},
 }
 
 

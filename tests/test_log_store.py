@@ -214,3 +214,27 @@ def test_a_relabelled_key_entry_is_caught(home: Path) -> None:
     con.close()
     with Custody.open() as c, pytest.raises(VerificationError, match="log entry 1"):
         c.log.verify(c.log_key)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_verify_replays_the_custody_rules(
+    home: Path, monkeypatch: pytest.MonkeyPatch, jobs: int
+) -> None:
+    """An entry that breaks a custody rule (slipped in by a writer that skipped the
+    checks) fails `log verify` on both the inline and the multi-process paths."""
+    from custody.core.chain import Chain
+
+    with Custody.open() as c:
+        bob, alice = c.signer("bob", _pw), c.signer("alice", _pw)
+        _with_item(c, bob)
+        with c.log.transaction() as w:
+            for n in range(200):
+                w.append(_access(bob, n))
+        with monkeypatch.context() as m:
+            m.setattr(Chain, "apply", lambda *a, **k: None)
+            bad = c.log.append(_access(alice, 999))  # alice does not hold the item
+        with c.log.transaction() as w:
+            for n in range(200):
+                w.append(_access(bob, n))
+        with pytest.raises(VerificationError, match=f"log entry {bad}: 'alice' may not access"):
+            c.log.verify(c.log_key, jobs=jobs, chunk=50)
