@@ -809,17 +809,41 @@ def history_cmd(
     _print_timeline(events)
 
 
+def _describe_event(e: Any) -> str:
+    """One plain sentence for a timeline event."""
+    f: dict[str, str] = {}
+    for k, v in e.fields:
+        f.setdefault(k, v)
+    if e.type == "ingest":
+        text = f"ingested by {f.get('by')} from {f.get('source', 'an unstated source')}"
+        if "legal-basis" in f:
+            text += f", legal basis {f['legal-basis']}"
+        return text + (f" ({f['ref']})" if "ref" in f else "")
+    if e.type == "consent" and f.get("action") == "grant":
+        text = f"{f.get('owner')} consents: {f.get('purpose')}; onward sharing {f.get('onward')}"
+        return text + (f"; until {f['until']}" if "until" in f else "")
+    if e.type == "consent":
+        return f"{f.get('owner')} revokes consent {f.get('consent', '')[:12]}"
+    if e.type == "handoff":
+        text = f"handed from {f.get('from')} to {f.get('to')}: {f.get('purpose')}"
+        return text + (f" (authority: {f['authority']})" if "authority" in f else "")
+    if e.type == "reject":
+        return f"{f.get('by')} refused the offer from {f.get('from')}: {f.get('reason')}"
+    if e.type == "access":
+        verb = "exported a copy" if f.get("action") == "export" else "viewed it"
+        return f"{f.get('by')} {verb}: {f.get('purpose')}"
+    if e.type == "derive":
+        params = ", ".join(v for k, v in e.fields if k == "param")
+        return f"{f.get('by')} derived a {f.get('op')} ({params}): {f.get('reason')}"
+    return " ".join(f"{k}={v}" for k, v in e.fields if k not in ("item", "case"))
+
+
 def _print_timeline(events: list[Any]) -> None:
     typer.echo("  timeline (from the log; every entry's signatures re-checked):")
     for e in events:
-        f = dict(e.fields)
-        what = {
-            "ingest": f"ingested by {f.get('by')} from {f.get('source', 'unstated source')}"
-            + (f", legal basis {f['legal-basis']}" if "legal-basis" in f else "")
-            + (f" ({f['ref']})" if "ref" in f else ""),
-        }.get(e.type, " ".join(f"{k}={v}" for k, v in e.fields if k not in ("item", "case")))
         typer.echo(
-            f"    entry {e.index:<6} {e.time}  {e.type:<8} {what}  [signed: {', '.join(e.signers)}]"
+            f"    entry {e.index:<6} {e.time}  {e.type:<8} {_describe_event(e)}  "
+            f"[signed: {', '.join(e.signers)}]"
         )
 
 

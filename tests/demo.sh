@@ -84,7 +84,42 @@ run_expect_fail verify "$DEMO/copies/remuxed.mkv"
 run_expect_fail verify "$DEMO/copies/edited-date.mp4"
 run_expect_fail verify "$DEMO/copies/bit-flipped.mp4"
 
-bold "6. The log itself checks out, and tampering with its database is caught"
+bold "6. The owner's consent, and what it allows"
+run key new lab-ng --role lab --org "State Forensic Lab"
+say "(the owner signs at the station, with a key of their own)"
+run consent grant --owner owner-garcia --case 2026-0142 --purpose "burglary investigation" \
+  --onward court --until 2027-06-30
+say ""
+say "The lab asks for the clip; the consent allows onward sharing only to a court:"
+set +e; "$CUSTODY" handoff offer 2026-0142/0001 --from det-jones --to lab-ng \
+  --purpose "enhancement" --out "$DEMO/copies/offer-lab"; rc=$?; set -e
+say "(exit code $rc: refused, and nothing was written)"
+
+bold "7. A two-party handoff to the court, on the court's own machine"
+COURT=$DEMO/court-home
+rm -rf "$COURT"
+run init --origin county-court.example/exhibits --home "$COURT"
+run key new clerk-okafor --role court --org "County Court" --home "$COURT"
+run key export clerk-okafor --home "$COURT" --out "$DEMO/copies/clerk.keyentry"
+run key import "$DEMO/copies/clerk.keyentry"
+run handoff offer 2026-0142/0001 --from det-jones --to clerk-okafor --purpose "trial exhibit" \
+  --authority "Order 2026-CR-118" --out "$DEMO/copies/offer-court"
+mkdir -p "$DEMO/copies/to-court"
+run open 2026-0142/0001 --by det-jones --purpose "copy for the court" \
+  --out "$DEMO/copies/to-court/VID_20191220_170832.mp4"
+say ""
+say "At the court, a swapped file is refused:"
+cp "$DEMO/copies/edited-date.mp4" "$DEMO/copies/swapped.mp4"
+mkdir -p "$DEMO/copies/swapped-media" && cp "$DEMO/copies/edited-date.mp4" "$DEMO/copies/swapped-media/VID_20191220_170832.mp4"
+set +e; "$CUSTODY" handoff accept "$DEMO/copies/offer-court" --by clerk-okafor \
+  --media "$DEMO/copies/swapped-media" --home "$COURT"; set -e
+say "The right file is accepted; both parties' signatures are on one entry:"
+run handoff accept "$DEMO/copies/offer-court" --by clerk-okafor --media "$DEMO/copies/to-court" \
+  --home "$COURT"
+run handoff receipt "$DEMO/copies/offer-court.receipt"
+run history 2026-0142/0001
+
+bold "8. The log itself checks out, and tampering with its database is caught"
 run log verify
 cp "$CUSTODY_HOME/custody.db" "$DEMO/copies/custody-tampered.db"
 sqlite_edit() {
