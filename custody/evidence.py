@@ -434,7 +434,8 @@ def _checked_item(c: Custody, row: ItemRow) -> ItemRow:
     """The item row, after checking its ingest entry on the log really names this file."""
     data = c.store.entry(row.ingest_idx)
     entry = SignedEntry.parse(data).entry if data is not None else None
-    if entry is None or entry.type != "ingest" or entry.get("item") != row.blake3:
+    # An exhibit's record is its `ingest` entry, or its `derive` entry for a derived clip.
+    if entry is None or entry.type not in ("ingest", "derive") or entry.get("item") != row.blake3:
         raise VerificationError(
             f"exhibit {row.exhibit}: log entry {row.ingest_idx} does not record this file",
             hint="the database's item index was altered; run 'custody log verify'",
@@ -526,12 +527,41 @@ class Event:
         }
 
 
-def _concerns(entry: Entry, item: str) -> bool:
-    """Whether an entry of the item's case is about the item."""
-    if entry.type == "consent":
-        items = entry.get_all("item")
-        return not items or item in items or entry.get("action") == "revoke"
-    return item in entry.get_all("item") or entry.get("parent") == item
+def concerns(type_: str, fields: Sequence[tuple[str, str]], item: str) -> bool:
+    """Whether an entry of an item's case (its type and fields) is about the item: it
+    names the item, derives from it, or is a consent of the case that may cover it."""
+    items = [v for k, v in fields if k == "item"]
+    if type_ == "consent":
+        action = next((v for k, v in fields if k == "action"), None)
+        return not items or item in items or action == "revoke"
+    return item in items or any(k == "parent" and v == item for k, v in fields)
+
+
+def case_histories(c: Custody, case_id: str) -> dict[str, list[Event]]:
+    """Every item's timeline in a case, reading and re-checking the case's entries once.
+
+    Keyed by item (BLAKE3); see `history` for what a timeline holds.
+    """
+    parties = c.log.parties()
+    with c.store.session() as s:
+        rows = Store.case_entries(s, case_id)
+    checked = []
+    for index, data in rows:
+        signed = check_entry(index, data, parties)
+        if signed.entry.get("case") != case_id:
+            raise VerificationError(
+                f"log entry {index} is indexed under case {case_id} but is about another",
+                hint="run 'custody log verify'",
+            )
+        checked.append((index, signed))
+    out: dict[str, list[Event]] = {}
+    for item in c.store.items_in_case(case_id):
+        out[item.blake3] = [
+            Event(index, sg.entry.type, sg.entry.time, sg.signer_names, sg.entry.fields)
+            for index, sg in checked
+            if concerns(sg.entry.type, sg.entry.fields, item.blake3)
+        ]
+    return out
 
 
 def history(c: Custody, row: ItemRow) -> list[Event]:
@@ -540,18 +570,4 @@ def history(c: Custody, row: ItemRow) -> list[Event]:
     That is its ingest (or derive), the consents of its case that cover it, every
     handoff, refusal, access and derivation naming it.
     """
-    events = []
-    parties = c.log.parties()
-    with c.store.session() as s:
-        rows = Store.case_entries(s, row.case_id)
-    for index, data in rows:
-        signed = check_entry(index, data, parties)
-        entry = signed.entry
-        if entry.get("case") != row.case_id:
-            raise VerificationError(
-                f"log entry {index} is indexed under case {row.case_id} but is about another",
-                hint="run 'custody log verify'",
-            )
-        if _concerns(entry, row.blake3):
-            events.append(Event(index, entry.type, entry.time, signed.signer_names, entry.fields))
-    return events
+    return case_histories(c, row.case_id).get(row.blake3, [])

@@ -38,7 +38,7 @@ from custody.core.checkpoint import open_checkpoint
 from custody.core.entry import format_time
 from custody.core.parties import Parties, check_entry
 from custody.errors import CustodyError, InputError, NotFoundError, UsageError
-from custody.evidence import Event, display, get_case, history, media_record
+from custody.evidence import Event, case_histories, concerns, display, get_case, media_record
 from custody.home import Custody
 from custody.store import ItemRow, Store
 from custody.vault import Vault
@@ -292,8 +292,16 @@ def build_report(
                 exhibits.setdefault(child, label)
 
     vault = Vault(c.home.vault_root)
+    # Every exhibit's timeline, from one pass over the case's entries.
+    histories: dict[str, list[Event]] | None = None
+    histories_error: CustodyError | None = None
+    try:
+        histories = case_histories(c, case_id)
+    except CustodyError as exc:
+        histories_error = exc
     item_reports = [
-        _item_report(c, vault, row, scanned, exhibits, size, thumbnails) for row in items
+        _item_report(c, vault, row, scanned, exhibits, size, thumbnails, histories, histories_error)
+        for row in items
     ]
 
     try:
@@ -365,16 +373,6 @@ def _basis(
     return int(row.size), bytes(row.root), data.decode("utf-8", "replace")
 
 
-def _concerns(event: Event, blake3: str) -> bool:
-    """Whether a case entry is about the item, by the rule of `custody.evidence.history`:
-    it names the item, derives from it, or is a consent of the case that may cover it."""
-    f = event.fields
-    if event.type == "consent":
-        items = _all(f, "item")
-        return not items or blake3 in items or _get(f, "action") == "revoke"
-    return blake3 in _all(f, "item") or _get(f, "parent") == blake3
-
-
 def _item_report(
     c: Custody,
     vault: Vault,
@@ -383,6 +381,8 @@ def _item_report(
     exhibits: Mapping[str, str],
     size: int,
     thumbnail_count: int,
+    histories: dict[str, list[Event]] | None,
+    histories_error: CustodyError | None,
 ) -> ItemReport:
     checks: list[Check] = []
     subject = row.exhibit
@@ -390,11 +390,13 @@ def _item_report(
     # The timeline is `custody history`'s.  If the log cannot give it (an entry of the
     # case fails its signature check), the report still shows the entries that verified.
     try:
-        timeline = history(c, row)
+        if histories is None:
+            raise histories_error or CustodyError("the case's timeline could not be read")
+        timeline = histories.get(row.blake3, [])
     except CustodyError as exc:
         detail = f"{subject}: {exc.message}"
         checks.append(Check(subject, "timeline read from the log", False, detail))
-        timeline = [e for e in scanned if _concerns(e, row.blake3)]
+        timeline = [e for e in scanned if concerns(e.type, e.fields, row.blake3)]
     events = {e.index: e for e in timeline}
 
     # The signed record of the item: its ingest (or derive) entry.

@@ -21,6 +21,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("CUSTODY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CUSTODY_PASSPHRASE", PASSPHRASE)
     monkeypatch.setenv("CUSTODY_KDF_PROFILE", "fast")
+    monkeypatch.setenv("CUSTODY_SEEN", str(tmp_path / "seen-checkpoints"))
     monkeypatch.delenv("CUSTODY_DB", raising=False)
     monkeypatch.delenv("CUSTODY_DEBUG", raising=False)
     yield
