@@ -684,20 +684,39 @@ def verify_cmd(
 
     Exit 0 only when every file matches an ingested item exactly; 1 otherwise.
     """
-    from custody import evidence
+    from custody import derive, evidence
 
     results = []
+    lineages: list[Any] = []
     with _open(home, db) as c:
         if case is not None:
             evidence.get_case(c, case)
         for path in paths:
-            results.append(evidence.verify_file(c, path, case))
-    if json_:
-        for r in results:
-            sys.stdout.write(json.dumps(r.as_json(), sort_keys=True) + "\n")
-    else:
-        for r in results:
-            _print_verdict(r)
+            r = evidence.verify_file(c, path, case)
+            results.append(r)
+            # A derived clip: show where it comes from, re-proven from the store.
+            lineage: Any = None
+            if r.item is not None:
+                try:
+                    lineage = derive.lineage(c, r.item)
+                except derive.ParentMissingError as exc:
+                    lineage = exc
+            lineages.append(lineage)
+    for r, lineage in zip(results, lineages, strict=True):
+        if json_:
+            out = r.as_json()
+            if isinstance(lineage, derive.ParentMissingError):
+                out["lineage"] = {"proven": False, "note": lineage.message}
+            elif lineage is not None:
+                out["lineage"] = lineage.to_json()
+            sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+            continue
+        _print_verdict(r)
+        if isinstance(lineage, derive.ParentMissingError):
+            typer.echo(f"  lineage: not proven here: {lineage.message}")
+        elif lineage is not None:
+            for line in lineage.lines():
+                typer.echo(f"  {line}")
     bad = [r for r in results if not r.exact]
     if bad:
         raise VerificationError(
@@ -833,8 +852,9 @@ def _describe_event(e: Any) -> str:
         verb = "exported a copy" if f.get("action") == "export" else "viewed it"
         return f"{f.get('by')} {verb}: {f.get('purpose')}"
     if e.type == "derive":
-        params = ", ".join(v for k, v in e.fields if k == "param")
-        return f"{f.get('by')} derived a {f.get('op')} ({params}): {f.get('reason')}"
+        from custody.derive import describe_entry
+
+        return f"{f.get('by')}: {describe_entry(e.fields)}"
     return " ".join(f"{k}={v}" for k, v in e.fields if k not in ("item", "case"))
 
 

@@ -95,7 +95,15 @@ set +e; "$CUSTODY" handoff offer 2026-0142/0001 --from det-jones --to lab-ng \
   --purpose "enhancement" --out "$DEMO/copies/offer-lab"; rc=$?; set -e
 say "(exit code $rc: refused, and nothing was written)"
 
-bold "7. A two-party handoff to the court, on the court's own machine"
+bold "7. Copies for the jury: a trim and a redaction, each provably derived"
+run derive trim 2026-0142/0001 --start 0.4 --end 1.2 --by det-jones \
+  --reason "the moment the door opens"
+run derive redact 2026-0142/0001 --box 40,40,200,200 --start 0.5 --end 1.0 --by det-jones \
+  --reason "a bystander's face"
+run open 2026-0142/0003 --by det-jones --purpose "jury copy" --out "$DEMO/copies/jury-redacted.mp4"
+run verify "$DEMO/copies/jury-redacted.mp4"
+
+bold "8. A two-party handoff to the court, on the court's own machine"
 COURT=$DEMO/court-home
 rm -rf "$COURT"
 run init --origin county-court.example/exhibits --home "$COURT"
@@ -119,7 +127,37 @@ run handoff accept "$DEMO/copies/offer-court" --by clerk-okafor --media "$DEMO/c
 run handoff receipt "$DEMO/copies/offer-court.receipt"
 run history 2026-0142/0001
 
-bold "8. The log itself checks out, and tampering with its database is caught"
+bold "9. Defence counsel gets a bundle and checks it on their own machine"
+run export 2026-0142 --to "$DEMO/copies/bundle-2026-0142.zip" --with-media
+LOGKEY=$("$CUSTODY" log key)
+say ""
+say "On counsel's laptop: no custody home, no database, only the bundle and the log's key"
+say "(received out of band): $LOGKEY"
+COUNSEL=$DEMO/counsel
+rm -rf "$COUNSEL" && mkdir -p "$COUNSEL"
+( cd "$COUNSEL" && env -u CUSTODY_HOME CUSTODY_HOME=/nonexistent CUSTODY_SEEN="$COUNSEL/seen" \
+    "$CUSTODY" verify-bundle "$DEMO/copies/bundle-2026-0142.zip" --trust "$LOGKEY" )
+say ""
+say "A bundle whose media was altered by one bit is caught:"
+TAMPERED=$DEMO/copies/bundle-tampered
+rm -rf "$TAMPERED" && mkdir -p "$TAMPERED"
+(cd "$TAMPERED" && "$ROOT/.venv/bin/python" -m zipfile -e "$DEMO/copies/bundle-2026-0142.zip" .)
+"$ROOT/.venv/bin/python" - "$TAMPERED" <<'PY'
+import pathlib, sys
+media = sorted(p for p in (pathlib.Path(sys.argv[1]).rglob("media/*")) if p.is_file())[0]
+data = bytearray(media.read_bytes())
+data[len(data) // 2] ^= 0x01
+media.write_bytes(bytes(data))
+print(f"flipped one bit in {media.name}")
+PY
+set +e
+( cd "$COUNSEL" && CUSTODY_HOME=/nonexistent CUSTODY_SEEN="$COUNSEL/seen" \
+    "$CUSTODY" verify-bundle "$(dirname "$(find "$TAMPERED" -name MANIFEST.json)")" --trust "$LOGKEY" \
+    | tail -4 )
+rc=${PIPESTATUS[0]}
+set -e
+
+bold "10. The log itself checks out, and tampering with its database is caught"
 run log verify
 cp "$CUSTODY_HOME/custody.db" "$DEMO/copies/custody-tampered.db"
 sqlite_edit() {
