@@ -45,7 +45,8 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 key_app = typer.Typer(
-    help="Party keys: create, list and show (Ed25519, encrypted at rest).", no_args_is_help=True
+    help="Party keys: create, list, show, rotate, revoke, export, import (Ed25519, encrypted).",
+    no_args_is_help=True,
 )
 log_app = typer.Typer(
     help="The log itself: checkpoints, entries, proofs, full verification.", no_args_is_help=True
@@ -872,20 +873,9 @@ def _print_timeline(events: list[Any]) -> None:
 
 
 def _register_extensions() -> None:
-    import importlib
+    from custody import cli_bundle, cli_custody, cli_derive, cli_report
 
-    for name in (
-        "custody.cli_custody",
-        "custody.cli_derive",
-        "custody.cli_bundle",
-        "custody.cli_report",
-    ):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in (cli_custody, cli_derive, cli_bundle, cli_report):
         module.register(app)
 
 

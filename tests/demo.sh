@@ -127,7 +127,25 @@ run handoff accept "$DEMO/copies/offer-court" --by clerk-okafor --media "$DEMO/c
 run handoff receipt "$DEMO/copies/offer-court.receipt"
 run history 2026-0142/0001
 
-bold "9. Defence counsel gets a bundle and checks it on their own machine"
+bold "9. The log itself checks out, and tampering with its database is caught"
+run log verify
+cp "$CUSTODY_HOME/custody.db" "$DEMO/copies/custody-tampered.db"
+sqlite_edit() {
+  "$ROOT/.venv/bin/python" - "$1" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("DROP TRIGGER entries_no_update")  # an insider going around the triggers
+data = con.execute("SELECT data FROM entries WHERE idx = 2").fetchone()[0]
+con.execute("UPDATE entries SET data = ? WHERE idx = 2",
+            (data.replace(b"legal-basis consent", b"legal-basis warrant"),))
+con.commit()
+print("edited log entry 2 in a copy of the database: 'legal-basis consent' -> 'warrant'")
+PY
+}
+sqlite_edit "$DEMO/copies/custody-tampered.db"
+run_expect_fail log verify --db "sqlite:///$DEMO/copies/custody-tampered.db"
+
+bold "10. Defence counsel gets a bundle and checks it on their own machine"
 run export 2026-0142 --to "$DEMO/copies/bundle-2026-0142.zip" --with-media
 LOGKEY=$("$CUSTODY" log key)
 say ""
@@ -156,24 +174,6 @@ set +e
     | tail -4 )
 rc=${PIPESTATUS[0]}
 set -e
-
-bold "10. The log itself checks out, and tampering with its database is caught"
-run log verify
-cp "$CUSTODY_HOME/custody.db" "$DEMO/copies/custody-tampered.db"
-sqlite_edit() {
-  "$ROOT/.venv/bin/python" - "$1" <<'PY'
-import sqlite3, sys
-con = sqlite3.connect(sys.argv[1])
-con.execute("DROP TRIGGER entries_no_update")  # an insider going around the triggers
-data = con.execute("SELECT data FROM entries WHERE idx = 2").fetchone()[0]
-con.execute("UPDATE entries SET data = ? WHERE idx = 2",
-            (data.replace(b"legal-basis consent", b"legal-basis warrant"),))
-con.commit()
-print("edited log entry 2 in a copy of the database: 'legal-basis consent' -> 'warrant'")
-PY
-}
-sqlite_edit "$DEMO/copies/custody-tampered.db"
-run_expect_fail log verify --db "sqlite:///$DEMO/copies/custody-tampered.db"
 
 bold "Done"
 say "Everything the demo made is under $DEMO (home: $CUSTODY_HOME)."

@@ -211,6 +211,45 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
         str(tmp / "lab-copy.mp4"),
     )
     assert (tmp / "lab-copy.mp4").read_bytes() == clip.read_bytes()
+    # The lab makes a trim and a redaction for the jury; both are provably derived.
+    trim = json.loads(
+        agency.run(
+            "derive",
+            "trim",
+            f"{CASE}/0001",
+            "--start",
+            "0.5",
+            "--end",
+            "1.5",
+            "--by",
+            "lab1",
+            "--reason",
+            "the door opening",
+            "--json",
+        ).stdout
+    )
+    redact = json.loads(
+        agency.run(
+            "derive",
+            "redact",
+            f"{CASE}/0001",
+            "--box",
+            "10,10,40,30",
+            "--start",
+            "0.5",
+            "--end",
+            "1.0",
+            "--by",
+            "lab1",
+            "--reason",
+            "a passer-by's face",
+            "--json",
+        ).stdout
+    )
+    assert trim["exhibit"] == f"{CASE}/0002" and redact["exhibit"] == f"{CASE}/0003"
+    for exhibit in (f"{CASE}/0002", f"{CASE}/0003"):
+        lineage = agency.run("derive", "lineage", exhibit).stdout
+        assert "PROVEN" in lineage
     # Only the holder may take footage out.
     r = agency.refuse(
         3, "open", f"{CASE}/0001", "--by", "jones", "--purpose", "x", "--out", str(tmp / "nope.mp4")
@@ -262,6 +301,8 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
         "reject",
         "handoff",
         "access",
+        "derive",
+        "derive",
         "handoff",
         "access",
     ]
