@@ -85,8 +85,8 @@ from custody.errors import (
     UsageError,
     VerificationError,
 )
+from custody.files import fsync_dir, write_new
 from custody.home import Custody
-from custody.keystore import write_durably
 from custody.store import Store
 from custody.vault import Vault, display_path
 from custody.witness import merged_checkpoint
@@ -457,11 +457,11 @@ class _FolderWriter:
     def commit(self) -> None:
         try:
             for folder, _, _ in os.walk(self.tmp):
-                _fsync_dir(Path(folder))
+                fsync_dir(Path(folder))
             if self.final.exists():
                 raise UsageError(f"{display_path(self.final)} already exists; not replacing it")
             os.rename(self.tmp, self.final)
-            _fsync_dir(self.final.parent)
+            fsync_dir(self.final.parent)
         except OSError as exc:
             raise StorageError(f"cannot finish {display_path(self.final)}: {exc.strerror}") from exc
 
@@ -514,7 +514,7 @@ class _ZipWriter:
                 os.close(fd)
             os.link(self.tmp, self.final)  # fails rather than replace an existing file
             self.tmp.unlink()
-            _fsync_dir(self.final.parent)
+            fsync_dir(self.final.parent)
         except FileExistsError:
             raise UsageError(
                 f"{display_path(self.final)} already exists; not replacing it"
@@ -526,14 +526,6 @@ class _ZipWriter:
         with contextlib.suppress(Exception):
             self.zf.close()
         self.tmp.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _media_name(item: str, name: str) -> str:
@@ -1170,7 +1162,7 @@ class SeenStore:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
             marker = self.folder(origin) / "origin"
             if not marker.exists():
-                write_durably(marker, (origin + "\n").encode("utf-8"), mode=0o644)
+                write_new(marker, (origin + "\n").encode("utf-8"), mode=0o644)
         except OSError as exc:
             raise StorageError(f"cannot write to {display_path(folder)}: {exc.strerror}") from exc
         return folder
@@ -1184,7 +1176,7 @@ class SeenStore:
             path = folder / f"{size}.checkpoint"
             if path.exists():
                 continue
-            write_durably(path, note, mode=0o644)
+            write_new(path, note, mode=0o644)
             added.append(size)
         return sorted(added)
 
@@ -1193,7 +1185,7 @@ class SeenStore:
         folder = self._prepare(origin, "conflicts")
         path = folder / f"{size}-{hashlib.sha256(note).hexdigest()[:16]}.checkpoint"
         if not path.exists():
-            write_durably(path, note, mode=0o644)
+            write_new(path, note, mode=0o644)
         return path
 
 

@@ -84,6 +84,12 @@ PassFileOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+ItemArg = Annotated[
+    str, typer.Argument(help="Exhibit number (CASE/NNNN) or BLAKE3 digest (prefix).")
+]
+CaseOpt = Annotated[
+    str | None, typer.Option("--case", help="The case, where a digest prefix is ambiguous.")
+]
 
 
 def _now() -> datetime:
@@ -755,10 +761,8 @@ def _verdict_details(v: Any) -> list[str]:
 
 @app.command("show")
 def show_cmd(
-    item: Annotated[
-        str, typer.Argument(help="Exhibit number (CASE/NNNN) or BLAKE3 digest (prefix).")
-    ],
-    case: Annotated[str | None, typer.Option("--case")] = None,
+    item: ItemArg,
+    case: CaseOpt = None,
     json_: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
@@ -806,10 +810,8 @@ def show_cmd(
 
 @app.command("history")
 def history_cmd(
-    item: Annotated[
-        str, typer.Argument(help="Exhibit number (CASE/NNNN) or BLAKE3 digest (prefix).")
-    ],
-    case: Annotated[str | None, typer.Option("--case")] = None,
+    item: ItemArg,
+    case: CaseOpt = None,
     json_: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,

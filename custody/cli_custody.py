@@ -46,9 +46,9 @@ def _read(path: Path, what: str) -> bytes:
 
 
 def _write_new(path: Path, data: bytes) -> None:
-    from custody.keystore import write_durably
+    from custody.files import write_new
 
-    write_durably(path, data, mode=0o644)
+    write_new(path, data, mode=0o644)
 
 
 # -- keys -------------------------------------------------------------------------------------

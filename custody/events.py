@@ -46,9 +46,9 @@ from custody.errors import (
     UsageError,
 )
 from custody.evidence import Source, display, prepare, resolve_item
+from custody.files import write_new
 from custody.home import Custody
 from custody.indexer import append_indexed
-from custody.keystore import write_durably
 from custody.log import LogWriter
 from custody.store import ItemRow, PartyRow, Store
 from custody.vault import Vault, hash_file
@@ -86,7 +86,7 @@ def rotate_key(
     path = c.keystore.path(name)
     retired = path.with_name(f"{path.stem}.{old.verifier_key.key_id.hex()}.retired.key")
     staged = path.with_name(f".{path.stem}.new.key")
-    write_durably(staged, keyfile.encode())
+    write_new(staged, keyfile.encode())
     try:
         index = _sign_and_append(c, entry, [old, new])
     except BaseException:
@@ -598,7 +598,7 @@ def take_receipt(c: Custody, receipt: Receipt, *, trusted: VerifierKey | None) -
         _pin_log_key(c, key)
     folder = c.home.root / "receipts"
     folder.mkdir(exist_ok=True)
-    write_durably(folder / f"{entry_hash(receipt.entry)}.receipt", receipt.encode(), mode=0o644)
+    write_new(folder / f"{entry_hash(receipt.entry)}.receipt", receipt.encode(), mode=0o644)
     return index
 
 
@@ -622,7 +622,7 @@ def _pin_log_key(c: Custody, key: VerifierKey) -> None:
     folder.mkdir(exist_ok=True)
     path = folder / f"{sha256(key.name.encode()).hexdigest()}.vkey"
     if not path.exists():
-        write_durably(path, (key.encode() + "\n").encode(), mode=0o644)
+        write_new(path, (key.encode() + "\n").encode(), mode=0o644)
 
 
 def check_receipt_later(

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from custody.core.note import Signer, VerifierKey, check_key_name
 from custody.errors import FormatError, KeyFileError, NotFoundError, StorageError, UsageError
+from custody.files import write_new
 
 VERSION = "custody/key/v1"
 ROLES = ("owner", "agency", "lab", "court", "defence", "log", "witness")
@@ -45,35 +46,6 @@ def _kdf_params() -> tuple[int, int, int]:
 def _derive(passphrase: str, salt: bytes, memory: int, iterations: int, lanes: int) -> bytes:
     kdf = Argon2id(salt=salt, length=32, iterations=iterations, lanes=lanes, memory_cost=memory)
     return kdf.derive(passphrase.encode("utf-8"))
-
-
-def write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write `data` to `path` atomically: temp file, fsync, rename, fsync the folder.
-
-    Refuses to overwrite an existing file (key files are write-once).
-    """
-    if path.exists():
-        raise StorageError(f"{path} already exists; refusing to overwrite it")
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.link(tmp, path)  # fails if `path` appeared meanwhile: never overwrite
-        dirfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
-    except FileExistsError as exc:
-        raise StorageError(f"{path} already exists; refusing to overwrite it") from exc
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -186,7 +158,7 @@ class KeyStore:
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         signer = Signer.generate(name)
         keyfile = seal(signer, role, org, passphrase)
-        write_durably(self.path(name), keyfile.encode(), mode=0o600)
+        write_new(self.path(name), keyfile.encode(), mode=0o600)
         return keyfile, signer
 
     def load(self, name: str) -> KeyFile:

@@ -50,6 +50,7 @@ from custody.errors import (
     StorageError,
     VerificationError,
 )
+from custody.files import fsync_dir
 
 __all__ = ["StoredFile", "Vault", "display_path", "hash_file"]
 
@@ -357,14 +358,6 @@ def hash_file(path: Path, *, sha256: bool = False, progress: Progress | None = N
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 # ---------------------------------------------------------------------------------
 # The store.
 
@@ -655,7 +648,7 @@ class Vault:
         parent = dest.parent
         if not parent.is_dir():
             parent.mkdir(exist_ok=True)
-            _fsync_dir(parent.parent)
+            fsync_dir(parent.parent)
         try:
             os.link(tmp_path, dest)
         except FileExistsError:
@@ -666,7 +659,7 @@ class Vault:
             if dest.exists():
                 return False
             os.rename(tmp_path, dest)
-        _fsync_dir(parent)
+        fsync_dir(parent)
         return True
 
     def _clean_tmp(self) -> None:

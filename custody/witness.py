@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,8 +48,8 @@ from custody.errors import (
     UsageError,
     VerificationError,
 )
+from custody.files import replace_durably, write_new
 from custody.home import Custody
-from custody.keystore import write_durably
 
 __all__ = [
     "STATE_V1",
@@ -86,32 +85,6 @@ def _b64(data: bytes) -> str:
 
 def _short(h: bytes) -> str:
     return h.hex()[:16] + "…"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _replace_durably(path: Path, data: bytes) -> None:
-    """Write `path` atomically (temp file, fsync, rename over, fsync the folder)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as exc:
-        raise StorageError(f"cannot write {path}: {exc.strerror}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------
@@ -208,7 +181,7 @@ class WitnessStore:
         return state
 
     def save(self, state: WitnessState) -> None:
-        _replace_durably(self.path(state.origin), state.encode())
+        replace_durably(self.path(state.origin), state.encode())
 
 
 def check_witness_update(
@@ -339,7 +312,7 @@ class CosignatureStore:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             raise StorageError(f"cannot create {folder}: {exc.strerror}") from exc
-        write_durably(path, note, mode=0o444)
+        write_new(path, note, mode=0o444)
         return path
 
     def notes(self, size: int) -> list[bytes]:
