@@ -25,7 +25,11 @@ mkdir -p "$DEMO/pkg" "$DEMO/copies"
 
 bold "0. The footage: a real phone recording (Debian package $SAMPLE_DEB)"
 if [ ! -f "$DEMO/pkg/x/$SAMPLE" ]; then
-  (cd "$DEMO/pkg" && apt-get download "$SAMPLE_DEB" >/dev/null 2>&1 && dpkg -x ./"$SAMPLE_DEB"_*.deb x) || {
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  # apt-get download needs the package lists: fetch them once if it fails without.
+  (cd "$DEMO/pkg" && { apt-get download "$SAMPLE_DEB" >/dev/null 2>&1 \
+      || { $SUDO apt-get update -qq >/dev/null 2>&1 && apt-get download "$SAMPLE_DEB" >/dev/null; }; } \
+    && dpkg -x ./"$SAMPLE_DEB"_*.deb x) || {
     say "could not download $SAMPLE_DEB (no package mirror?); see README for the sample's origin"; exit 1; }
 fi
 CLIP=$DEMO/copies/VID_20191220_170832.mp4

@@ -16,6 +16,7 @@ as sidecars, so a verifier without ffmpeg reaches the same verdict from a bundle
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -916,7 +917,7 @@ def _desync(old: PacketList, new: PacketList, unchanged: Sequence[int]) -> list[
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Verdict(ABC):
     """The result of classifying one file against one ingested record.
 
     Subclasses are the five kinds; `kind` names it for --json, `rank` orders them
@@ -928,9 +929,9 @@ class Verdict:
     rank: ClassVar[int] = 99
 
     @property
+    @abstractmethod
     def summary(self) -> str:
         """One line for people."""
-        raise NotImplementedError
 
     def detail(self) -> dict[str, Any]:
         """Structured detail for --json (without kind and summary)."""
