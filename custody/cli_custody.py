@@ -236,7 +236,7 @@ def handoff_accept(
     offer = events.Offer.parse(_read(offer_path, "offer"), str(offer_path))
     with _open(home, db) as c:
         index, rec = events.accept_offer(
-            c, offer, by=by, media=media, passphrase=passphrases(passphrase_file), now=_now()
+            c, offer, by=by, media=media, passphrase=passphrases(passphrase_file)
         )
     out = receipt or offer_path.with_name(offer_path.name + ".receipt")
     _write_new(out, rec.encode())

@@ -453,7 +453,7 @@ def _media_by_digest(folder: Path, wanted: set[str]) -> dict[str, Path]:
     return found
 
 
-def _import_context(c: Custody, w: LogWriter, context: Sequence[bytes]) -> int:
+def _import_context(w: LogWriter, context: Sequence[bytes]) -> int:
     """Append the offer's context entries this log lacks; returns how many."""
     added = 0
     for data in context:
@@ -487,9 +487,11 @@ def accept_offer(
     by: str,
     media: Path | None,
     passphrase: PassphraseFn,
-    now: datetime,
 ) -> tuple[int, Receipt]:
     """Accept an offer: re-hash what was received, countersign, append, sign a receipt.
+
+    The entry's claimed time is the sender's (it is signed already); the receiver's
+    countersignature covers the same text.
 
     Raises InputError naming the file if a received file is missing or not the one
     offered; EntryError (exit 1) if the handoff breaks a custody rule here.
@@ -532,10 +534,10 @@ def accept_offer(
             vault.verify_object(item)
     countersigned = add_signatures(offer.handoff, [signer])
     with c.log.transaction() as w:
-        _import_context(c, w, offer.context)
+        _import_context(w, offer.context)
         index = append_indexed(w, countersigned)
-    note = c.log.checkpoint(c.log_signer(passphrase))
-    del note
+    # A fresh checkpoint covering the handoff, for the receipt's inclusion proof.
+    c.log.checkpoint(c.log_signer(passphrase))
     proof = c.log.tlog_proof(index)
     receipt = Receipt(c.log_key, countersigned, tuple(_key_entries(c, {by})), proof)
     return index, receipt
@@ -590,7 +592,7 @@ def take_receipt(c: Custody, receipt: Receipt, *, trusted: VerifierKey | None) -
         raise InputError("the receipt names another log key than the one you trust")
     verify_tlog_proof(receipt.proof, receipt.entry, key)
     with c.log.transaction() as w:
-        _import_context(c, w, receipt.context)
+        _import_context(w, receipt.context)
         if Store.index_of(w.session, entry_hash(receipt.entry)) is not None:
             raise UsageError("this receipt's handoff is already on this log")
         index = append_indexed(w, receipt.entry)
