@@ -11,7 +11,18 @@ from typing import Annotated, Any
 import typer
 
 from custody import derive
-from custody.cli import DbOpt, HomeOpt, JsonOpt, PassFileOpt, _emit_json, _now, _open, passphrases
+from custody.cli import (
+    CaseOpt,
+    DbOpt,
+    HomeOpt,
+    ItemArg,
+    JsonOpt,
+    PassFileOpt,
+    _emit_json,
+    _now,
+    _open,
+    passphrases,
+)
 from custody.errors import UsageError
 
 derive_app = typer.Typer(
@@ -20,7 +31,7 @@ derive_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ItemArg = Annotated[
+ParentArg = Annotated[
     str,
     typer.Argument(help="The parent: exhibit number (CASE/NNNN) or BLAKE3 digest (prefix)."),
 ]
@@ -32,9 +43,6 @@ ByOpt = Annotated[
 ]
 ReasonOpt = Annotated[
     str, typer.Option("--reason", help="Why the copy is made (signed into the log entry).")
-]
-CaseOpt = Annotated[
-    str | None, typer.Option("--case", help="The case, to disambiguate a digest prefix.")
 ]
 Sha256Opt = Annotated[
     bool,
@@ -83,7 +91,7 @@ def _report(result: derive.Derived, json_: bool) -> None:
 
 @derive_app.command("trim")
 def trim_cmd(
-    item: ItemArg,
+    item: ParentArg,
     start: StartOpt = None,
     end: EndOpt = None,
     by: ByOpt = "",
@@ -122,7 +130,7 @@ def trim_cmd(
 
 @derive_app.command("redact")
 def redact_cmd(
-    item: ItemArg,
+    item: ParentArg,
     box: Annotated[
         str | None,
         typer.Option(
@@ -171,7 +179,7 @@ def redact_cmd(
 
 @derive_app.command("transcode")
 def transcode_cmd(
-    item: ItemArg,
+    item: ParentArg,
     codec: Annotated[
         str | None,
         typer.Option("--codec", help=f"Video encoder: {', '.join(derive.TRANSCODE_CODECS)}."),
@@ -214,10 +222,7 @@ def transcode_cmd(
 
 @derive_app.command("lineage")
 def lineage_cmd(
-    item: Annotated[
-        str,
-        typer.Argument(help="Exhibit number (CASE/NNNN) or BLAKE3 digest (prefix)."),
-    ],
+    item: ItemArg,
     case: CaseOpt = None,
     json_: JsonOpt = False,
     home: HomeOpt = None,

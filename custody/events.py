@@ -35,7 +35,7 @@ from pathlib import Path
 from custody.core.chain import Chain, Parsed, entry_hash
 from custody.core.entry import Entry, SignedEntry, sign_entry
 from custody.core.note import Signer, VerifierKey, add_signatures
-from custody.core.parties import EntryError
+from custody.core.parties import EntryError, Parties
 from custody.core.tlogproof import TlogProof, verify_tlog_proof
 from custody.errors import (
     CustodyError,
@@ -332,25 +332,20 @@ class Receipt:
 
     @classmethod
     def parse(cls, data: bytes, where: str) -> Receipt:
-        lines = dict(_lines(data, where, RECEIPT_VERSION, repeatable=("context",)))
+        rows = _lines(data, where, RECEIPT_VERSION)
+        lines = dict(rows)
         try:
             return cls(
                 VerifierKey.parse(lines["log-key"]),
                 _unb64(lines["entry"], where),
-                tuple(
-                    _unb64(v, where)
-                    for k, v in _lines(data, where, RECEIPT_VERSION)
-                    if k == "context"
-                ),
+                tuple(_unb64(v, where) for k, v in rows if k == "context"),
                 TlogProof.parse(_unb64(lines["proof"], where)),
             )
         except KeyError as exc:
             raise FormatError(f"{where}: the receipt has no '{exc.args[0]}' line") from None
 
 
-def _lines(
-    data: bytes, where: str, version: str, repeatable: Iterable[str] = ()
-) -> list[tuple[str, str]]:
+def _lines(data: bytes, where: str, version: str) -> list[tuple[str, str]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
@@ -367,8 +362,9 @@ def _lines(
     return out
 
 
-def _case_chain(c: Custody, case: str) -> tuple[Chain, list[bytes]]:
-    """Replay a case's entries: its chain, and the entries (bytes) in log order."""
+def _case_chain(c: Custody, case: str) -> tuple[Chain, list[bytes], Parties]:
+    """Replay a case's entries: its chain, the entries (bytes) in log order, and the
+    party keys they were checked against."""
     parties = c.log.parties()
     chain = Chain()
     datas = []
@@ -377,7 +373,7 @@ def _case_chain(c: Custody, case: str) -> tuple[Chain, list[bytes]]:
     for index, data in rows:
         chain.apply(index, SignedEntry.parse(data), parties)
         datas.append(data)
-    return chain, datas
+    return chain, datas, parties
 
 
 def make_offer(
@@ -415,8 +411,7 @@ def make_offer(
     entry = Entry.build("handoff", now, fields)
     data = sign_entry(entry, [signer])
     # Dry run of the rules, as if the receiver had countersigned already.
-    chain, case_datas = _case_chain(c, case_id)
-    parties = c.log.parties()
+    chain, case_datas, parties = _case_chain(c, case_id)
     try:
         chain.apply(c.log.size(), Parsed(data, entry, (sender, receiver)), parties)
     except EntryError as exc:
