@@ -2,7 +2,7 @@
 
 Every failure a user can cause or meet is a `CustodyError`: a one-line message
 that says what is wrong (naming the file, field or log entry), and a hint that
-says what to do.  The CLI (`custody.cli.main`) is the only place that turns
+says what to do.  The CLI (`custody.cli`) is the only place that turns
 these into output and an exit code; see docs/errors.md.
 
 Exit codes (a contract for scripts):

@@ -3,7 +3,7 @@
 MTH, PATH and PROOF/SUBPROOF follow RFC 6962 §2.1 (identical in RFC 9162 §2.1.1, §2.1.3.1
 and §2.1.4.1) line by line, recursing on list slices given as [lo, hi) bounds.  The two
 verifiers follow the step-by-step algorithms of RFC 9162 §2.1.3.2 and §2.1.4.2 (the fn/sn
-bit walks), which custody.core.merkle restates differently, so agreement between the two is
+bit walks), which custody.tlog.merkle restates differently, so agreement between the two is
 evidence that both are right.
 
 Nothing here is optimised except one dictionary that remembers MTH of each [lo, hi): the

@@ -2,7 +2,7 @@
 
 Every ratio is measured in this one run, side by side, on the same file:
 
-* hashing: custody's BLAKE3 pass (`custody.vault.hash_file`) vs `b3sum`, warm cache,
+* hashing: custody's BLAKE3 pass (`custody.infra.vault.hash_file`) vs `b3sum`, warm cache,
   best of three; the ratio is custody's throughput over b3sum's (aim >= 0.9);
 * full ingest (hash + copy into the store + probe + signed log entry, through the
   CLI) vs `cp` followed by `b3sum` of the copy (aim <= 1.5x);
@@ -50,8 +50,8 @@ def _big_file(path: Path, gib: float) -> Path:
 
 
 def _home(path: Path) -> None:
-    from custody import evidence
-    from custody.home import Custody, Home, init
+    from custody.app import evidence
+    from custody.app.home import Custody, Home, init
 
     if path.exists():
         shutil.rmtree(path)
@@ -65,7 +65,7 @@ def _home(path: Path) -> None:
 # process's is counted) on its last line of stderr.
 _CHILD = """
 import sys
-from custody.cli import main
+from custody.cli.main import main
 try:
     main(sys.argv[1:])
 finally:
@@ -92,7 +92,7 @@ def _run_measuring_rss(argv: list[str]) -> tuple[float, float]:
 
 
 def bench_evidence(bench: Path, gib: float, clips: int, say: Say) -> None:
-    from custody.vault import hash_file
+    from custody.infra.vault import hash_file
 
     print("evidence", flush=True)
     if shutil.which("b3sum") is None:

@@ -49,8 +49,8 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def _new_home(path: Path) -> None:
     """A home with one party and one (notional) item it holds, for access entries."""
-    from custody.core.entry import Entry, sign_entry
-    from custody.home import Custody, Home, init
+    from custody.app.home import Custody, Home, init
+    from custody.model.entry import Entry, sign_entry
 
     if path.exists():
         shutil.rmtree(path)
@@ -73,7 +73,7 @@ def _new_home(path: Path) -> None:
 
 def _entries(signer: object, start: int, count: int) -> list[bytes]:
     """`count` access entries (the holder viewing the item), all distinct."""
-    from custody.core.entry import Entry, sign_entry
+    from custody.model.entry import Entry, sign_entry
 
     return [
         sign_entry(
@@ -95,7 +95,7 @@ def _entries(signer: object, start: int, count: int) -> list[bytes]:
 
 
 def bench_log(entries: int) -> None:
-    from custody.home import Custody
+    from custody.app.home import Custody
 
     print("log", flush=True)
     tmp = BENCH / "appends"
@@ -117,7 +117,7 @@ def bench_log(entries: int) -> None:
         say("appends/s, batches of 1,000", f"{len(batch) / t:,.0f}  (aim >= 5,000)")
 
     home = BENCH / f"log-{entries}"
-    from custody.home import Custody as C2
+    from custody.app.home import Custody as C2
 
     if home.exists():
         with C2.open(home) as c:

@@ -1,0 +1,1304 @@
+"""Defence bundles: export from a custody home, and the I/O side of verification.
+
+`export_case` writes a `custody/bundle/v1` bundle (docs/spec/bundle.md): the
+case's entries and every key entry with tlog-proofs against one checkpoint
+(cosignatures merged in), consistency proofs from every earlier stored
+checkpoint, sidecars, optionally the media, the report when `custody.report.court`
+exists, VERIFY.md, the manifest and the log-signed bundle statement.  A bundle
+is built under a temporary name and renamed into place, so a half-written one
+never carries the final name.
+
+`verify_path` is what `custody verify-bundle` runs: it opens the bundle (a
+folder or a ZIP) through a reader that refuses symbolic links, paths outside the
+bundle and zip bombs, loads the checkpoints seen before (`SeenStore`), calls the
+pure `custody.bundle.verify.verify_bundle`, re-probes media with ffprobe when it is
+installed, and records the checkpoint.  It opens no database and needs no home.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib
+import inspect
+import os
+import re
+import secrets
+import shutil
+import stat
+import tempfile
+import textwrap
+import zipfile
+import zlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Protocol
+
+from custody import __version__
+from custody.app.home import Custody
+from custody.app.witness import merged_checkpoint
+from custody.bundle.verify import (
+    BUNDLE_V1,
+    CHECKPOINT,
+    MANIFEST,
+    MAX_MANIFEST,
+    MAX_MEMBERS,
+    MAX_RATIO,
+    RATIO_FLOOR,
+    SIDECAR_KINDS,
+    STATEMENT,
+    VERIFY_MD,
+    BundleReport,
+    BundleVerificationError,
+    ConsistencyFile,
+    FileInfo,
+    Manifest,
+    ManifestEntry,
+    ManifestItem,
+    ManifestParty,
+    Statement,
+    Trust,
+    UnsafeBundleError,
+    check_bundle_path,
+    consistency_path,
+    entry_path,
+    is_litter,
+    parties_of,
+    proof_path,
+    sidecar_path,
+    verify_bundle,
+)
+from custody.errors import (
+    CustodyError,
+    FormatError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+    VerificationError,
+)
+from custody.infra import ffmpeg as media
+from custody.infra.files import fsync_dir, write_new
+from custody.infra.store import Store
+from custody.infra.vault import Vault, display_path
+from custody.media.compare import MediaRecord
+from custody.media.digest import CHUNK_SIZE, FileDigests, Hasher
+from custody.model.entry import Entry, SignedEntry, format_time
+from custody.tlog.checkpoint import Checkpoint
+from custody.tlog.merkle import leaf_hash
+from custody.tlog.note import Note, Signer, VerifierKey
+from custody.tlog.tlogproof import TlogProof
+
+__all__ = [
+    "BundleContent",
+    "ExportItem",
+    "ExportSummary",
+    "FolderSource",
+    "SeenStore",
+    "ZipSource",
+    "collect",
+    "default_seen_dir",
+    "export_case",
+    "open_bundle",
+    "verify_path",
+    "write_bundle",
+]
+
+ENV_SEEN = "CUSTODY_SEEN"
+Progress = Callable[[int], None]
+_EXT = re.compile(r"\.[a-z0-9]{1,10}")
+_DATE_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+# =================================================================================
+# Export
+
+
+@dataclass(frozen=True)
+class ExportItem:
+    """One item to write: its BLAKE3, its sidecars (kind -> bytes) and its file, if exported."""
+
+    item: str
+    sidecars: Mapping[str, bytes]
+    media: Path | None = None
+
+
+@dataclass(frozen=True)
+class BundleContent:
+    """Everything a bundle holds, before it is written (`write_bundle` derives the rest).
+
+    `checkpoint` is the signed checkpoint note (cosignatures included), `proofs`
+    the encoded tlog-proof of each entry against it, `consistency` the proofs
+    from earlier checkpoints to it.  The item fields, the parties and the
+    manifest are computed from the entries, never taken from elsewhere.
+    """
+
+    origin: str
+    log_key: VerifierKey
+    case: str
+    exported: str
+    checkpoint: bytes
+    entries: Sequence[tuple[int, bytes]]
+    proofs: Mapping[int, bytes]
+    consistency: Sequence[ConsistencyFile]
+    items: Sequence[ExportItem]
+    reports: Sequence[tuple[str, Path]] = ()
+    tool: str = f"custody {__version__}"
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    path: Path
+    case: str
+    entries: int
+    items: int
+    media: int
+    checkpoint_size: int
+    consistency: int
+    cosignatures: tuple[str, ...]
+    report: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.path),
+            "case": self.case,
+            "entries": self.entries,
+            "items": self.items,
+            "media": self.media,
+            "checkpoint_size": self.checkpoint_size,
+            "consistency": self.consistency,
+            "cosignatures": list(self.cosignatures),
+            "report": list(self.report),
+        }
+
+
+def _named_items(entry: Entry) -> set[str]:
+    """The items an entry is about: its `item` lines and its `parent`."""
+    named = set(entry.get_all("item"))
+    parent = entry.get("parent")
+    if parent is not None:
+        named.add(parent)
+    return named
+
+
+def _closure(chosen: set[str], entries: Iterable[Entry]) -> set[str]:
+    """The chosen items plus every item named together with one of them (to a fixed point).
+
+    Replaying the custody rules needs each item's whole history, and that
+    history includes the other items of a shared handoff and a derivation's
+    parent or children.
+    """
+    closure = set(chosen)
+    listed = [_named_items(e) for e in entries]
+    grown = True
+    while grown:
+        grown = False
+        for named in listed:
+            if named & closure and not named <= closure:
+                closure |= named
+                grown = True
+    return closure
+
+
+def _resolve_items(refs: Sequence[str], defined: Mapping[str, Entry], case: str) -> set[str]:
+    chosen: set[str] = set()
+    for ref in refs:
+        if "/" in ref:
+            hits = [b3 for b3, e in defined.items() if e.get("exhibit") == ref]
+        elif re.fullmatch(r"[0-9a-fA-F]{6,64}", ref):
+            hits = [b3 for b3 in defined if b3.startswith(ref.lower())]
+        else:
+            raise UsageError(
+                f"--items {ref!r} is neither an exhibit number ({case}/NNNN) nor a BLAKE3 "
+                "digest prefix",
+                hint="give the exhibit number, or at least 6 hex digits of the digest",
+            )
+        if not hits:
+            raise NotFoundError(
+                f"case {case} has no item {ref}",
+                hint=f"list its exhibits with 'custody case show {case}'",
+            )
+        if len(hits) > 1:
+            raise UsageError(f"{ref} matches {len(hits)} items of case {case}; give more digits")
+        chosen.add(hits[0])
+    return chosen
+
+
+def _find_reports(
+    c: Custody, case: str, workdir: Path, checkpoint_size: int, now: datetime
+) -> list[tuple[str, Path]]:
+    """The human report, when this custody has a report module (custody.report.court).
+
+    The report is asked for the bundle's checkpoint and export time where its
+    `write_report` accepts them, so that it states what the bundle proves.
+    """
+    try:
+        module = importlib.import_module("custody.report.court")
+    except ModuleNotFoundError as exc:
+        if exc.name != "custody.report.court":
+            raise
+        return []
+    write_report = module.write_report
+    accepted = inspect.signature(write_report).parameters
+    extra: dict[str, Any] = {}
+    if "checkpoint_size" in accepted:
+        extra["checkpoint_size"] = checkpoint_size
+    if "now" in accepted:
+        extra["now"] = now
+    out = []
+    for fmt in ("html", "pdf"):
+        path = workdir / f"report.{fmt}"
+        write_report(c, case, fmt, path, **extra)
+        out.append((f"report/report.{fmt}", path))
+    return out
+
+
+def collect(
+    c: Custody,
+    case: str,
+    *,
+    log_signer: Signer,
+    now: datetime,
+    items: Sequence[str] = (),
+    with_media: bool = False,
+    checkpoint_size: int | None = None,
+) -> BundleContent:
+    """Gather what a bundle of `case` holds from the custody home (spec §2).
+
+    Raises NotFoundError (no such case, item or checkpoint), UsageError (a
+    checkpoint too small to cover the entries, a bad --items), StorageError (a
+    sidecar or evidence file missing from the evidence store).
+    """
+    with c.store.session() as s:
+        case_rows = Store.case_entries(s, case)
+        key_rows = Store.key_entries(s)
+    if not case_rows:
+        raise NotFoundError(
+            f"the log has no entries for case {case}",
+            hint="list cases with 'custody case list'",
+        )
+    parsed = {i: SignedEntry.parse(d).entry for i, d in case_rows}
+    defined: dict[str, Entry] = {}
+    for _, e in sorted(parsed.items()):
+        b3 = e.get("item")
+        if e.type in ("ingest", "derive") and e.get("case") == case and b3 and b3 not in defined:
+            defined[b3] = e
+    wanted = set(defined)
+    selected = case_rows
+    if items:
+        wanted = _closure(_resolve_items(items, defined, case), parsed.values())
+        # Consents stay whole (a revocation names its grant, not the items); so do entries
+        # that name no item.  The rest: those about an item of the closure.
+        selected = [
+            (i, d)
+            for i, d in case_rows
+            if parsed[i].type == "consent"
+            or not _named_items(parsed[i])
+            or _named_items(parsed[i]) & wanted
+        ]
+    entries = sorted(dict([*key_rows, *selected]).items())
+    needed = entries[-1][0] + 1
+
+    if checkpoint_size is not None:
+        row = c.store.checkpoint(checkpoint_size)
+        if row is None:
+            raise NotFoundError(
+                f"the log stored no checkpoint of size {checkpoint_size}",
+                hint="list them with 'custody log checkpoints', or leave out --checkpoint",
+            )
+        if row.size < needed:
+            raise UsageError(
+                f"the checkpoint of size {row.size} does not cover log entry {needed - 1} "
+                "of this case",
+                hint="leave out --checkpoint: export signs a new one",
+            )
+        note = bytes(row.note)
+    else:
+        latest = c.store.checkpoint()
+        note = bytes(latest.note) if latest is not None and latest.size >= needed else b""
+        if not note:
+            note = c.log.checkpoint(log_signer)
+    parties = c.log.parties()
+    note = merged_checkpoint(c, note, parties)
+    cp = Checkpoint.parse(Note.parse(note).text)
+
+    proofs = {
+        i: TlogProof(i, tuple(c.log.inclusion_proof(i, cp.size)), note).encode() for i, _ in entries
+    }
+    consistency = []
+    for row in c.store.checkpoints():
+        if 0 < row.size < cp.size:
+            consistency.append(
+                ConsistencyFile(
+                    old_size=int(row.size),
+                    new_size=cp.size,
+                    old_root=bytes(row.root),
+                    new_root=cp.root,
+                    proof=tuple(c.log.consistency_proof(int(row.size), cp.size)),
+                    old_checkpoint=merged_checkpoint(c, bytes(row.note), parties),
+                )
+            )
+
+    vault = Vault(c.home.vault_root)
+    export_items = []
+    for b3, e in defined.items():
+        if b3 not in wanted:
+            continue
+        sidecars: dict[str, bytes] = {}
+        if e.get("metadata") is not None or e.get("content") is not None:
+            for kind in SIDECAR_KINDS:
+                try:
+                    sidecars[kind] = vault.read_sidecar(b3, kind)
+                except NotFoundError:
+                    raise StorageError(
+                        f"the evidence store has no {kind} sidecar for exhibit "
+                        f"{e.get('exhibit')} ({b3[:16]}…)",
+                        hint="the evidence store is incomplete; restore it from a backup",
+                    ) from None
+        path = None
+        if with_media:
+            path = vault.path_for(b3)
+            if not path.is_file():
+                raise StorageError(
+                    f"the evidence store has no file for exhibit {e.get('exhibit')} ({b3[:16]}…)",
+                    hint="restore the evidence store from a backup, or export without --with-media",
+                )
+        export_items.append(ExportItem(b3, sidecars, path))
+    return BundleContent(
+        origin=c.origin,
+        log_key=c.log_key,
+        case=case,
+        exported=format_time(now),
+        checkpoint=note,
+        entries=entries,
+        proofs=proofs,
+        consistency=consistency,
+        items=export_items,
+    )
+
+
+# -- writing ------------------------------------------------------------------------
+
+
+class _Writer(Protocol):
+    def add_bytes(self, name: str, data: bytes) -> FileInfo: ...
+
+    def add_file(
+        self, name: str, src: Path, expect_blake3: str | None, progress: Progress | None
+    ) -> FileInfo: ...
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def _copy(
+    src: Path, write: Callable[[bytes], Any], expect: str | None, progress: Progress | None
+) -> FileInfo:
+    """Stream `src` to `write`, hashing what is copied; check its BLAKE3 if `expect`."""
+    hasher = Hasher(sha256=True)
+    try:
+        with src.open("rb") as f:
+            while chunk := f.read(CHUNK_SIZE):
+                hasher.update(chunk)
+                write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+    except OSError as exc:
+        raise StorageError(f"cannot read {display_path(src)}: {exc.strerror}") from exc
+    d = hasher.finish()
+    if expect is not None and d.blake3_hex != expect:
+        raise VerificationError(
+            f"evidence store object {expect} is damaged: its bytes now hash to {d.blake3_hex}",
+            hint="restore it from a backup before exporting",
+        )
+    return FileInfo(d.size, d.sha256_hex or "")
+
+
+class _FolderWriter:
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.tmp = final.parent / f".{final.name}.partial-{secrets.token_hex(4)}"
+        try:
+            self.tmp.mkdir(mode=0o755)
+        except OSError as exc:
+            raise StorageError(f"cannot create {display_path(self.tmp)}: {exc.strerror}") from exc
+
+    def _open(self, name: str) -> BinaryIO:
+        path = self.tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        return os.fdopen(fd, "wb")
+
+    def add_bytes(self, name: str, data: bytes) -> FileInfo:
+        try:
+            with self._open(name) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write {name} of the bundle: {exc.strerror}") from exc
+        return FileInfo(len(data), hashlib.sha256(data).hexdigest())
+
+    def add_file(
+        self, name: str, src: Path, expect_blake3: str | None, progress: Progress | None
+    ) -> FileInfo:
+        try:
+            with self._open(name) as f:
+                info = _copy(src, f.write, expect_blake3, progress)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            raise StorageError(f"cannot write {name} of the bundle: {exc.strerror}") from exc
+        return info
+
+    def commit(self) -> None:
+        try:
+            for folder, _, _ in os.walk(self.tmp):
+                fsync_dir(Path(folder))
+            if self.final.exists():
+                raise UsageError(f"{display_path(self.final)} already exists; not replacing it")
+            os.rename(self.tmp, self.final)
+            fsync_dir(self.final.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot finish {display_path(self.final)}: {exc.strerror}") from exc
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class _ZipWriter:
+    def __init__(self, final: Path, when: tuple[int, int, int, int, int, int]) -> None:
+        self.final = final
+        self.when = when
+        self.tmp = final.parent / f".{final.name}.partial-{secrets.token_hex(4)}"
+        try:
+            self.zf = zipfile.ZipFile(self.tmp, "x", allowZip64=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {display_path(self.tmp)}: {exc.strerror}") from exc
+
+    def _info(self, name: str, compress: int) -> zipfile.ZipInfo:
+        zi = zipfile.ZipInfo(name, self.when)
+        zi.compress_type = compress
+        zi.create_system = 3  # Unix: the mode bits below mean "regular file, rw-r--r--"
+        zi.external_attr = (stat.S_IFREG | 0o644) << 16
+        return zi
+
+    def add_bytes(self, name: str, data: bytes) -> FileInfo:
+        try:
+            self.zf.writestr(self._info(name, zipfile.ZIP_DEFLATED), data)
+        except OSError as exc:
+            raise StorageError(f"cannot write {display_path(self.tmp)}: {exc.strerror}") from exc
+        return FileInfo(len(data), hashlib.sha256(data).hexdigest())
+
+    def add_file(
+        self, name: str, src: Path, expect_blake3: str | None, progress: Progress | None
+    ) -> FileInfo:
+        # Media is compressed already: stored, so a reader can stream it at disk speed.
+        compress = zipfile.ZIP_STORED if expect_blake3 else zipfile.ZIP_DEFLATED
+        try:
+            with self.zf.open(self._info(name, compress), "w", force_zip64=True) as dst:
+                return _copy(src, dst.write, expect_blake3, progress)
+        except OSError as exc:
+            raise StorageError(f"cannot write {display_path(self.tmp)}: {exc.strerror}") from exc
+
+    def commit(self) -> None:
+        try:
+            self.zf.close()
+            fd = os.open(self.tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.link(self.tmp, self.final)  # fails rather than replace an existing file
+            self.tmp.unlink()
+            fsync_dir(self.final.parent)
+        except FileExistsError:
+            raise UsageError(
+                f"{display_path(self.final)} already exists; not replacing it"
+            ) from None
+        except OSError as exc:
+            raise StorageError(f"cannot finish {display_path(self.final)}: {exc.strerror}") from exc
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.zf.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def _media_name(item: str, name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    return f"media/{item}{suffix if _EXT.fullmatch(suffix) else ''}"
+
+
+def write_bundle(
+    content: BundleContent, to: Path, log_signer: Signer, *, progress: Progress | None = None
+) -> Manifest:
+    """Write `content` as a bundle at `to` (a folder, or a ZIP if it ends in .zip).
+
+    Everything the manifest says about entries, items and parties is derived
+    from the entries themselves; the manifest's SHA-256 goes into the bundle
+    statement, which `log_signer` (the log's key) signs.
+
+    Raises UsageError if `to` exists, StorageError if it cannot be written,
+    VerificationError if an evidence file no longer has its digest.
+    """
+    if to.exists():
+        raise UsageError(
+            f"{display_path(to)} already exists", hint="export to a new folder or .zip name"
+        )
+    signed = {i: SignedEntry.parse(d) for i, d in content.entries}
+    parties = parties_of(content.entries)
+    defined: dict[str, tuple[int, Entry]] = {}
+    for i, s in sorted(signed.items()):
+        b3 = s.entry.get("item")
+        if s.entry.type in ("ingest", "derive") and s.entry.get("case") == content.case and b3:
+            defined.setdefault(b3, (i, s.entry))
+    cp = Checkpoint.parse(Note.parse(content.checkpoint).text)
+    when = datetime.strptime(content.exported, "%Y-%m-%dT%H:%M:%SZ")
+    stamp = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    writer: _Writer = _ZipWriter(to, stamp) if to.suffix.lower() == ".zip" else _FolderWriter(to)
+    try:
+        files: dict[str, FileInfo] = {CHECKPOINT: writer.add_bytes(CHECKPOINT, content.checkpoint)}
+        for i, data in content.entries:
+            files[entry_path(i)] = writer.add_bytes(entry_path(i), data)
+            files[proof_path(i)] = writer.add_bytes(proof_path(i), content.proofs[i])
+        for cf in content.consistency:
+            files[consistency_path(cf.old_size)] = writer.add_bytes(
+                consistency_path(cf.old_size), cf.to_json()
+            )
+        items = []
+        for it in sorted(content.items, key=lambda x: defined[x.item][0]):
+            index, e = defined[it.item]
+            sidecars = []
+            for kind, data in sorted(it.sidecars.items()):
+                path = sidecar_path(it.item, kind)
+                files[path] = writer.add_bytes(path, data)
+                sidecars.append((kind, path))
+            media_path = None
+            if it.media is not None:
+                media_path = _media_name(it.item, e.get("name") or "")
+                files[media_path] = writer.add_file(media_path, it.media, it.item, progress)
+            items.append(
+                ManifestItem(
+                    item=it.item,
+                    exhibit=e.get("exhibit") or "",
+                    name=e.get("name") or "",
+                    size=int(e.get("size") or 0),
+                    kind=e.get("kind") or "attachment",
+                    entry=index,
+                    parent=e.get("parent"),
+                    sidecars=tuple(sidecars),
+                    media=media_path,
+                )
+            )
+        report = []
+        for name, source in content.reports:
+            files[name] = writer.add_file(name, source, None, None)
+            report.append(name)
+        party_rows = tuple(
+            ManifestParty(
+                k.name, k.role, k.org, k.vkey.encode(), k.registered_at, k.ended_at, k.end_reason
+            )
+            for history in parties.keys.values()
+            for k in history
+        )
+        manifest_entries = tuple(
+            ManifestEntry(i, leaf_hash(d).hex(), signed[i].entry.type) for i, d in content.entries
+        )
+        verify_md = render_verify_md(content, cp, party_rows, items)
+        files[VERIFY_MD] = writer.add_bytes(VERIFY_MD, verify_md.encode("utf-8"))
+        manifest = Manifest(
+            origin=content.origin,
+            log_key=content.log_key.encode(),
+            case=content.case,
+            exported=content.exported,
+            tool=content.tool,
+            checkpoint_size=cp.size,
+            checkpoint_root=cp.root,
+            entries=manifest_entries,
+            consistency=tuple(cf.old_size for cf in content.consistency),
+            parties=party_rows,
+            items=tuple(items),
+            report=tuple(report),
+            files=files,
+        )
+        manifest_bytes = manifest.encode()
+        statement = Statement(
+            origin=content.origin,
+            case=content.case,
+            exported=content.exported,
+            size=cp.size,
+            root=cp.root,
+            manifest=hashlib.sha256(manifest_bytes).hexdigest(),
+            entries=tuple((e.index, e.hash) for e in manifest_entries),
+        )
+        writer.add_bytes(MANIFEST, manifest_bytes)
+        writer.add_bytes(STATEMENT, statement.sign(log_signer))
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return manifest
+
+
+def export_case(
+    c: Custody,
+    case: str,
+    to: Path,
+    *,
+    log_signer: Signer,
+    now: datetime,
+    items: Sequence[str] = (),
+    with_media: bool = False,
+    checkpoint_size: int | None = None,
+    progress: Progress | None = None,
+) -> ExportSummary:
+    """Export `case` as a bundle at `to` (see `collect` and `write_bundle`)."""
+    if to.exists():
+        raise UsageError(
+            f"{display_path(to)} already exists", hint="export to a new folder or .zip name"
+        )
+    if not to.parent.is_dir():
+        raise UsageError(f"the folder {display_path(to.parent)} does not exist")
+    content = collect(
+        c,
+        case,
+        log_signer=log_signer,
+        now=now,
+        items=items,
+        with_media=with_media,
+        checkpoint_size=checkpoint_size,
+    )
+    with tempfile.TemporaryDirectory(prefix="custody-report-") as tmp:
+        size = Checkpoint.parse(Note.parse(content.checkpoint).text).size
+        reports = _find_reports(c, case, Path(tmp), size, now)
+        content = dataclasses.replace(content, reports=reports)
+        manifest = write_bundle(content, to, log_signer, progress=progress)
+    cosigners = tuple(
+        s.name for s in Note.parse(content.checkpoint).signatures if s.name != content.origin
+    )
+    return ExportSummary(
+        path=to,
+        case=case,
+        entries=len(manifest.entries),
+        items=len(manifest.items),
+        media=sum(1 for i in manifest.items if i.media),
+        checkpoint_size=manifest.checkpoint_size,
+        consistency=len(manifest.consistency),
+        cosignatures=cosigners,
+        report=manifest.report,
+    )
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
+
+
+def render_verify_md(
+    content: BundleContent,
+    cp: Checkpoint,
+    parties: Sequence[ManifestParty],
+    items: Sequence[ManifestItem],
+) -> str:
+    """VERIFY.md: how a stranger checks this bundle, with custody or without it."""
+    vkey = content.log_key.encode()
+    intro = (
+        f"This is a `{BUNDLE_V1}` bundle exported {content.exported} from the custody log "
+        f"**{_md(content.origin)}**: {len(content.entries)} signed log entries, each with a "
+        f"proof that it is in the log, the log's checkpoint of size {cp.size}, consistency "
+        f"proofs from {len(content.consistency)} earlier checkpoint(s), and {len(items)} "
+        "item(s) with their metadata snapshots and packet lists"
+        + (", and their files." if any(i.media for i in items) else ".")
+    )
+    lines = [
+        f"# Verifying this custody bundle (case {_md(content.case)})",
+        "",
+        *textwrap.wrap(intro, width=88),
+        "",
+        "Nothing here is to be trusted on its own word.  Everything is checked against",
+        "**the log's verifier key**, which you must obtain from the agency by another",
+        "channel (a letter, a court filing, a phone call) and compare character for",
+        "character.  For this log it should be:",
+        "",
+        f"    {vkey}",
+        "",
+        "(The manifest carries the same key, but a forger would put their own key there.)",
+        "",
+        "## With custody",
+        "",
+        "    custody verify-bundle THIS-BUNDLE --trust 'LOG-VERIFIER-KEY'",
+        "",
+        "It needs no database and no account; it prints a verdict per item and overall,",
+        "exits 0 for VERIFIED and 1 for NOT VERIFIED (saying what, where and why).  It",
+        "remembers the checkpoints it has seen (`--seen DIR`), so a log that shows you one",
+        "history now and another later is caught.  `--json` prints the same as JSON.",
+        "",
+        "## With any RFC 6962 and signed-note implementation",
+        "",
+        "The formats are specified in custody's `docs/spec/` (bundle.md, signed-note.md,",
+        "checkpoint.md, tlog-proof.md, entry.md, media.md).  With Go's",
+        "`golang.org/x/mod/sumdb/note` and `golang.org/x/mod/sumdb/tlog`:",
+        "",
+        "1. `statement.note` is a signed note: `note.Open(data, note.VerifierList(v))`",
+        "   with `v, _ := note.NewVerifier(logKey)`.  Its text lists `checkpoint <size>",
+        "   <root>`, `manifest <sha256>` and one `entry <index> <hash>` line per entry.",
+        "2. `sha256sum MANIFEST.json` must be the `manifest` line; then every file listed",
+        "   under `files` in `MANIFEST.json` must have that SHA-256, and there must be no",
+        "   other file.",
+        "3. `checkpoint.note` opens with the same verifier; its body is origin, size and",
+        "   base64 root, which must be those of the statement's `checkpoint` line.",
+        "4. For each `entry <i> <hash>`: `entries/<i>.entry` hashes to `<hash>` as",
+        "   `tlog.RecordHash(data)`; `proofs/<i>.tlog-proof` (`c2sp.org/tlog-proof@v1`)",
+        "   gives the proof hashes, and `tlog.CheckRecord(proof, size, root, i, hash)`",
+        "   must succeed.",
+        "5. The `key` entries give each party's verifier key (`vkey` line); every entry",
+        "   must open with `note.Open` under the keys valid at its index, signed by the",
+        "   parties the custody rules of entry.md require (both parties of a handoff).",
+        "6. For each `consistency/<s>.json`: `old_checkpoint` opens with the log key and",
+        "   `tlog.CheckTree(proof, size, root, s, old_root)` must succeed.",
+        "7. For each item: `b3sum items/<blake3>/probe` is the entry's `metadata` field;",
+        "   the content digest of media.md §6 over `framehash` and `streamhash` is its",
+        "   `content` field; `b3sum media/<file>` is its `item` field.",
+        "",
+        "## Parties of this log",
+        "",
+        "| name | role | organisation | verifier key | registered at entry | ended |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in parties:
+        ended = "" if p.ended_at is None else f"entry {p.ended_at} ({_md(p.end or '')})"
+        lines.append(
+            f"| {_md(p.name)} | {p.role} | {_md(p.org)} | `{p.vkey}` | {p.registered_at} "
+            f"| {ended} |"
+        )
+    lines += [
+        "",
+        "## Items",
+        "",
+        "| exhibit | name | BLAKE3 | bytes | log entry | file in bundle |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i in items:
+        lines.append(
+            f"| {_md(i.exhibit)} | {_md(i.name)} | `{i.item}` | {i.size} | {i.entry} "
+            f"| {i.media or '(not exported)'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# =================================================================================
+# Reading bundles safely
+
+
+def _unsafe(label: str, message: str, hint: str | None = None) -> UnsafeBundleError:
+    return UnsafeBundleError(
+        f"{label}: {message}",
+        hint=hint or "this bundle was made to attack its reader; do not unpack it",
+    )
+
+
+def _too_large(label: str, name: str, size: int, limit: int) -> UnsafeBundleError:
+    return _unsafe(
+        label,
+        f"{name} is {size:,} bytes, more than any {name.split('/')[0]} file of a custody bundle "
+        f"can be ({limit:,}): refusing to read it",
+    )
+
+
+class FolderSource:
+    """A bundle folder, read without following symbolic links.
+
+    The scan refuses any symbolic link, device, socket or FIFO inside the folder
+    and any name that breaks the path rules; reads open each path component
+    with O_NOFOLLOW, so a link swapped in after the scan is refused too.
+    """
+
+    def __init__(self, root: Path, progress: Progress | None = None) -> None:
+        self.root = root
+        self.label = display_path(root)
+        self.ignored: list[str] = []
+        self.progress = progress
+        self._names = self._scan()
+
+    def _scan(self) -> set[str]:
+        names: set[str] = set()
+        stack = [("", self.root)]
+        while stack:
+            prefix, folder = stack.pop()
+            try:
+                with os.scandir(folder) as it:
+                    listing = list(it)
+            except OSError as exc:
+                raise InputError(
+                    f"cannot read the folder {display_path(folder)}: {exc.strerror}"
+                ) from exc
+            for entry in listing:
+                rel = prefix + entry.name
+                if entry.is_symlink():
+                    raise _unsafe(self.label, f"{rel} is a symbolic link: refusing to follow it")
+                if entry.is_dir(follow_symlinks=False):
+                    if rel == "__MACOSX":
+                        self.ignored.append(rel + "/")
+                        continue
+                    stack.append((rel + "/", Path(entry.path)))
+                elif entry.is_file(follow_symlinks=False):
+                    if is_litter(rel):
+                        self.ignored.append(rel)
+                        continue
+                    check_bundle_path(rel)
+                    names.add(rel)
+                else:
+                    raise _unsafe(self.label, f"{rel} is not a regular file: refusing it")
+                if len(names) > MAX_MEMBERS:
+                    raise _unsafe(self.label, f"it holds more than {MAX_MEMBERS:,} files")
+        return names
+
+    def names(self) -> Collection[str]:
+        return self._names
+
+    def _open(self, name: str) -> int:
+        if name not in self._names:
+            raise NotFoundError(f"{self.label}: {name} is not in the bundle")
+        parts = name.split("/")
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        try:
+            dirfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise InputError(f"cannot open {self.label}: {exc.strerror}") from exc
+        try:
+            for part in parts[:-1]:
+                nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=dirfd)
+                os.close(dirfd)
+                dirfd = nxt
+            fd = os.open(parts[-1], flags, dir_fd=dirfd)
+        except FileNotFoundError:
+            raise NotFoundError(f"{self.label}: {name} has gone") from None
+        except OSError as exc:
+            if exc.errno in (40, 20):  # ELOOP, ENOTDIR: a link was swapped in
+                raise _unsafe(self.label, f"{name} became a symbolic link: refusing it") from exc
+            raise InputError(f"cannot read {self.label}/{name}: {exc.strerror}") from exc
+        finally:
+            os.close(dirfd)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise _unsafe(self.label, f"{name} is not a regular file: refusing it")
+        return fd
+
+    def read(self, name: str, limit: int) -> bytes:
+        fd = self._open(name)
+        with os.fdopen(fd, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise _too_large(self.label, name, size, limit)
+            try:
+                data = f.read(limit + 1)
+            except OSError as exc:
+                raise InputError(f"cannot read {self.label}/{name}: {exc.strerror}") from exc
+        if len(data) > limit:
+            raise _too_large(self.label, name, len(data), limit)
+        return data
+
+    def digests(self, name: str) -> FileDigests:
+        fd = self._open(name)
+        hasher = Hasher(sha256=True)
+        with os.fdopen(fd, "rb") as f:
+            try:
+                while chunk := f.read(CHUNK_SIZE):
+                    hasher.update(chunk)
+                    if self.progress is not None:
+                        self.progress(len(chunk))
+            except OSError as exc:
+                raise InputError(f"cannot read {self.label}/{name}: {exc.strerror}") from exc
+        return hasher.finish()
+
+    def local_path(self, name: str, workdir: Path) -> Path:
+        self._open_and_close(name)
+        return self.root / name
+
+    def _open_and_close(self, name: str) -> None:
+        os.close(self._open(name))
+
+    def close(self) -> None:
+        return None
+
+
+class ZipSource:
+    """A bundle ZIP, checked member by member before anything is read.
+
+    Refused: encrypted members, compression other than stored/deflated,
+    symbolic links and other non-regular members, unsafe or duplicate names,
+    more than MAX_MEMBERS members, and members that would expand more than
+    MAX_RATIO-fold (a zip bomb).  Nothing is ever extracted under a member's
+    own name; media to re-probe is copied to a temporary file of custody's naming.
+    """
+
+    def __init__(self, path: Path, progress: Progress | None = None) -> None:
+        self.label = display_path(path)
+        self.ignored: list[str] = []
+        self.progress = progress
+        try:
+            self.zf = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise InputError(
+                f"{self.label} is not a readable ZIP archive: {exc}",
+                hint="give the folder or .zip that 'custody export' wrote",
+            ) from exc
+        try:
+            self.infos = self._check(self.zf.infolist())
+        except BaseException:
+            self.zf.close()
+            raise
+
+    def _check(self, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
+        if len(infos) > MAX_MEMBERS:
+            raise _unsafe(self.label, f"it has {len(infos):,} members, more than {MAX_MEMBERS:,}")
+        out: dict[str, zipfile.ZipInfo] = {}
+        for zi in infos:
+            name = zi.filename
+            mode = zi.external_attr >> 16
+            if stat.S_ISLNK(mode):
+                raise _unsafe(self.label, f"member {name!r} is a symbolic link: refusing it")
+            if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+                raise _unsafe(self.label, f"member {name!r} is not a regular file: refusing it")
+            if zi.flag_bits & 0x1:
+                raise _unsafe(self.label, f"member {name!r} is encrypted: refusing it")
+            if zi.is_dir():
+                folder = name.rstrip("/")
+                if folder.split("/")[0] != "__MACOSX":
+                    try:
+                        check_bundle_path(folder)
+                    except UnsafeBundleError as exc:
+                        raise _unsafe(self.label, exc.message, exc.hint) from None
+                continue
+            if is_litter(name):
+                self.ignored.append(name)
+                continue
+            try:
+                check_bundle_path(name)
+            except UnsafeBundleError as exc:
+                raise _unsafe(self.label, exc.message, exc.hint) from None
+            if zi.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise _unsafe(
+                    self.label, f"member {name!r} uses compression method {zi.compress_type}"
+                )
+            if zi.file_size > RATIO_FLOOR and zi.file_size > MAX_RATIO * max(zi.compress_size, 1):
+                raise _unsafe(
+                    self.label,
+                    f"member {name!r} would expand {zi.file_size // max(zi.compress_size, 1):,}-"
+                    f"fold ({zi.compress_size:,} to {zi.file_size:,} bytes): refusing a likely "
+                    "zip bomb",
+                )
+            if name in out:
+                raise _unsafe(
+                    self.label, f"member {name!r} appears twice: refusing an ambiguous archive"
+                )
+            out[name] = zi
+        return out
+
+    def names(self) -> Collection[str]:
+        return self.infos.keys()
+
+    def _info(self, name: str) -> zipfile.ZipInfo:
+        zi = self.infos.get(name)
+        if zi is None:
+            raise NotFoundError(f"{self.label}: {name} is not in the bundle")
+        return zi
+
+    def _stream(self, name: str, limit: int | None, sink: Callable[[bytes], None]) -> int:
+        zi = self._info(name)
+        if limit is not None and zi.file_size > limit:
+            raise _too_large(self.label, name, zi.file_size, limit)
+        total = 0
+        try:
+            with self.zf.open(zi) as f:
+                while chunk := f.read(CHUNK_SIZE):
+                    total += len(chunk)
+                    if total > zi.file_size or (limit is not None and total > limit):
+                        raise _unsafe(self.label, f"member {name!r} holds more than it declares")
+                    sink(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
+            raise UnsafeBundleError(
+                f"{self.label}: member {name} is damaged ({exc}): it was altered after export",
+                hint="ask the exporting agency for a fresh copy of the bundle",
+            ) from exc
+        except OSError as exc:
+            raise InputError(f"cannot read {self.label}: {exc.strerror or exc}") from exc
+        return total
+
+    def read(self, name: str, limit: int) -> bytes:
+        parts: list[bytes] = []
+        self._stream(name, limit, parts.append)
+        return b"".join(parts)
+
+    def digests(self, name: str) -> FileDigests:
+        hasher = Hasher(sha256=True)
+
+        def sink(chunk: bytes) -> None:
+            hasher.update(chunk)
+            if self.progress is not None:
+                self.progress(len(chunk))
+
+        self._stream(name, None, sink)
+        return hasher.finish()
+
+    def local_path(self, name: str, workdir: Path) -> Path:
+        suffix = Path(name).suffix.lower()
+        stem = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
+        dst = workdir / (stem + (suffix if _EXT.fullmatch(suffix) else ""))
+        if not dst.exists():
+            with dst.open("wb") as f:
+
+                def sink(chunk: bytes) -> None:
+                    f.write(chunk)
+
+                self._stream(name, None, sink)
+        return dst
+
+    def close(self) -> None:
+        self.zf.close()
+
+
+_Source = FolderSource | ZipSource
+
+
+@contextlib.contextmanager
+def open_bundle(path: Path, progress: Progress | None = None) -> Iterator[_Source]:
+    """Open a bundle folder or ZIP for reading (see FolderSource, ZipSource).
+
+    `progress` is told the number of bytes hashed as files are streamed.
+    """
+    if path.is_dir():
+        source: _Source = FolderSource(path, progress)
+    elif path.is_file():
+        source = ZipSource(path, progress)
+    elif path.exists():
+        raise InputError(f"{display_path(path)} is neither a folder nor a file")
+    else:
+        raise InputError(f"{display_path(path)} does not exist")
+    try:
+        yield source
+    finally:
+        source.close()
+
+
+class FfmpegProber:
+    """Re-measures media with ffprobe and ffmpeg packet hashes, cached per file."""
+
+    def __init__(self, source: _Source, workdir: Path) -> None:
+        self.source = source
+        self.workdir = workdir
+        self._tool: str | None = None
+        self._cache: dict[str, MediaRecord | None] = {}
+
+    @property
+    def tool(self) -> str:
+        if self._tool is None:
+            self._tool = media.ffmpeg_version()
+        return self._tool
+
+    def probe(self, name: str) -> MediaRecord | None:
+        if name not in self._cache:
+            path = self.source.local_path(name, self.workdir)
+            info = media.probe(path, strict=False, name=name)
+            self._cache[name] = None if info is None else info.record
+        return self._cache[name]
+
+
+def ffmpeg_available() -> bool:
+    return shutil.which("ffprobe") is not None and shutil.which("ffmpeg") is not None
+
+
+# =================================================================================
+# Seen checkpoints
+
+
+def default_seen_dir() -> Path:
+    """$CUSTODY_SEEN, else $XDG_CONFIG_HOME/custody/seen, else ~/.config/custody/seen."""
+    env = os.environ.get(ENV_SEEN)
+    if env:
+        return Path(env).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(config).expanduser() if config else Path.home() / ".config"
+    return base / "custody" / "seen"
+
+
+@dataclass
+class SeenStore:
+    """Checkpoints a verifier has seen, per origin (docs/spec/bundle.md §7).
+
+    Files are written once and never replaced; a checkpoint that contradicts a
+    recorded one is kept apart, under `conflicts/`, as evidence.
+    """
+
+    root: Path
+    recorded: list[Path] = field(default_factory=list)
+
+    def folder(self, origin: str) -> Path:
+        return self.root / hashlib.sha256(origin.encode("utf-8")).hexdigest()
+
+    def load(self, origin: str) -> list[tuple[str, bytes]]:
+        folder = self.folder(origin)
+        if not folder.is_dir():
+            return []
+        found = []
+        for path in folder.glob("*.checkpoint"):
+            m = re.fullmatch(r"(0|[1-9][0-9]*)\.checkpoint", path.name)
+            if m is None:
+                continue
+            try:
+                with path.open("rb") as f:
+                    found.append((int(m.group(1)), display_path(path), f.read(1 << 20)))
+            except OSError as exc:
+                raise StorageError(f"cannot read {display_path(path)}: {exc.strerror}") from exc
+        return [(label, data) for _, label, data in sorted(found)]
+
+    def _prepare(self, origin: str, sub: str = "") -> Path:
+        folder = self.folder(origin) / sub if sub else self.folder(origin)
+        try:
+            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            marker = self.folder(origin) / "origin"
+            if not marker.exists():
+                write_new(marker, (origin + "\n").encode("utf-8"), mode=0o644)
+        except OSError as exc:
+            raise StorageError(f"cannot write to {display_path(folder)}: {exc.strerror}") from exc
+        return folder
+
+    def record(self, origin: str, notes: Iterable[bytes]) -> list[int]:
+        """Remember checkpoints (a size already recorded is kept as it is)."""
+        added = []
+        folder = self._prepare(origin)
+        for note in notes:
+            size = Checkpoint.parse(Note.parse(note).text).size
+            path = folder / f"{size}.checkpoint"
+            if path.exists():
+                continue
+            write_new(path, note, mode=0o644)
+            added.append(size)
+        return sorted(added)
+
+    def keep_conflict(self, origin: str, note: bytes) -> Path:
+        size = Checkpoint.parse(Note.parse(note).text).size
+        folder = self._prepare(origin, "conflicts")
+        path = folder / f"{size}-{hashlib.sha256(note).hexdigest()[:16]}.checkpoint"
+        if not path.exists():
+            write_new(path, note, mode=0o644)
+        return path
+
+
+# =================================================================================
+# Verification
+
+
+def _origin_hint(source: _Source) -> str | None:
+    """The origin the (not yet verified) statement names: only to find the seen folder."""
+    try:
+        text = Note.parse(source.read(STATEMENT, MAX_MANIFEST)).text
+        return Statement.parse(text).origin
+    except CustodyError:
+        return None
+
+
+def verify_path(
+    path: Path,
+    trust: Trust,
+    *,
+    seen_dir: Path | None,
+    probe: bool = True,
+    progress: Progress | None = None,
+) -> BundleReport:
+    """Verify the bundle at `path` (folder or ZIP); see `custody.bundle.verify.verify_bundle`.
+
+    Loads the checkpoints seen before from `seen_dir` (None: none, and nothing
+    is recorded), re-probes media when `probe` and ffprobe is installed, and
+    records the bundle's checkpoint (and those proved consistent with it) when
+    the checkpoint checks passed and the log key was given, not taken from the bundle.
+
+    Raises BundleVerificationError (with the report), UnsafeBundleError,
+    InputError (not a bundle, unreadable).
+    """
+    with (
+        open_bundle(path, progress) as source,
+        tempfile.TemporaryDirectory(prefix="custody-verify-") as tmp,
+    ):
+        store = SeenStore(seen_dir) if seen_dir is not None else None
+        origin = _origin_hint(source)
+        seen = store.load(origin) if store is not None and origin is not None else []
+        prober = FfmpegProber(source, Path(tmp)) if probe and ffmpeg_available() else None
+        try:
+            report = verify_bundle(source, trust, seen=seen, prober=prober)
+        except BundleVerificationError as exc:
+            _remember(store, exc.report, trust)
+            _annotate(exc.report, source, prober, probe)
+            raise
+        _remember(store, report, trust)
+        _annotate(report, source, prober, probe)
+        return report
+
+
+def _annotate(
+    report: BundleReport, source: _Source, prober: FfmpegProber | None, probe: bool
+) -> None:
+    if source.ignored:
+        report.notes.append(f"ignored operating-system files: {', '.join(source.ignored[:5])}")
+    has_media = any(i.media for i in report.items)
+    if has_media and prober is None:
+        why = "--no-probe" if not probe else "ffprobe/ffmpeg are not installed"
+        report.notes.append(f"media not re-probed ({why}): files checked by BLAKE3 only")
+
+
+def _remember(store: SeenStore | None, report: BundleReport, trust: Trust) -> None:
+    if store is None or report.origin is None:
+        return
+    if trust.bundle_keys:
+        report.notes.append("checkpoints not recorded as seen: the log key came from the bundle")
+        return
+    if report.conflict is not None:
+        kept = store.keep_conflict(report.origin, report.conflict)
+        report.notes.append(
+            f"the contradicting checkpoint is kept as evidence: {display_path(kept)}"
+        )
+    if report.record:
+        added = store.record(report.origin, report.record)
+        if added:
+            report.notes.append(
+                f"recorded as seen: checkpoint size(s) {', '.join(map(str, added))} in "
+                f"{display_path(store.folder(report.origin))}"
+            )
+
+
+def parse_trust(values: Sequence[str]) -> tuple[VerifierKey, ...]:
+    """Verifier keys from --trust values: a key, or a file holding keys (one per line).
+
+    Raises UsageError naming the value that is neither.
+    """
+    keys: list[VerifierKey] = []
+    for value in values:
+        try:
+            keys.append(VerifierKey.parse(value))
+            continue
+        except FormatError as exc:
+            error = exc
+        path = Path(value)
+        if not path.is_file():
+            raise UsageError(
+                f"--trust {value[:60]!r} is not a verifier key: {error.message}",
+                hint="a verifier key looks like 'name+1a2b3c4d+AQ...'; or give a file of them",
+            )
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --trust file {value}: {exc}") from exc
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                keys.append(VerifierKey.parse(line))
+            except FormatError as exc:
+                raise UsageError(f"--trust file {value} line {n}: {exc.message}") from exc
+    return tuple(keys)

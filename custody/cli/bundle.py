@@ -1,0 +1,460 @@
+"""CLI: `custody export`, `custody verify-bundle`, `custody witness cosign`,
+`custody log add-cosignature` (docs/verify-bundle.md, docs/spec/bundle.md).
+
+Thin: parse, call `custody.app.export` / `custody.app.witness`, print.  Registered on the
+main app by `custody.cli.main`, which owns the one exit boundary.  `verify-bundle`
+opens no database and reads no custody home: it is what defence counsel runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from custody.app.export import default_seen_dir, export_case, parse_trust, verify_path
+from custody.app.home import Custody, Home
+from custody.app.witness import (
+    WITNESS_ROLES,
+    WitnessStore,
+    add_cosignature,
+    cosign_checkpoint,
+)
+from custody.bundle.verify import BundleReport, BundleVerificationError, ConsistencyFile, Trust
+from custody.cli.main import (
+    DbOpt,
+    HomeOpt,
+    JsonOpt,
+    PassFileOpt,
+    _emit_json,
+    _now,
+    _open,
+    log_app,
+    passphrases,
+)
+from custody.errors import CustodyError, InputError, StorageError, UsageError
+from custody.infra.vault import display_path
+
+witness_app = typer.Typer(
+    help="Witness a log: cosign its checkpoints after checking it only grew (C2SP tlog-witness).",
+    no_args_is_help=True,
+)
+
+_MAX_FILE = 1 << 20
+_LOUD_WARNING = (
+    "WARNING: --trust-bundle-keys: trusting the log key found INSIDE the bundle. This shows "
+    "only that the bundle is intact and consistent with itself, NOT that it comes from the "
+    "log it names: anyone can make a bundle that passes this way. Obtain the log's verifier "
+    "key from the agency out of band and pass it with --trust."
+)
+
+
+def _read_small(path: Path, what: str) -> bytes:
+    try:
+        with path.open("rb") as f:
+            data = f.read(_MAX_FILE + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {display_path(path)}: {exc.strerror}") from exc
+    if len(data) > _MAX_FILE:
+        raise InputError(f"{what} {display_path(path)} is too large to be one")
+    return data
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def export_cmd(
+    case: Annotated[str, typer.Argument(metavar="CASE", help="Case id to export.")],
+    to: Annotated[
+        Path,
+        typer.Option(
+            "--to", help="New folder, or a .zip file, to write the bundle to.", show_default=False
+        ),
+    ],
+    with_media: Annotated[
+        bool, typer.Option("--with-media", help="Also copy the evidence files themselves.")
+    ] = False,
+    items: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--items",
+            help="Only these items (exhibit number or BLAKE3 prefix; repeat or comma-separate), "
+            "with every item entangled in their history.",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint",
+            help="Prove against this stored checkpoint size (e.g. a cosigned one); default: "
+            "the latest, or a new one if it does not cover the case.",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Write a self-contained, offline-verifiable bundle of a case for defence counsel.
+
+    The bundle statement is signed with the log's key, so its passphrase is needed.
+    """
+    refs = [r.strip() for value in items or [] for r in value.split(",") if r.strip()]
+    with _open(home, db) as c:
+        signer = c.log_signer(passphrases(passphrase_file))
+        progress = _ProgressBar("media") if with_media and sys.stderr.isatty() else None
+        try:
+            summary = export_case(
+                c,
+                case,
+                to,
+                log_signer=signer,
+                now=_now(),
+                items=refs,
+                with_media=with_media,
+                checkpoint_size=checkpoint,
+                progress=progress.advance if progress else None,
+            )
+        finally:
+            if progress is not None:
+                progress.stop()
+        log_key = c.log_key.encode()
+    if json_:
+        _emit_json({**summary.to_json(), "log_key": log_key})
+        return
+    typer.echo(
+        f"exported case {case} to {display_path(to)}: {summary.entries} entries, "
+        f"{summary.items} item(s)"
+        + (f" ({summary.media} file(s) included)" if summary.media else "")
+        + f", checkpoint of size {summary.checkpoint_size}"
+        + (f" cosigned by {', '.join(summary.cosignatures)}" if summary.cosignatures else "")
+        + f", {summary.consistency} consistency proof(s)"
+        + (", report" if summary.report else "")
+    )
+    typer.echo("Give counsel the log's verifier key separately (not inside the bundle):")
+    typer.echo(f"  {log_key}")
+
+
+class _ProgressBar:
+    """A transient rich progress bar on stderr (only on a terminal)."""
+
+    def __init__(self, what: str) -> None:
+        from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+        self._progress = Progress(
+            TextColumn(what), DownloadColumn(), TransferSpeedColumn(), transient=True
+        )
+        self._task = self._progress.add_task(what, total=None)
+        self._progress.start()
+        self._running = True
+
+    def advance(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def stop(self) -> None:
+        if self._running:
+            self._running = False
+            self._progress.stop()
+
+
+# -- verify-bundle --------------------------------------------------------------------------------
+
+
+def verify_bundle_cmd(
+    path: Annotated[
+        Path, typer.Argument(metavar="PATH", help="The bundle: a folder or a .zip file.")
+    ],
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            help="A verifier key you trust (the log's; optionally parties' and witnesses'), "
+            "or a file of them. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    trust_bundle_keys: Annotated[
+        bool,
+        typer.Option(
+            "--trust-bundle-keys",
+            help="Use the keys inside the bundle (proves only that it is intact, not who made it).",
+        ),
+    ] = False,
+    seen: Annotated[
+        Path | None,
+        typer.Option(
+            "--seen",
+            help="Folder of checkpoints seen before (default: $CUSTODY_SEEN, else "
+            "~/.config/custody/seen).",
+            show_default=False,
+        ),
+    ] = None,
+    no_probe: Annotated[
+        bool, typer.Option("--no-probe", help="Do not re-probe media with ffprobe.")
+    ] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Verify a bundle offline: signatures, proofs, custody rules, media. No database needed.
+
+    Exit 0: VERIFIED.  Exit 1: NOT VERIFIED, naming what, where and why.
+    """
+    if trust and trust_bundle_keys:
+        raise UsageError("give --trust or --trust-bundle-keys, not both")
+    if not trust and not trust_bundle_keys:
+        raise UsageError(
+            "verify-bundle needs the log's verifier key: pass --trust VKEY, obtained from the "
+            "agency out of band",
+            hint="only to inspect a bundle, --trust-bundle-keys uses its own keys (which proves "
+            "nothing about where it came from)",
+        )
+    if trust_bundle_keys:
+        sys.stderr.write(_LOUD_WARNING + "\n")
+    keys = parse_trust(trust or [])
+    seen_dir = seen if seen is not None else default_seen_dir()
+    progress = _ProgressBar("hashing") if sys.stderr.isatty() and not json_ else None
+    try:
+        report = verify_path(
+            path,
+            Trust(keys, trust_bundle_keys),
+            seen_dir=seen_dir,
+            probe=not no_probe,
+            progress=progress.advance if progress else None,
+        )
+    except BundleVerificationError as exc:
+        if progress is not None:
+            progress.stop()
+        _print_report(exc.report, json_)
+        raise
+    finally:
+        if progress is not None:
+            progress.stop()
+    _print_report(report, json_)
+
+
+def _print_report(report: BundleReport, json_: bool) -> None:
+    if json_:
+        _emit_json(report.to_json())
+        return
+    for line in render_report(report):
+        typer.echo(line)
+
+
+def _checks_failed(report: BundleReport, *checks: str) -> list[str]:
+    return [f.where for f in report.failures if f.check in checks]
+
+
+def render_report(report: BundleReport) -> list[str]:
+    """The human verdict: the log and its checkpoint, per item, then overall."""
+    out = [f"custody bundle {report.source}"]
+    if report.case:
+        out.append(f"  case         {report.case}, exported {report.exported}")
+    if report.origin:
+        out.append(f"  log          {report.origin}")
+    if report.log_key:
+        how = (
+            "TAKEN FROM THE BUNDLE ITSELF: not independent"
+            if report.trusted_bundle_keys
+            else "given with --trust"
+        )
+        out.append(f"  log key      {report.log_key} ({how})")
+    if report.checkpoint_size is not None and report.checkpoint_root is not None:
+        import base64
+
+        root = base64.b64encode(report.checkpoint_root).decode()
+        out.append(f"  checkpoint   size {report.checkpoint_size}, root {root}, signed by the log")
+        for c in report.cosignatures:
+            j = c.to_json()
+            who = f"{c.name} ({c.role})" if c.role else c.name
+            trusted = ", key given with --trust" if c.trusted else ""
+            out.append(f"               cosigned by {who} at {j['time']}{trusted}")
+        bad = _checks_failed(report, "entry", "proof", "signature", "rule", "trust")
+        state = (
+            "PROBLEMS (below)"
+            if bad
+            else "each in the log (inclusion proofs verified), signatures verified, "
+            "custody rules hold"
+        )
+        out.append(f"  entries      {report.entries} ({report.signatures} signatures): {state}")
+        if report.consistency:
+            sizes = ", ".join(map(str, report.consistency[:6]))
+            if len(report.consistency) > 6:
+                sizes += f", … ({len(report.consistency)} in all)"
+            out.append(f"  history      consistent with the log's earlier checkpoints: {sizes}")
+        for line in report.seen[-3:]:
+            out.append(f"  seen before  {line}")
+        if len(report.seen) > 3:
+            out.append(
+                f"               (and {len(report.seen) - 3} smaller checkpoints seen before)"
+            )
+    for e in report.case_events:
+        out.append(
+            f"  case event   entry {e.index} {e.time}  {e.what}  [signed: {', '.join(e.signers)}]"
+        )
+    for item in report.items:
+        out.append("")
+        out.append(
+            f"exhibit {item.exhibit}  {item.name}  ({item.kind}, {item.size:,} bytes, "
+            f"log entry {item.entry})"
+        )
+        out.append(f"  {item.verdict}")
+        if item.holders:
+            chain = " -> ".join(f"{p} ({how}, entry {i})" for p, how, i in item.holders)
+            out.append(f"  holders: {chain}")
+        for e in item.events:
+            out.append(
+                f"    entry {e.index:<6} {e.time}  {e.type:<8} {e.what}  "
+                f"[signed: {', '.join(e.signers)}]"
+            )
+    if report.notes:
+        out.append("")
+        out.append("notes:")
+        out += [f"  - {n}" for n in report.notes]
+    if report.failures:
+        out.append("")
+        out.append(f"problems ({len(report.failures)}):")
+        out += [f"  - {f.line()}" for f in report.failures]
+    out.append("")
+    out.append(report.verdict)
+    return out
+
+
+# -- witness ---------------------------------------------------------------------------------------
+
+
+@witness_app.command("cosign")
+def witness_cosign(
+    checkpoint: Annotated[
+        Path, typer.Argument(metavar="CHECKPOINT", help="The log's signed checkpoint (a file).")
+    ],
+    key: Annotated[
+        str,
+        typer.Option(
+            "--key", help="Your witness key (role court, defence or witness) in this home."
+        ),
+    ],
+    proof: Annotated[
+        Path | None,
+        typer.Option(
+            "--proof",
+            help="Consistency proof from the size you last cosigned ('custody log consistency "
+            "OLD NEW --json').",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write the cosigned checkpoint here (default: stdout)."),
+    ] = None,
+    log_key: Annotated[
+        str | None,
+        typer.Option(
+            "--log-key",
+            help="The log's verifier key (pinned on first use; default: the pinned one).",
+            show_default=False,
+        ),
+    ] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Cosign a checkpoint if the log only grew since the last one you cosigned.
+
+    Refuses a rollback or a fork (exit 1); asks for a consistency proof when needed.
+    """
+    from custody.tlog.note import VerifierKey
+
+    note = _read_small(checkpoint, "checkpoint")
+    consistency = (
+        ConsistencyFile.parse(_read_small(proof, "proof"), display_path(proof))
+        if proof is not None
+        else None
+    )
+    located = Home.locate(home, db)
+    keyfile = located.keystore.load(key)
+    if keyfile.role not in WITNESS_ROLES:
+        raise UsageError(
+            f"key '{key}' has role {keyfile.role}; a witness key has role "
+            f"{', '.join(WITNESS_ROLES)}",
+            hint="create one with 'custody key new NAME --role court' (or defence, witness)",
+        )
+    given = VerifierKey.parse(log_key) if log_key is not None else None
+    store = WitnessStore(located.root)
+    if given is None:
+        given = _home_log_key(located, note, store)
+    signer = located.keystore.unlock(key, passphrases(passphrase_file))
+    cosigned, state = cosign_checkpoint(
+        store,
+        note,
+        signer,
+        log_key=given,
+        proof=consistency,
+        timestamp=int(_now().timestamp()),
+    )
+    if out is not None:
+        try:
+            out.write_bytes(cosigned)
+        except OSError as exc:
+            raise InputError(f"cannot write {display_path(out)}: {exc.strerror}") from exc
+    else:
+        sys.stdout.write(cosigned.decode("utf-8"))
+    typer.echo(
+        f"cosigned {state.origin} at size {state.size} as {key} ({keyfile.role}); "
+        f"witness state {display_path(store.path(state.origin))}",
+        err=True,
+    )
+
+
+def _home_log_key(located: Home, note: bytes, store: WitnessStore) -> Any:
+    """The home's own log key when the checkpoint is of its log and nothing is pinned yet."""
+    from custody.tlog.checkpoint import Checkpoint
+    from custody.tlog.note import Note
+
+    try:
+        origin = Checkpoint.parse(Note.parse(note).text).origin
+    except CustodyError:
+        return None
+    if store.load(origin) is not None:
+        return None  # the pinned key is used
+    try:
+        with Custody(located) as c:
+            return c.log_key if c.origin == origin else None
+    except StorageError:
+        return None
+
+
+# -- the log's side: stored cosignatures ---------------------------------------------------
+
+
+@log_app.command("add-cosignature")
+def log_add_cosignature(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A cosigned checkpoint.")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Keep a witness's cosignature on one of this log's checkpoints (exports include it)."""
+    note = _read_small(file, "cosigned checkpoint")
+    with _open(home, db) as c:
+        size, who, path = add_cosignature(c, note)
+    if json_:
+        _emit_json(
+            {
+                "size": size,
+                "cosignatures": [{"name": n, "role": r, "timestamp": t} for n, r, t in who],
+                "file": str(path),
+            }
+        )
+        return
+    names = ", ".join(f"{n} ({r})" for n, r, _ in who)
+    typer.echo(f"stored the checkpoint of size {size} cosigned by {names}: {display_path(path)}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add export, verify-bundle and the witness commands to the custody app."""
+    app.command("export")(export_cmd)
+    app.command("verify-bundle")(verify_bundle_cmd)
+    app.add_typer(witness_app, name="witness")

@@ -1,0 +1,358 @@
+"""CLI: consent, handoffs, access (`custody open`) and key rotation/revocation.
+
+Thin: parse, call `custody.app.events`, print.  Registered on the main app by
+`custody.cli.main` (which also owns the one exit boundary).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.app import events
+from custody.cli.main import (
+    DbOpt,
+    HomeOpt,
+    JsonOpt,
+    PassFileOpt,
+    _emit_json,
+    _now,
+    _open,
+    _write_out,
+    key_app,
+    log_app,
+    passphrases,
+)
+from custody.errors import InputError, UsageError
+from custody.tlog.note import VerifierKey
+
+consent_app = typer.Typer(
+    help="The camera owner's consent: grant and revoke.", no_args_is_help=True
+)
+handoff_app = typer.Typer(
+    help="Two-party handoffs: offer, accept, reject, receipts.", no_args_is_help=True
+)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    from custody.infra.files import write_new
+
+    write_new(path, data, mode=0o644)
+
+
+# -- keys -------------------------------------------------------------------------------------
+
+
+@key_app.command("rotate")
+def key_rotate(
+    name: str, home: HomeOpt = None, db: DbOpt = None, passphrase_file: PassFileOpt = None
+) -> None:
+    """Replace a party's key: the new key is introduced in an entry signed by the old one."""
+    with _open(home, db) as c:
+        vkey, index = events.rotate_key(c, name, passphrases(passphrase_file), _now())
+    typer.echo(f"rotated the key of '{name}' (log entry {index}); new verifier key:")
+    typer.echo(vkey.encode())
+
+
+@key_app.command("revoke")
+def key_revoke(
+    name: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. 'laptop stolen').")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Revoke a party's key: anything it signs after this is refused; earlier entries stand."""
+    with _open(home, db) as c:
+        index = events.revoke_key(c, name, reason, passphrases(passphrase_file), _now())
+    typer.echo(f"revoked the key of '{name}' (log entry {index})")
+
+
+@key_app.command("export")
+def key_export(
+    name: str,
+    out: Annotated[Path | None, typer.Option("--out")] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Write a party's key registration entry (self-signed) for another log to import."""
+    with _open(home, db) as c:
+        data = events.export_key(c, name)
+    _write_out(data, out)
+
+
+@key_app.command("import")
+def key_import(path: Path, home: HomeOpt = None, db: DbOpt = None) -> None:
+    """Register another log's party (its self-signed key entry) on this log."""
+    with _open(home, db) as c:
+        index = events.import_key(c, _read(path, "key entry"))
+    typer.echo(f"imported as log entry {index}")
+
+
+def log_import(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE...", help="Entry files, e.g. from 'custody log entry N > FILE'."
+        ),
+    ],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Append entries from another custody log (exact bytes, e.g. an owner's consent).
+
+    Each is checked like a local entry: signatures by parties this log knows, and
+    the custody rules.  Entries already here are skipped.
+    """
+    datas = [_read(p, "entry") for p in paths]
+    with _open(home, db) as c:
+        results = events.import_entries(c, datas)
+    for path, index in zip(paths, results, strict=True):
+        typer.echo(f"{path}: " + ("already on this log" if index is None else f"entry {index}"))
+
+
+# -- consent ----------------------------------------------------------------------------------
+
+
+@consent_app.command("grant")
+def consent_grant(
+    owner: Annotated[str, typer.Option("--owner", help="The owner's key name; signs.")],
+    case: Annotated[str, typer.Option("--case")],
+    purpose: Annotated[str, typer.Option("--purpose", help="What the footage may be used for.")],
+    item: Annotated[
+        list[str] | None,
+        typer.Option("--item", help="Limit to these items (exhibit or digest); default all."),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--until", help="Last valid day, YYYY-MM-DD.")
+    ] = None,
+    onward: Annotated[
+        str, typer.Option("--onward", help="Onward sharing: none, court or any.")
+    ] = "none",
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Record the owner's consent (signed by the owner)."""
+    if onward not in ("none", "court", "any"):
+        raise UsageError(f"--onward {onward!r} is not one of none, court, any")
+    with _open(home, db) as c:
+        index = events.grant_consent(
+            c,
+            owner=owner,
+            case=case,
+            items=item or [],
+            purpose=purpose,
+            until=until,
+            onward=onward,
+            passphrase=passphrases(passphrase_file),
+            now=_now(),
+        )
+    typer.echo(f"consent recorded as log entry {index} (onward sharing: {onward})")
+
+
+@consent_app.command("revoke")
+def consent_revoke(
+    entry: Annotated[
+        str, typer.Argument(metavar="ENTRY", help="Log index or entry hash of the grant.")
+    ],
+    owner: Annotated[str, typer.Option("--owner")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Revoke a consent: later handoffs and access that relied on it are refused."""
+    with _open(home, db) as c:
+        index = events.revoke_consent(c, entry, owner, passphrases(passphrase_file), _now())
+    typer.echo(f"consent revoked (log entry {index})")
+
+
+# -- handoffs ---------------------------------------------------------------------------------
+
+
+@handoff_app.command("offer")
+def handoff_offer(
+    items: Annotated[list[str], typer.Argument(metavar="ITEM...", help="Exhibits or digests.")],
+    sender: Annotated[str, typer.Option("--from", help="Releasing party (current holder).")],
+    receiver: Annotated[str, typer.Option("--to", help="Receiving party's name.")],
+    purpose: Annotated[str, typer.Option("--purpose")],
+    out: Annotated[Path, typer.Option("--out", help="Offer file to write.")],
+    authority: Annotated[
+        str | None, typer.Option("--authority", help="Warrant, order, subpoena…")
+    ] = None,
+    case: Annotated[str | None, typer.Option("--case")] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Write an offer file signed by the releasing party; nothing is appended yet."""
+    with _open(home, db) as c:
+        offer = events.make_offer(
+            c,
+            items,
+            sender=sender,
+            receiver=receiver,
+            purpose=purpose,
+            authority=authority,
+            case=case,
+            passphrase=passphrases(passphrase_file),
+            now=_now(),
+        )
+    _write_new(out, offer.encode())
+    typer.echo(
+        f"offer written to {out}: {len(offer.entry.get_all('item'))} item(s) from "
+        f"{sender} to {receiver}; send it with the media"
+    )
+
+
+@handoff_app.command("accept")
+def handoff_accept(
+    offer_path: Annotated[Path, typer.Argument(metavar="OFFER")],
+    by: Annotated[str, typer.Option("--by", help="Receiving party; countersigns.")],
+    media: Annotated[
+        Path | None,
+        typer.Option("--media", help="Folder with the files received (default: this store)."),
+    ] = None,
+    receipt: Annotated[
+        Path | None,
+        typer.Option("--receipt", help="Where to write the receipt (default OFFER.receipt)."),
+    ] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Re-hash the received files, countersign, append the handoff and write a receipt."""
+    offer = events.Offer.parse(_read(offer_path, "offer"), str(offer_path))
+    with _open(home, db) as c:
+        index, rec = events.accept_offer(
+            c, offer, by=by, media=media, passphrase=passphrases(passphrase_file)
+        )
+    out = receipt or offer_path.with_name(offer_path.name + ".receipt")
+    _write_new(out, rec.encode())
+    typer.echo(
+        f"accepted: handoff recorded as log entry {index}, signed by "
+        f"{offer.entry.require('from')} and {by}"
+    )
+    typer.echo(f"receipt for the sender: {out}")
+
+
+@handoff_app.command("reject")
+def handoff_reject(
+    offer_path: Annotated[Path, typer.Argument(metavar="OFFER")],
+    by: Annotated[str, typer.Option("--by")],
+    reason: Annotated[str, typer.Option("--reason")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Refuse an offer; the refusal is a signed entry and the offer can no longer be used."""
+    offer = events.Offer.parse(_read(offer_path, "offer"), str(offer_path))
+    with _open(home, db) as c:
+        index = events.reject_offer(
+            c, offer, by=by, reason=reason, passphrase=passphrases(passphrase_file), now=_now()
+        )
+    typer.echo(f"offer refused (log entry {index})")
+
+
+@handoff_app.command("receipt")
+def handoff_receipt(
+    path: Annotated[Path, typer.Argument(metavar="RECEIPT")],
+    log_key: Annotated[
+        str | None,
+        typer.Option("--log-key", help="The receiving log's verifier key, if known out of band."),
+    ] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Check a receipt from the receiving side and record the handoff on this log too."""
+    rec = events.Receipt.parse(_read(path, "receipt"), str(path))
+    trusted = VerifierKey.parse(log_key) if log_key else None
+    with _open(home, db) as c:
+        index = events.take_receipt(c, rec, trusted=trusted)
+    typer.echo(
+        f"receipt verified against {rec.log_key.name}; handoff recorded here as log entry {index}"
+    )
+
+
+@handoff_app.command("check-receipt")
+def handoff_check_receipt(
+    path: Annotated[Path, typer.Argument(metavar="RECEIPT")],
+    checkpoint: Annotated[
+        Path, typer.Option("--checkpoint", help="A newer checkpoint of the receiving log.")
+    ],
+    consistency: Annotated[
+        Path,
+        typer.Option(
+            "--consistency", help="`custody log consistency OLD NEW --json` from that log."
+        ),
+    ],
+    log_key: Annotated[str | None, typer.Option("--log-key")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Check, offline, that a receipt's checkpoint is part of a newer one of that log."""
+    import base64
+
+    rec = events.Receipt.parse(_read(path, "receipt"), str(path))
+    try:
+        doc = json.loads(_read(consistency, "consistency proof"))
+        proof = [base64.b64decode(h, validate=True) for h in doc["proof"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{consistency} is not a consistency proof from 'custody log consistency --json'"
+        ) from exc
+    trusted = VerifierKey.parse(log_key) if log_key else None
+    old, new = events.check_receipt_later(rec, _read(checkpoint, "checkpoint"), proof, trusted)
+    if json_:
+        _emit_json({"verdict": "consistent", "receipt_size": old, "checkpoint_size": new})
+    else:
+        typer.echo(
+            f"OK: the receipt's checkpoint (size {old}) is a prefix of the newer one "
+            f"(size {new}): the handoff is still on that log"
+        )
+
+
+# -- access -------------------------------------------------------------------------------------
+
+
+def open_cmd(
+    item: Annotated[str, typer.Argument(help="Exhibit or digest.")],
+    by: Annotated[str, typer.Option("--by", help="Who is taking the copy; signs.")],
+    purpose: Annotated[str, typer.Option("--purpose")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the copy.")],
+    case: Annotated[str | None, typer.Option("--case")] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Copy footage out of the evidence store; the access is logged (the only way out)."""
+    with _open(home, db) as c:
+        row, index = events.open_item(
+            c,
+            item,
+            by=by,
+            purpose=purpose,
+            out=out,
+            case=case,
+            passphrase=passphrases(passphrase_file),
+            now=_now(),
+        )
+    sys.stderr.write(f"logged as entry {index}: {by} exported {row.exhibit} ({purpose})\n")
+    typer.echo(str(out))
+
+
+def register(app: typer.Typer) -> None:
+    log_app.command("import")(log_import)
+    app.add_typer(consent_app, name="consent")
+    app.add_typer(handoff_app, name="handoff")
+    app.command("open")(open_cmd)

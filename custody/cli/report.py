@@ -1,0 +1,94 @@
+"""`custody report`: the human report of a case, as HTML or PDF (docs/report.md).
+
+Thin: parse, call `custody.report.court`, write the file, print.  The report is written
+even when verification fails (it says FAILED and what failed); the command then
+exits 1, so a script cannot mistake a damning report for a clean one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.main import DbOpt, HomeOpt, JsonOpt, _emit_json, _now, _open
+from custody.errors import UsageError, VerificationError
+
+
+def register(app: typer.Typer) -> None:
+    """Add `custody report` to the CLI."""
+    app.command("report")(report_cmd)
+
+
+def report_cmd(
+    case: Annotated[str, typer.Argument(metavar="CASE", help="Case id.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write (replaced if it exists).")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="html or pdf. Default: from --out's extension (.html, .htm, .pdf).",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint",
+            help="Rest the report on the stored checkpoint of this size. Default: the latest.",
+            show_default=False,
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Write a case's report: integrity of each exhibit, timeline, handoffs, derived clips,
+    frames, the verification result and an FRE 902(14)-style certification.
+
+    Exit 0 if everything verified; exit 1 if the report records a failure (it is still
+    written, saying what failed).
+    """
+    from custody.report import court as report
+
+    fmt = fmt or {".html": "html", ".htm": "html", ".pdf": "pdf"}.get(out.suffix.lower())
+    if fmt not in report.FORMATS:
+        raise UsageError(
+            f"report format {fmt!r} is not one of {', '.join(report.FORMATS)}"
+            if fmt
+            else f"cannot tell the report format from {out.name!r}",
+            hint="pass --format html or --format pdf",
+        )
+    with _open(home, db) as c:
+        built = report.build_report(c, case, now=_now(), checkpoint_size=checkpoint)
+    report.save(report.render(built, fmt), out)
+    if json_:
+        _emit_json(
+            {
+                "out": str(out),
+                "format": fmt,
+                "case": built.case_id,
+                "verdict": "passed" if built.passed else "failed",
+                "checkpoint": {"size": built.checkpoint_size, "root": built.checkpoint_root},
+                "exhibits": [
+                    {"exhibit": i.exhibit, "item": i.blake3, "passed": i.passed}
+                    for i in built.items
+                ],
+                "failures": [f.detail for f in built.failures],
+                "notes": list(built.notes),
+            }
+        )
+    else:
+        typer.echo(
+            f"wrote {out}: case {built.case_id}, {len(built.items)} exhibits, "
+            f"verification {built.verdict}"
+        )
+    if not built.passed:
+        first = built.failures[0].detail
+        more = len(built.failures) - 1
+        raise VerificationError(
+            f"the report records a failed verification: {first}"
+            + (f" (and {more} more)" if more else ""),
+            hint=f"read the verification section of {out}",
+        )

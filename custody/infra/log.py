@@ -1,0 +1,484 @@
+"""The custody log: an append-only RFC 6962 Merkle log of signed entries.
+
+`Log` sits on a `Store`: it appends entries (checking every signature first, so
+the log never accepts what `verify` would reject), signs checkpoints, serves
+inclusion and consistency proofs from stored tree nodes with O(log n) reads,
+and re-verifies the whole log from its entry bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from custody.errors import (
+    CustodyError,
+    NotFoundError,
+    PolicyError,
+    StorageError,
+    UsageError,
+    VerificationError,
+)
+from custody.infra.store import CheckpointRow, Session, Store
+from custody.model.entry import SignedEntry
+from custody.model.parties import EntryError, Parties, check_entry
+from custody.model.rules import Chain, Parsed
+from custody.tlog import merkle
+from custody.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
+from custody.tlog.note import Signer, VerifierKey
+from custody.tlog.tlogproof import TlogProof
+
+KEY_ENTRY_PREFIX = b"custody/entry/v1\ntype key\n"
+
+
+class CheckpointError(VerificationError):
+    """A stored checkpoint does not verify or does not match the entries."""
+
+
+@dataclass(frozen=True)
+class Appended:
+    index: int
+    entry: SignedEntry
+
+
+class LogWriter:
+    """Appends entries inside one write transaction (see `Log.transaction`)."""
+
+    def __init__(self, log: Log, session: Session) -> None:
+        self.log = log
+        self.session = session
+        self.size = Store.log_size(session)
+        self._frontier = log._frontier(session, self.size)
+        self._parties: Parties | None = None
+        self._chains: dict[str, Chain] = {}
+        self._entries: list[dict[str, Any]] = []
+        self._nodes: list[dict[str, Any]] = []
+
+    @property
+    def parties(self) -> Parties:
+        """The party keys as of the current end of the log (built from `key` entries)."""
+        if self._parties is None:
+            self._parties = self.log.load_parties(self.session)
+        return self._parties
+
+    def chain(self, case: str) -> Chain:
+        """The custody chain of `case` as of now (replayed from its entries once per
+        transaction, then kept up to date as entries are appended)."""
+        chain = self._chains.get(case)
+        if chain is None:
+            self.flush()  # entries appended earlier in this transaction must be replayed too
+            chain = Chain()
+            # Access entries change no state (rules only read it), and they are the
+            # bulk of a busy case: replay the others.  `log verify` replays them all.
+            for idx, data in Store.case_entries(self.session, case, skip_types=("access",)):
+                signed = SignedEntry.parse(data)
+                chain.apply(idx, signed, self.parties)
+            self._chains[case] = chain
+        return chain
+
+    def append(self, data: bytes) -> int:
+        """Check and append one entry; returns its index.
+
+        Raises EntryError (and appends nothing) if a signature is not by a valid
+        party key, the entry is malformed, or it breaks a custody rule.
+        """
+        index = self.size
+        parties = self.parties
+        if data.startswith(KEY_ENTRY_PREFIX):
+            # A key entry is checked against the parties *with* the key it introduces.
+            parties = parties.copy()
+            try:
+                parties.apply(index, SignedEntry.parse(data).entry)
+            except EntryError:
+                raise
+            except CustodyError as exc:
+                raise EntryError(index, f"malformed: {exc.message}") from exc
+        signed = check_entry(index, data, parties)
+        case = signed.entry.get("case")
+        try:
+            if case is not None:
+                if signed.entry.type == "ingest" and case not in self._chains:
+                    # Uniqueness per case is also a database constraint: no need to
+                    # replay the whole case for each file of a large batch.
+                    Chain().apply(index, signed, parties)
+                else:
+                    self.chain(case).apply(index, signed, parties)
+            elif signed.entry.type != "key":
+                raise EntryError(index, f"a {signed.entry.type} entry must name its case")
+        except EntryError as exc:
+            # Nothing was appended: this is a refusal, not a damaged log.
+            raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
+        self._parties = parties
+        item = signed.entry.get("item")
+        leaf = merkle.leaf_hash(data)
+        new_nodes, self._frontier = merkle.append_leaf(self._frontier, index, leaf)
+        self._entries.append(
+            {
+                "idx": index,
+                "data": data,
+                "etype": signed.entry.type,
+                "item": item,
+                "case_id": case,
+                "ehash": leaf.hex(),
+            }
+        )
+        self._nodes.extend({"level": lv, "idx": i, "hash": h} for (lv, i), h in new_nodes)
+        self.size += 1
+        return index
+
+    def flush(self) -> None:
+        Store.insert_log_rows(self.session, self._entries, self._nodes)
+        self._entries, self._nodes = [], []
+
+    def root(self) -> bytes:
+        return merkle.root_from_frontier(self._frontier)
+
+
+@dataclass(frozen=True)
+class LogReport:
+    """What `Log.verify` checked."""
+
+    size: int
+    root: bytes
+    checkpoints: int
+    latest_checkpoint: int | None
+    parties: int
+    signatures: int
+
+
+class Log:
+    def __init__(self, store: Store, origin: str) -> None:
+        self.store = store
+        self.origin = origin
+
+    # -- appending ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[LogWriter]:
+        """A write transaction: everything appended in it commits together, or nothing."""
+        with self.store.writer() as s:
+            writer = LogWriter(self, s)
+            yield writer
+            writer.flush()
+
+    def append(self, data: bytes) -> int:
+        with self.transaction() as w:
+            return w.append(data)
+
+    def size(self) -> int:
+        with self.store.session() as s:
+            return Store.log_size(s)
+
+    def parties(self) -> Parties:
+        """The party key timeline of the whole log (from its key entries)."""
+        with self.store.session() as s:
+            return self.load_parties(s)
+
+    def load_parties(self, s: Session) -> Parties:
+        parties = Parties()
+        for idx, data in Store.key_entries(s):
+            parties.apply(idx, SignedEntry.parse(data).entry)
+        return parties
+
+    def _frontier(self, s: Session, size: int) -> list[bytes]:
+        ids = merkle.range_nodes(0, size)
+        nodes = Store.get_nodes(s, ids)
+        missing = [i for i in ids if i not in nodes]
+        if missing:
+            raise StorageError(
+                f"the log's tree is missing node {missing[0]} at size {size}",
+                hint="the database is damaged: run 'custody log verify'",
+            )
+        return [nodes[i] for i in ids]
+
+    def root(self, size: int | None = None) -> tuple[int, bytes]:
+        with self.store.session() as s:
+            n = Store.log_size(s)
+            size = n if size is None else size
+            if size > n:
+                raise UsageError(f"the log has {n} entries, not {size}")
+            return size, merkle.root_from_frontier(self._frontier(s, size))
+
+    # -- checkpoints and proofs -----------------------------------------------------
+
+    def checkpoint(self, signer: Signer) -> bytes:
+        """Sign and store a checkpoint of the current tree; returns the signed note.
+
+        If a checkpoint of this size exists already it is returned unchanged.
+        """
+        if signer.name != self.origin:
+            raise UsageError(f"key '{signer.name}' is not this log's key ('{self.origin}')")
+        with self.store.writer() as s:
+            size = Store.log_size(s)
+            existing = s.get(CheckpointRow, size)
+            if existing is not None:
+                return bytes(existing.note)
+            root = merkle.root_from_frontier(self._frontier(s, size))
+            note = sign_checkpoint(Checkpoint(self.origin, size, root), signer)
+            s.add(CheckpointRow(size=size, root=root, note=note))
+            return note
+
+    def checkpoint_note(self, size: int | None = None) -> bytes:
+        row = self.store.checkpoint(size)
+        if row is None:
+            where = "yet" if size is None else f"at size {size}"
+            raise NotFoundError(
+                f"the log has no checkpoint {where}",
+                hint="sign one with 'custody log checkpoint'",
+            )
+        return bytes(row.note)
+
+    def _proof(self, plan: list[list[tuple[int, int]]]) -> list[bytes]:
+        with self.store.session() as s:
+            nodes = Store.get_nodes(s, [n for group in plan for n in group])
+        try:
+            return merkle.assemble(plan, nodes)
+        except merkle.ProofError as exc:
+            raise StorageError(f"cannot build the proof: {exc.message}") from exc
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 9162 inclusion proof of entry `index` in the tree of `size` entries."""
+        n = self.size()
+        if not 0 <= index < size <= n:
+            raise UsageError(f"entry {index} is not in a tree of {size} entries (the log has {n})")
+        return self._proof(merkle.inclusion_proof_nodes(index, size))
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """RFC 9162 consistency proof between the trees of `old` and `new` entries."""
+        n = self.size()
+        if not 0 < old <= new <= n:
+            raise UsageError(f"no consistency proof from size {old} to {new} (the log has {n})")
+        return self._proof(merkle.consistency_proof_nodes(old, new))
+
+    def tlog_proof(self, index: int, size: int | None = None) -> TlogProof:
+        """A c2sp.org/tlog-proof@v1 for entry `index` against a stored checkpoint."""
+        note = self.checkpoint_note(size)
+        row = self.store.checkpoint(size)
+        assert row is not None  # checkpoint_note raised otherwise
+        if index >= row.size:
+            raise UsageError(
+                f"entry {index} is not covered by the checkpoint of size {row.size}",
+                hint="sign a newer checkpoint with 'custody log checkpoint'",
+            )
+        proof = self.inclusion_proof(index, int(row.size))
+        return TlogProof(index=index, hashes=tuple(proof), checkpoint=note)
+
+    # -- verification ---------------------------------------------------------------
+
+    def verify(
+        self,
+        log_key: VerifierKey,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        jobs: int | None = None,
+        chunk: int = 4000,
+    ) -> LogReport:
+        """Recompute the whole log from its entry bytes and check everything.
+
+        Checks every entry's format and signatures (by keys valid at that
+        index), that the indexes have no gap, that every stored tree node is
+        the hash recomputed from the entries, and that every stored checkpoint
+        is signed by `log_key` and matches the recomputed root at its size.
+
+        Raises EntryError naming the first bad entry, CheckpointError naming the
+        first bad checkpoint, or StorageError if the database cannot be read.
+        """
+        total = self.size()
+        checkpoints = self.store.checkpoints()
+        by_size: dict[int, CheckpointRow] = {}
+        for row in checkpoints:
+            try:
+                opened = open_checkpoint(bytes(row.note), log_key)
+            except CustodyError as exc:
+                raise CheckpointError(
+                    f"checkpoint at size {row.size}: {exc.message}",
+                    hint="the checkpoint was altered, or the log key given is not this log's",
+                ) from exc
+            cp = opened.checkpoint
+            if cp.size != row.size or cp.root != bytes(row.root) or cp.origin != self.origin:
+                raise CheckpointError(
+                    f"checkpoint at size {row.size}: its signed text disagrees with the "
+                    "database columns"
+                )
+            if cp.size > total:
+                raise CheckpointError(
+                    f"checkpoint at size {cp.size} is beyond the end of the log ({total} "
+                    "entries): entries were removed"
+                )
+            by_size[cp.size] = row
+
+        # The party key timeline comes first, from the key entries alone (a few rows,
+        # found through the `etype` look-up column).  Trusting that column cannot make
+        # a bad log pass: a key entry hidden from it is caught by the workers below
+        # ("key entry missing from the index"), and a non-key entry labelled `key`
+        # is parsed and ignored.
+        parties = Parties()
+        key_indexes: set[int] = set()
+        apply_error: EntryError | None = None
+        with self.store.session() as s:
+            key_rows = Store.key_entries(s)
+        for idx, data in key_rows:
+            if idx >= total:
+                continue
+            key_indexes.add(idx)
+            if apply_error is None:
+                apply_error = _apply_keys(parties, idx, [data])
+
+        jobs = jobs or (os.cpu_count() or 1)
+        ranges = [(a, min(a + chunk, total)) for a in range(0, total, chunk)]
+        pool: ProcessPoolExecutor | None = None
+        if jobs > 1 and len(ranges) > 2:
+            pool = ProcessPoolExecutor(
+                jobs,
+                mp_context=multiprocessing.get_context("fork"),
+                initializer=_init_worker,
+                initargs=(self.store.url, parties, key_indexes),
+            )
+            results: Iterator[_ChunkResult] = pool.map(_check_range, *zip(*ranges, strict=True))
+        else:
+            _WORKER.update(store=self.store, parties=parties, key_indexes=key_indexes)
+            results = (_check_range(a, b) for a, b in ranges)
+
+        frontier: list[bytes] = []
+        size = 0
+        signatures = 0
+        chain = Chain()
+        if 0 in by_size and by_size[0].root != merkle.EMPTY_ROOT:
+            raise CheckpointError("checkpoint at size 0 does not carry the empty tree's root")
+        try:
+            for (a, b), (leaves, parsed, check_err, nsig) in zip(ranges, results, strict=True):
+                errs = [check_err] if check_err is not None else []
+                if apply_error is not None and apply_error.index < b:
+                    errs.append(apply_error)
+                # The custody rules, in log order, over what the worker parsed.
+                for offset, signed in enumerate(parsed):
+                    try:
+                        if isinstance(signed, tuple):
+                            chain.check_access(a + offset, *signed)
+                        else:
+                            chain.apply(a + offset, signed, parties)
+                    except EntryError as exc:
+                        errs.append(exc)
+                        break
+                if errs:
+                    raise min(errs, key=lambda e: e.index)
+                signatures += nsig
+                expected: list[tuple[tuple[int, int], bytes]] = []
+                for leaf in leaves:
+                    new_nodes, frontier = merkle.append_leaf(frontier, size, leaf)
+                    expected.extend(new_nodes)
+                    size += 1
+                    if size in by_size:
+                        self._check_checkpoint(by_size[size], frontier)
+                self._check_nodes(expected)
+                if progress:
+                    progress(size, total)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+            _WORKER.clear()
+
+        latest = max(by_size) if by_size else None
+        return LogReport(
+            size=size,
+            root=merkle.root_from_frontier(frontier),
+            checkpoints=len(by_size),
+            latest_checkpoint=latest,
+            parties=len(parties.keys),
+            signatures=signatures,
+        )
+
+    @staticmethod
+    def _check_checkpoint(row: CheckpointRow, frontier: list[bytes]) -> None:
+        root = merkle.root_from_frontier(frontier)
+        if root != bytes(row.root):
+            raise CheckpointError(
+                f"checkpoint at size {row.size} does not match the entries: the log's "
+                "history was rewritten after it was signed",
+                hint="compare with an exported bundle or a witness's copy of this checkpoint",
+            )
+
+    def _check_nodes(self, expected: Sequence[tuple[tuple[int, int], bytes]]) -> None:
+        """Compare recomputed tree nodes with the stored ones (proofs are served from them)."""
+        by_level: dict[int, list[tuple[int, bytes]]] = {}
+        for (level, idx), h in expected:
+            by_level.setdefault(level, []).append((idx, h))
+        for level, items in by_level.items():
+            stored = self.store.nodes_at_level(level, items[0][0], items[-1][0])
+            for idx, h in items:
+                if stored.get(idx) != h:
+                    where = (
+                        f"log entry {idx}: its bytes do not match the leaf hash stored in the tree"
+                        if level == 0
+                        else f"stored tree node (level {level}, index {idx}) is wrong"
+                    )
+                    raise VerificationError(where, hint="the database was altered outside custody")
+
+
+def _apply_keys(parties: Parties, start: int, buf: Sequence[bytes]) -> EntryError | None:
+    """Apply the chunk's key entries to `parties`; return the first rule error, if any."""
+    for offset, data in enumerate(buf):
+        if data.startswith(KEY_ENTRY_PREFIX):
+            try:
+                parties.apply(start + offset, SignedEntry.parse(data).entry)
+            except EntryError as exc:
+                return exc
+            except CustodyError as exc:
+                return EntryError(start + offset, f"malformed: {exc.message}")
+    return None
+
+
+_ChunkResult = tuple[list[bytes], list[Parsed | tuple[str, str, str, str]], EntryError | None, int]
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(url: str, parties: Parties, key_indexes: set[int]) -> None:
+    """Pool initializer: each verification worker opens its own database connection."""
+    _WORKER.update(store=Store.open(url), parties=parties, key_indexes=key_indexes)
+
+
+def _check_range(start: int, end: int) -> _ChunkResult:
+    """Verify entries [start, end): (leaf hashes, first error, signatures checked)."""
+    store: Store = _WORKER["store"]
+    parties: Parties = _WORKER["parties"]
+    key_indexes: set[int] = _WORKER["key_indexes"]
+    leaves: list[bytes] = []
+    parsed: list[Parsed | tuple[str, str, str, str]] = []
+    nsig = 0
+    expected = start
+    for idx, data in store.iter_entries(start, end, chunk=end - start):
+        if idx != expected:
+            return leaves, parsed, EntryError(expected, "is missing: the log has a gap here"), nsig
+        try:
+            signed = check_entry(idx, data, parties)
+        except EntryError as exc:
+            return leaves, parsed, exc, nsig
+        if signed.entry.type == "key" and idx not in key_indexes:
+            return (
+                leaves,
+                parsed,
+                EntryError(
+                    idx,
+                    "is a key entry missing from the database's key index (altered outside "
+                    "custody)",
+                ),
+                nsig,
+            )
+        nsig += len(signed.note.signatures)
+        leaves.append(merkle.leaf_hash(data))
+        e = signed.entry
+        by = e.get("by")
+        if e.type == "access" and by in signed.signer_names and e.get("case") and e.get("item"):
+            # The bulk of a busy log: hand back a few strings, not the parsed entry.
+            parsed.append((e.require("case"), e.require("item"), by, e.time))
+        else:
+            parsed.append(Parsed(data, e, signed.signer_names))
+        expected += 1
+    if expected != end:
+        return leaves, parsed, EntryError(expected, "is missing: the log has a gap here"), nsig
+    return leaves, parsed, None, nsig

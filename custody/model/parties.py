@@ -1,0 +1,196 @@
+"""Party keys over time, and the signature check of one log entry (pure).
+
+A party's key is introduced by a `key` entry (docs/spec/entry.md §key) and is
+valid for entries from that index on, until it is rotated or revoked.  Every
+signature line on an entry must come from a key that is valid at the entry's
+index; an entry signed by a revoked key is refused, while the key's earlier
+entries still verify.
+
+`Parties` is fed key entries in log order; `check_entry` then verifies any
+entry against it, in any order (which lets `custody log verify` spread the
+signature checks over several processes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from custody.errors import CustodyError, VerificationError
+from custody.model.entry import Entry, SignedEntry
+from custody.tlog.note import VerifierKey
+
+ROLES = ("owner", "agency", "lab", "court", "defence", "witness")
+
+
+class EntryError(VerificationError):
+    """Log entry `index` is wrong: malformed, badly signed, or against a rule."""
+
+    def __init__(self, index: int, reason: str, hint: str | None = None) -> None:
+        self.index = index
+        self.reason = reason
+        super().__init__(f"log entry {index}: {reason}", hint=hint)
+
+    def __reduce__(self) -> tuple[type[EntryError], tuple[int, str, str | None]]:
+        # Picklable, so that verification workers can hand the error back.
+        return (EntryError, (self.index, self.reason, self.hint))
+
+
+@dataclass(frozen=True)
+class PartyKey:
+    """One key of one party, valid for entries [registered_at, ended_at)."""
+
+    name: str
+    role: str
+    org: str
+    vkey: VerifierKey
+    registered_at: int
+    ended_at: int | None = None
+    end_reason: str | None = None  # "rotated" | "revoked: <reason>"
+
+
+@dataclass
+class Parties:
+    """The party keys the log has introduced so far, with their validity spans."""
+
+    keys: dict[str, list[PartyKey]] = field(default_factory=dict)
+
+    def copy(self) -> Parties:
+        """An independent copy (key histories are lists of immutable PartyKey)."""
+        return Parties({name: list(keys) for name, keys in self.keys.items()})
+
+    def apply(self, index: int, entry: Entry) -> None:
+        """Take a `key` entry into account (other entries are ignored).
+
+        Raises EntryError when the entry breaks a key rule (re-registering a
+        name, rotating or revoking a key that is not active).
+        """
+        if entry.type != "key":
+            return
+        try:
+            action = entry.require("action")
+            name = entry.require("party")
+            if action == "register":
+                if name in self.keys:
+                    first = self.keys[name][0].registered_at
+                    raise EntryError(
+                        index, f"party '{name}' was already registered at entry {first}"
+                    )
+                role = entry.require("role")
+                if role not in ROLES:
+                    raise EntryError(index, f"role {role!r} is not one of {', '.join(ROLES)}")
+                vkey = VerifierKey.parse(entry.require("vkey"))
+                self._check_vkey_name(index, name, vkey)
+                self.keys[name] = [PartyKey(name, role, entry.get("org") or "", vkey, index)]
+            elif action in ("rotate", "revoke"):
+                current = self.current(name)
+                if current is None:
+                    raise EntryError(index, f"party '{name}' has no active key to {action}")
+                ended = "rotated" if action == "rotate" else f"revoked: {entry.get('reason') or ''}"
+                history = self.keys[name]
+                history[-1] = PartyKey(
+                    current.name,
+                    current.role,
+                    current.org,
+                    current.vkey,
+                    current.registered_at,
+                    index,
+                    ended.strip(),
+                )
+                if action == "rotate":
+                    vkey = VerifierKey.parse(entry.require("vkey"))
+                    self._check_vkey_name(index, name, vkey)
+                    history.append(PartyKey(name, current.role, current.org, vkey, index))
+            else:
+                raise EntryError(index, f"unknown key action {action!r}")
+        except EntryError:
+            raise
+        except CustodyError as exc:
+            raise EntryError(index, exc.message) from exc
+
+    @staticmethod
+    def _check_vkey_name(index: int, name: str, vkey: VerifierKey) -> None:
+        if vkey.name != name:
+            raise EntryError(index, f"key entry for '{name}' carries a key named '{vkey.name}'")
+
+    def current(self, name: str) -> PartyKey | None:
+        """The active key of `name` at the end of what was applied, or None."""
+        history = self.keys.get(name)
+        if not history or history[-1].ended_at is not None:
+            return None
+        return history[-1]
+
+    def signing_keys(self, name: str, index: int) -> list[PartyKey]:
+        """The keys of `name` that may sign entry `index`.
+
+        Normally one; at a rotation entry both the old key (its last act) and the
+        new one (its first) may sign.
+        """
+        return [
+            key
+            for key in self.keys.get(name, [])
+            if key.registered_at <= index and (key.ended_at is None or index <= key.ended_at)
+        ]
+
+    def key_at(self, name: str, index: int) -> PartyKey | None:
+        """The key of `name` valid for ordinary entries at `index`, or None."""
+        for key in self.keys.get(name, []):
+            if key.registered_at <= index and (key.ended_at is None or index < key.ended_at):
+                return key
+        return None
+
+
+def check_entry(index: int, data: bytes, parties: Parties) -> SignedEntry:
+    """Parse entry `index` and verify every signature line on it.
+
+    Each signature must be by a party key valid at `index` (for a `key` entry,
+    the key it introduces, or the key it rotates or revokes).  Raises EntryError
+    naming the entry and what is wrong.
+    """
+    try:
+        signed = SignedEntry.parse(data)
+    except CustodyError as exc:
+        raise EntryError(index, f"malformed: {exc.message}") from exc
+    if not signed.note.signatures:
+        raise EntryError(index, "carries no signature")
+    message = signed.note.text.encode("utf-8")
+    for sig in signed.note.signatures:
+        candidates = parties.signing_keys(sig.name, index)
+        key = next((k for k in candidates if k.vkey.key_id == sig.key_id), None)
+        if key is None:
+            history = parties.keys.get(sig.name, [])
+            if not history:
+                raise EntryError(index, f"signed by '{sig.name}', which is not a registered party")
+            known = next((k for k in history if k.vkey.key_id == sig.key_id), None)
+            if known is not None and known.ended_at is not None and index > known.ended_at:
+                raise EntryError(
+                    index,
+                    f"signed by '{sig.name}' with a key {known.end_reason} at entry "
+                    f"{known.ended_at}",
+                    hint="a revoked or rotated key may not sign anything new",
+                )
+            if known is not None:
+                raise EntryError(
+                    index,
+                    f"signed by '{sig.name}' with a key registered only at entry "
+                    f"{known.registered_at}",
+                )
+            raise EntryError(index, f"signature by '{sig.name}' uses a key id that party never had")
+        try:
+            key.vkey.verify(message, sig.signature)
+        except VerificationError:
+            raise EntryError(
+                index,
+                f"signature by '{sig.name}' does not verify: the entry bytes were changed "
+                "after signing, or the signature was forged",
+                hint="restore the entry from a backup or an exported bundle",
+            ) from None
+    entry = signed.entry
+    if entry.type == "key" and entry.get("action") in ("register", "rotate"):
+        # Proof of possession: the key being introduced must sign its own entry.
+        introduced = entry.get("vkey")
+        if introduced is None or not any(
+            s.name == entry.get("party") and s.key_id == VerifierKey.parse(introduced).key_id
+            for s in signed.note.signatures
+        ):
+            raise EntryError(index, "a key entry must be signed by the key it introduces")
+    return signed

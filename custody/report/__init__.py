@@ -1,0 +1,1 @@
+"""The HTML/PDF report for a court (docs/report.md)."""
