@@ -48,8 +48,8 @@ from custody.infra.log import LogWriter
 from custody.infra.store import ItemRow, PartyRow, Store
 from custody.infra.vault import Vault, hash_file
 from custody.model.entry import Entry, SignedEntry, sign_entry
-from custody.model.parties import EntryError, Parties
-from custody.model.rules import Chain, Parsed, entry_hash
+from custody.model.parties import EntryError
+from custody.model.rules import Parsed, entry_hash, evaluate
 from custody.tlog.note import Signer, VerifierKey, add_signatures
 from custody.tlog.tlogproof import TlogProof, verify_tlog_proof
 
@@ -362,18 +362,10 @@ def _lines(data: bytes, where: str, version: str) -> list[tuple[str, str]]:
     return out
 
 
-def _case_chain(c: Custody, case: str) -> tuple[Chain, list[bytes], Parties]:
-    """Replay a case's entries: its chain, the entries (bytes) in log order, and the
-    party keys they were checked against."""
-    parties = c.log.parties()
-    chain = Chain()
-    datas = []
+def _case_entries(c: Custody, case: str) -> list[bytes]:
+    """The bytes of a case's entries in log order (an offer's context)."""
     with c.store.session() as s:
-        rows = Store.case_entries(s, case)
-    for index, data in rows:
-        chain.apply(index, SignedEntry.parse(data), parties)
-        datas.append(data)
-    return chain, datas, parties
+        return [data for _index, data in Store.case_entries(s, case)]
 
 
 def make_offer(
@@ -410,12 +402,15 @@ def make_offer(
     ]
     entry = Entry.build("handoff", now, fields)
     data = sign_entry(entry, [signer])
-    # Dry run of the rules, as if the receiver had countersigned already.
-    chain, case_datas, parties = _case_chain(c, case_id)
-    try:
-        chain.apply(c.log.size(), Parsed(data, entry, (sender, receiver)), parties)
-    except EntryError as exc:
-        raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
+    # Dry run of the rules over the log's custody state, as if the receiver had
+    # countersigned already.
+    index = c.log.size()
+    with c.log.state() as state:
+        try:
+            evaluate(index, Parsed(data, entry, (sender, receiver)), state)
+        except EntryError as exc:
+            raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
+    case_datas = _case_entries(c, case_id)
     key_entries = _key_entries(c, {sender} | _signers_of(case_datas))
     return Offer(data, tuple(key_entries + case_datas))
 
@@ -472,7 +467,7 @@ def _import_context(w: LogWriter, context: Sequence[bytes]) -> int:
 
 
 def _was_key_of(w: LogWriter, name: str, entry: Entry) -> bool:
-    return any(k.vkey.encode() == entry.get("vkey") for k in w.parties.keys.get(name, []))
+    return any(k.vkey.encode() == entry.get("vkey") for k in w.state.party_keys(name))
 
 
 def accept_offer(
@@ -630,13 +625,15 @@ def check_receipt_later(
 ) -> tuple[int, int]:
     """Check that the receipt's checkpoint is a prefix of a newer checkpoint of that log.
 
-    Returns (old size, new size); raises VerificationError if the log forked.
+    Returns (old size, new size); raises VerificationError if the log forked or
+    rolled back (the one rule of custody.tlog.witness.check_extends, which witnesses
+    and bundle verification apply too).
     """
-    from custody.tlog import merkle
     from custody.tlog.checkpoint import open_checkpoint
+    from custody.tlog.witness import check_extends
 
     key = trusted or receipt.log_key
     old = open_checkpoint(receipt.proof.checkpoint, key).checkpoint
     new = open_checkpoint(newer_checkpoint, key).checkpoint
-    merkle.verify_consistency(old.size, new.size, old.root, new.root, consistency)
+    check_extends(old, new, tuple(consistency))
     return old.size, new.size

@@ -1,9 +1,16 @@
 """The custody log: an append-only RFC 6962 Merkle log of signed entries.
 
-`Log` sits on a `Store`: it appends entries (checking every signature first, so
-the log never accepts what `verify` would reject), signs checkpoints, serves
-inclusion and consistency proofs from stored tree nodes with O(log n) reads,
-and re-verifies the whole log from its entry bytes.
+`Log` sits on a `Store`: it appends entries (checking every signature and custody
+rule first, with the one rule engine of `custody.model.rules`, so the log never
+accepts what `verify` would reject), signs checkpoints, serves inclusion and
+consistency proofs from stored tree nodes with O(log n) reads, and re-verifies
+the whole log from its entry bytes.
+
+An append reads the custody state the rules need from indexed state tables
+(`custody.infra.state`) and the tree's right border from O(log n) stored nodes,
+and writes the entry, its nodes and the state changes in one transaction: its
+cost does not grow with the size of the case or the log.  `verify` replays every
+entry and fails if the state tables disagree with the replay.
 """
 
 from __future__ import annotations
@@ -24,112 +31,92 @@ from custody.errors import (
     UsageError,
     VerificationError,
 )
+from custody.infra.state import DbState, compare, write_all
 from custody.infra.store import CheckpointRow, Session, Store
-from custody.model.entry import SignedEntry
+from custody.model.entry import Entry, SignedEntry
 from custody.model.parties import EntryError, Parties, check_entry
-from custody.model.rules import Chain, Parsed
+from custody.model.rules import Parsed, RuleError, admit, check_access, evaluate
+from custody.model.state import MemoryState, StateView
+from custody.model.types import Access, Typed
 from custody.tlog import merkle
 from custody.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
 from custody.tlog.note import Signer, VerifierKey
 from custody.tlog.tlogproof import TlogProof
 
 KEY_ENTRY_PREFIX = b"custody/entry/v1\ntype key\n"
+ACCESS_ENTRY_PREFIX = b"custody/entry/v1\ntype access\n"
 
 
 class CheckpointError(VerificationError):
     """A stored checkpoint does not verify or does not match the entries."""
 
 
-@dataclass(frozen=True)
-class Appended:
-    index: int
-    entry: SignedEntry
-
-
 class LogWriter:
-    """Appends entries inside one write transaction (see `Log.transaction`)."""
+    """Appends entries inside one write transaction (see `Log.transaction`).
+
+    Each append reads the custody state it needs from the indexed state tables
+    (`custody.infra.state.DbState`: a few rows, cached for the transaction) and
+    writes the changes the rules return in the same transaction, so its cost does
+    not grow with the case or the log.
+    """
 
     def __init__(self, log: Log, session: Session) -> None:
         self.log = log
         self.session = session
         self.size = Store.log_size(session)
         self._frontier = log._frontier(session, self.size)
-        self._parties: Parties | None = None
-        self._chains: dict[str, Chain] = {}
+        if not Store.has_state(session):
+            log._rebuild_state(session, self.size)
+        self.state = DbState(session)
+        self.last: Typed | None = None
         self._entries: list[dict[str, Any]] = []
         self._nodes: list[dict[str, Any]] = []
 
     @property
     def parties(self) -> Parties:
-        """The party keys as of the current end of the log (built from `key` entries)."""
-        if self._parties is None:
-            self._parties = self.log.load_parties(self.session)
-        return self._parties
-
-    def chain(self, case: str) -> Chain:
-        """The custody chain of `case` as of now (replayed from its entries once per
-        transaction, then kept up to date as entries are appended)."""
-        chain = self._chains.get(case)
-        if chain is None:
-            self.flush()  # entries appended earlier in this transaction must be replayed too
-            chain = Chain()
-            # Access entries change no state (rules only read it), and they are the
-            # bulk of a busy case: replay the others.  `log verify` replays them all.
-            for idx, data in Store.case_entries(self.session, case, skip_types=("access",)):
-                signed = SignedEntry.parse(data)
-                chain.apply(idx, signed, self.parties)
-            self._chains[case] = chain
-        return chain
+        """The party keys as of the current end of the log."""
+        return Parties(
+            {
+                name: list(self.state.party_keys(name))
+                for name in Store.state_key_names(self.session)
+            }
+        )
 
     def append(self, data: bytes) -> int:
         """Check and append one entry; returns its index.
 
         Raises EntryError (and appends nothing) if a signature is not by a valid
-        party key, the entry is malformed, or it breaks a custody rule.
+        party key, the entry is malformed or breaks a key rule; PolicyError
+        ("refused: ...") if it breaks a custody rule.
         """
+        return self.append_checked(data)[0]
+
+    def append_checked(self, data: bytes) -> tuple[int, Typed]:
+        """`append`, also returning the typed entry (parsed once, for the indexer)."""
         index = self.size
-        parties = self.parties
-        if data.startswith(KEY_ENTRY_PREFIX):
-            # A key entry is checked against the parties *with* the key it introduces.
-            parties = parties.copy()
-            try:
-                parties.apply(index, SignedEntry.parse(data).entry)
-            except EntryError:
-                raise
-            except CustodyError as exc:
-                raise EntryError(index, f"malformed: {exc.message}") from exc
-        signed = check_entry(index, data, parties)
-        case = signed.entry.get("case")
         try:
-            if case is not None:
-                if signed.entry.type == "ingest" and case not in self._chains:
-                    # Uniqueness per case is also a database constraint: no need to
-                    # replay the whole case for each file of a large batch.
-                    Chain().apply(index, signed, parties)
-                else:
-                    self.chain(case).apply(index, signed, parties)
-            elif signed.entry.type != "key":
-                raise EntryError(index, f"a {signed.entry.type} entry must name its case")
-        except EntryError as exc:
+            admitted = admit(index, data, self.state)
+        except RuleError as exc:
             # Nothing was appended: this is a refusal, not a damaged log.
             raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
-        self._parties = parties
-        item = signed.entry.get("item")
+        self.state.apply(admitted.changes)
+        entry = admitted.signed.entry
         leaf = merkle.leaf_hash(data)
         new_nodes, self._frontier = merkle.append_leaf(self._frontier, index, leaf)
         self._entries.append(
             {
                 "idx": index,
                 "data": data,
-                "etype": signed.entry.type,
-                "item": item,
-                "case_id": case,
+                "etype": entry.type,
+                "item": entry.get("item"),
+                "case_id": entry.get("case"),
                 "ehash": leaf.hex(),
             }
         )
         self._nodes.extend({"level": lv, "idx": i, "hash": h} for (lv, i), h in new_nodes)
         self.size += 1
-        return index
+        self.last = admitted.typed
+        return index, admitted.typed
 
     def flush(self) -> None:
         Store.insert_log_rows(self.session, self._entries, self._nodes)
@@ -175,15 +162,50 @@ class Log:
             return Store.log_size(s)
 
     def parties(self) -> Parties:
-        """The party key timeline of the whole log (from its key entries)."""
+        """The party key timeline of the whole log."""
         with self.store.session() as s:
             return self.load_parties(s)
 
     def load_parties(self, s: Session) -> Parties:
+        """The party key timeline, from the state tables (or the key entries, before the
+        state of an older database is built)."""
+        if Store.has_state(s):
+            state = DbState(s)
+            return Parties({n: list(state.party_keys(n)) for n in Store.state_key_names(s)})
         parties = Parties()
         for idx, data in Store.key_entries(s):
             parties.apply(idx, SignedEntry.parse(data).entry)
         return parties
+
+    @contextlib.contextmanager
+    def state(self) -> Iterator[StateView]:
+        """A read-only view of the custody state at the current end of the log (for dry
+        runs of the rules: an offer, a derive), valid inside the `with` block."""
+        with self.store.session() as s:
+            if Store.has_state(s):
+                yield DbState(s)
+            else:
+                yield self._replayed(Store.log_size(s))
+
+    def _replayed(self, size: int) -> MemoryState:
+        """The custody state replayed from entries [0, size) by the rules alone.
+
+        Signatures are not checked again (every entry passed them when it was
+        appended; `log verify` checks them); access entries change no state and
+        are skipped.  Raises EntryError if an entry breaks a rule.
+        """
+        state = MemoryState()
+        for idx, data in self.store.iter_entries(0, size):
+            if data.startswith(ACCESS_ENTRY_PREFIX):
+                continue
+            signed = SignedEntry.parse(data)
+            state.apply(evaluate(idx, signed, state))
+        return state
+
+    def _rebuild_state(self, s: Session, size: int) -> None:
+        """Fill the state tables of a database made before they existed (once)."""
+        write_all(s, self._replayed(size))
+        Store.mark_state(s)
 
     def _frontier(self, s: Session, size: int) -> list[bytes]:
         ids = merkle.range_nodes(0, size)
@@ -283,10 +305,14 @@ class Log:
         Checks every entry's format and signatures (by keys valid at that
         index), that the indexes have no gap, that every stored tree node is
         the hash recomputed from the entries, and that every stored checkpoint
-        is signed by `log_key` and matches the recomputed root at its size.
+        is signed by `log_key` and matches the recomputed root at its size.  The
+        custody rules are replayed once, in log order, and the indexed custody
+        state (holders, consents, offers, key timelines) is compared with what
+        the replay built.
 
         Raises EntryError naming the first bad entry, CheckpointError naming the
-        first bad checkpoint, or StorageError if the database cannot be read.
+        first bad checkpoint, VerificationError if the indexed custody state
+        disagrees with the entries, or StorageError if the database cannot be read.
         """
         total = self.size()
         checkpoints = self.store.checkpoints()
@@ -347,7 +373,9 @@ class Log:
         frontier: list[bytes] = []
         size = 0
         signatures = 0
-        chain = Chain()
+        # One replay of the custody rules, in log order, over the state built so far
+        # (key entries included: they are rules too).
+        state = MemoryState()
         if 0 in by_size and by_size[0].root != merkle.EMPTY_ROOT:
             raise CheckpointError("checkpoint at size 0 does not carry the empty tree's root")
         try:
@@ -359,9 +387,9 @@ class Log:
                 for offset, signed in enumerate(parsed):
                     try:
                         if isinstance(signed, tuple):
-                            chain.check_access(a + offset, *signed)
+                            check_access(a + offset, state, *signed)
                         else:
-                            chain.apply(a + offset, signed, parties)
+                            state.apply(evaluate(a + offset, signed, state))
                     except EntryError as exc:
                         errs.append(exc)
                         break
@@ -383,6 +411,9 @@ class Log:
                 pool.shutdown(cancel_futures=True)
             _WORKER.clear()
 
+        with self.store.session() as s:
+            if Store.has_state(s):
+                compare(s, state)
         latest = max(by_size) if by_size else None
         return LogReport(
             size=size,
@@ -433,6 +464,17 @@ def _apply_keys(parties: Parties, start: int, buf: Sequence[bytes]) -> EntryErro
     return None
 
 
+def _access_of(e: Entry) -> Access | None:
+    """The typed `access` entry, or None (not an access entry, or a malformed one, which
+    the rules in the main process then refuse with its reason)."""
+    if e.type != "access":
+        return None
+    try:
+        return Access.from_entry(e)
+    except CustodyError:
+        return None
+
+
 _ChunkResult = tuple[list[bytes], list[Parsed | tuple[str, str, str, str]], EntryError | None, int]
 _WORKER: dict[str, Any] = {}
 
@@ -472,10 +514,10 @@ def _check_range(start: int, end: int) -> _ChunkResult:
         nsig += len(signed.note.signatures)
         leaves.append(merkle.leaf_hash(data))
         e = signed.entry
-        by = e.get("by")
-        if e.type == "access" and by in signed.signer_names and e.get("case") and e.get("item"):
+        access = _access_of(e)
+        if access is not None and access.by in signed.signer_names:
             # The bulk of a busy log: hand back a few strings, not the parsed entry.
-            parsed.append((e.require("case"), e.require("item"), by, e.time))
+            parsed.append((access.case, access.item, access.by, e.time))
         else:
             parsed.append(Parsed(data, e, signed.signer_names))
         expected += 1

@@ -14,6 +14,12 @@ What the log needs from the database:
   two processes appending at once serialise: no fork, no gap.  The primary key on
   `entries.idx` is a second guard.
 
+The `state_*` tables are the custody state the rules read on every append
+(holder per item, consent scopes, settled offers, party key timelines), updated
+in the append's transaction (custody.infra.state); `custody log verify` replays
+the entries and fails if they disagree.  A database made before they existed
+gets them on open, and the log fills them by one replay before its next append.
+
 The other tables (parties, cases, items) are indexes derived from the log for
 fast look-ups; `custody log verify` never trusts them.
 """
@@ -21,6 +27,7 @@ fast look-ups; `custody log verify` never trusts them.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,20 +35,25 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Index,
     LargeBinary,
     UniqueConstraint,
-    and_,
+    bindparam,
     desc,
     event,
     func,
+    inspect,
     or_,
     text,
+    update,
 )
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql.elements import TextClause
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-__all__ = ["Session", "Store"]
+__all__ = ["STATE_MARKER", "STATE_TABLES", "Session", "Store"]
 
 from custody.errors import StorageError
 
@@ -123,6 +135,125 @@ class ItemRow(SQLModel, table=True):
     holder: str
     ingested_by: str
     ingested_at: str
+
+
+class StateItemRow(SQLModel, table=True):
+    """Custody state: an item of a case and its current holder (rules' view, see
+    custody.model.state)."""
+
+    __tablename__ = "state_items"
+    case_id: str = Field(primary_key=True)
+    item: str = Field(primary_key=True)
+    exhibit: str
+    holder: str
+    legal_basis: str | None = None
+    ref: str | None = None
+    since: int = Field(sa_column=Column(BigInteger, nullable=False))
+    parent: str | None = None
+
+
+class StateConsentRow(SQLModel, table=True):
+    """Custody state: a consent grant, its scope and its revocation."""
+
+    __tablename__ = "state_consents"
+    hash: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    owner: str
+    case_id: str = Field(index=True)
+    items: str = ""  # the items of the scope, one per line; empty: the whole case
+    purpose: str
+    until: str | None = None
+    onward: str
+    revoked_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class StateConsentItemRow(SQLModel, table=True):
+    """Custody state: which item a consent with an item list covers (the look-up index)."""
+
+    __tablename__ = "state_consent_items"
+    __table_args__ = (Index("state_consent_items_case_item", "case_id", "item"),)
+    hash: str = Field(primary_key=True)
+    item: str = Field(primary_key=True)
+    case_id: str
+
+
+class StateOfferRow(SQLModel, table=True):
+    """Custody state: an offer accepted or refused (never usable again)."""
+
+    __tablename__ = "state_offers"
+    offer: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StateKeyRow(SQLModel, table=True):
+    """Custody state: one key of one party, valid for entries [registered_at, ended_at)."""
+
+    __tablename__ = "state_keys"
+    name: str = Field(primary_key=True)
+    registered_at: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    role: str
+    org: str = ""
+    vkey: str
+    ended_at: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    end_reason: str | None = None
+
+
+STATE_TABLES: tuple[type[SQLModel], ...] = (
+    StateItemRow,
+    StateConsentRow,
+    StateConsentItemRow,
+    StateOfferRow,
+    StateKeyRow,
+)
+#: The `meta` key present once the custody state tables hold the state of the whole log.
+STATE_MARKER = "state"
+
+_LOG_SIZE = core_select(func.max(EntryRow.__table__.c.idx))  # type: ignore[attr-defined]
+_HAS_STATE = core_select(Meta.__table__.c.value).where(  # type: ignore[attr-defined]
+    Meta.__table__.c.key == STATE_MARKER  # type: ignore[attr-defined]
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _nodes_query(count: int) -> TextClause:
+    """SELECT of `count` tree nodes by primary key, as an OR of equalities.
+
+    SQLite answers it with one index search per node, where a row-value IN
+    (level, idx) would scan the whole table; the text is built once per count
+    (an append reads the log's frontier: as many nodes as bits set in its size).
+    """
+    where = " OR ".join(f"(level = :l{n} AND idx = :i{n})" for n in range(count))
+    return text(f"SELECT level, idx, hash FROM tree_nodes WHERE {where}")
+
+
+_items_t = StateItemRow.__table__  # type: ignore[attr-defined]
+_consents_t = StateConsentRow.__table__  # type: ignore[attr-defined]
+_consent_items_t = StateConsentItemRow.__table__  # type: ignore[attr-defined]
+_ITEM = core_select(_items_t).where(
+    _items_t.c.case_id == bindparam("case"), _items_t.c.item == bindparam("item")
+)
+_COVERING = core_select(_consents_t).where(
+    _consents_t.c.case_id == bindparam("case"),
+    or_(
+        _consents_t.c["items"] == "",
+        _consents_t.c.hash.in_(
+            core_select(_consent_items_t.c.hash).where(
+                _consent_items_t.c.case_id == bindparam("case"),
+                _consent_items_t.c.item == bindparam("item"),
+            )
+        ),
+    ),
+)
+_CONSENT = core_select(_consents_t).where(_consents_t.c.hash == bindparam("hash"))
+_OFFER = core_select(StateOfferRow.__table__.c.idx).where(  # type: ignore[attr-defined]
+    StateOfferRow.__table__.c.offer == bindparam("offer")  # type: ignore[attr-defined]
+)
+_keys_t = StateKeyRow.__table__  # type: ignore[attr-defined]
+_KEYS = (
+    core_select(_keys_t)
+    .where(_keys_t.c.name == bindparam("name"))
+    .order_by(_keys_t.c.registered_at)
+)
 
 
 _SQLITE_TRIGGER = """
@@ -218,6 +349,9 @@ class Store:
         with self.session() as s:
             if s.get(Meta, "schema") is None:
                 s.add(Meta(key="schema", value=SCHEMA_VERSION))
+                if Store.log_size(s) == 0:
+                    # A new log: the (empty) state tables hold its whole state.
+                    s.add(Meta(key=STATE_MARKER, value="1"))
                 s.commit()
 
     def _check_schema(self) -> None:
@@ -233,6 +367,15 @@ class Store:
                 f"database schema version {row.value} is not supported (this custody "
                 f"reads version {SCHEMA_VERSION})"
             )
+        # The custody state tables came after schema 1's first release: a database
+        # made before them gets them here (idempotent), and the log fills them by one
+        # replay before its next append (see custody.infra.log).
+        tables = [t.__table__ for t in STATE_TABLES]  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            names = set(inspect(conn).get_table_names())
+        if not all(t.name in names for t in tables):
+            with self.engine.begin() as conn:
+                SQLModel.metadata.create_all(conn, tables=tables)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -281,7 +424,8 @@ class Store:
 
     @staticmethod
     def log_size(s: Session) -> int:
-        n = s.exec(select(func.max(EntryRow.idx))).one()
+        """The number of entries (the primary key's index answers it in O(log n))."""
+        n = s.connection().execute(_LOG_SIZE).scalar()
         return 0 if n is None else int(n) + 1
 
     @staticmethod
@@ -293,16 +437,10 @@ class Store:
             chunk = wanted[i : i + 200]
             # An OR of primary-key equalities: SQLite answers it with one index search
             # per node, where a row-value IN (level, idx) would scan the whole table.
-            rows = s.exec(
-                select(NodeRow.level, NodeRow.idx, NodeRow.hash).where(
-                    or_(
-                        *(
-                            and_(col(NodeRow.level) == lv, col(NodeRow.idx) == ix)
-                            for lv, ix in chunk
-                        )
-                    )
-                )
-            ).all()
+            params: dict[str, int] = {}
+            for n, (lv, ix) in enumerate(chunk):
+                params[f"l{n}"], params[f"i{n}"] = lv, ix
+            rows = s.connection().execute(_nodes_query(len(chunk)), params).all()
             for level, idx, h in rows:
                 out[(int(level), int(idx))] = bytes(h)
         return out
@@ -374,6 +512,85 @@ class Store:
     def party(self, name: str) -> PartyRow | None:
         with self.session() as s:
             return s.get(PartyRow, name)
+
+    # -- custody state (what appends read; see custody.infra.state) --------------
+
+    @staticmethod
+    def has_state(s: Session) -> bool:
+        """Whether the state tables hold the state of the whole log (see STATE_MARKER)."""
+        return s.connection().execute(_HAS_STATE).first() is not None
+
+    @staticmethod
+    def mark_state(s: Session) -> None:
+        s.add(Meta(key=STATE_MARKER, value="1"))
+        s.flush()
+
+    # The look-ups below run on every append: they are prepared Core statements
+    # (compiled once, executed with bound values) rather than ORM queries, whose
+    # construction would cost more than the database's answer.
+
+    @staticmethod
+    def state_item(s: Session, case: str, item: str) -> Any:
+        """The state row of an item (attributes as StateItemRow's columns), or None."""
+        return s.connection().execute(_ITEM, {"case": case, "item": item}).first()
+
+    @staticmethod
+    def state_consents_covering(s: Session, case: str, item: str) -> list[Any]:
+        """The consent grant rows of `case` for the whole case or naming `item`."""
+        return list(s.connection().execute(_COVERING, {"case": case, "item": item}).all())
+
+    @staticmethod
+    def state_consent(s: Session, hash: str) -> Any:
+        return s.connection().execute(_CONSENT, {"hash": hash}).first()
+
+    @staticmethod
+    def state_offer(s: Session, offer: str) -> bool:
+        return s.connection().execute(_OFFER, {"offer": offer}).first() is not None
+
+    @staticmethod
+    def state_keys(s: Session, name: str) -> list[Any]:
+        return list(s.connection().execute(_KEYS, {"name": name}).all())
+
+    @staticmethod
+    def state_key_names(s: Session) -> list[str]:
+        """The names of every party with a key on the log, in order."""
+        rows = s.exec(select(StateKeyRow.name).distinct().order_by(col(StateKeyRow.name))).all()
+        return list(rows)
+
+    @staticmethod
+    def state_insert(s: Session, table: type[SQLModel], rows: Sequence[dict[str, Any]]) -> None:
+        """Insert state rows (one of STATE_TABLES) inside the caller's transaction."""
+        if rows:
+            s.execute(table.__table__.insert(), list(rows))  # type: ignore[attr-defined]
+
+    @staticmethod
+    def state_set_holder(s: Session, case: str, item: str, holder: str) -> None:
+        s.execute(
+            update(StateItemRow)
+            .where(col(StateItemRow.case_id) == case, col(StateItemRow.item) == item)
+            .values(holder=holder)
+        )
+
+    @staticmethod
+    def state_revoke_consent(s: Session, hash: str, index: int) -> None:
+        s.execute(
+            update(StateConsentRow)
+            .where(col(StateConsentRow.hash) == hash)
+            .values(revoked_at=index)
+        )
+
+    @staticmethod
+    def state_end_key(s: Session, name: str, registered_at: int, index: int, reason: str) -> None:
+        s.execute(
+            update(StateKeyRow)
+            .where(col(StateKeyRow.name) == name, col(StateKeyRow.registered_at) == registered_at)
+            .values(ended_at=index, end_reason=reason)
+        )
+
+    @staticmethod
+    def state_all(s: Session) -> dict[str, list[Any]]:
+        """Every state row, table by table (what `log verify` compares with its replay)."""
+        return {str(t.__tablename__): list(s.exec(select(t)).all()) for t in STATE_TABLES}
 
     # -- cases and items (look-up indexes derived from the log) -----------------
 

@@ -11,8 +11,8 @@ A log entry is a C2SP signed note whose text is::
 followed by one signature line per signing party.  The Merkle leaf is the whole
 note, signatures included, and the bytes are stored exactly as signed.
 
-This module only encodes and parses; the custody rules (who may sign what) live
-in `custody.core.rules`.
+This module only encodes and parses; the event types and their fields are
+`custody.model.types` (REGISTRY), the custody rules `custody.model.rules`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,6 @@ from custody.tlog.note import Note, Signer, sign_note
 
 VERSION = "custody/entry/v1"
 MAX_ENTRY_BYTES = 64 * 1024
-
-#: The event types this version defines (docs/spec/entry.md).
-TYPES = frozenset(
-    {"key", "ingest", "consent", "handoff", "access", "derive", "disposal", "release", "case"}
-)
 
 _KEY_RE = re.compile(r"[a-z][a-z0-9._-]{0,63}")
 _TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")

@@ -13,13 +13,24 @@ signature checks over several processes).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from custody.errors import CustodyError, VerificationError
 from custody.model.entry import Entry, SignedEntry
+from custody.model.state import Change, KeyEnded, KeyRegistered, PartyKey, key_at
+from custody.model.types import ROLES, KeyEvent
 from custody.tlog.note import VerifierKey
 
-ROLES = ("owner", "agency", "lab", "court", "defence", "witness")
+__all__ = [
+    "ROLES",
+    "EntryError",
+    "Parties",
+    "PartyKey",
+    "check_entry",
+    "check_signatures",
+    "key_changes",
+]
 
 
 class EntryError(VerificationError):
@@ -35,19 +46,6 @@ class EntryError(VerificationError):
         return (EntryError, (self.index, self.reason, self.hint))
 
 
-@dataclass(frozen=True)
-class PartyKey:
-    """One key of one party, valid for entries [registered_at, ended_at)."""
-
-    name: str
-    role: str
-    org: str
-    vkey: VerifierKey
-    registered_at: int
-    ended_at: int | None = None
-    end_reason: str | None = None  # "rotated" | "revoked: <reason>"
-
-
 @dataclass
 class Parties:
     """The party keys the log has introduced so far, with their validity spans."""
@@ -58,59 +56,41 @@ class Parties:
         """An independent copy (key histories are lists of immutable PartyKey)."""
         return Parties({name: list(keys) for name, keys in self.keys.items()})
 
+    def party_keys(self, name: str) -> Sequence[PartyKey]:
+        """The key history of `name`, oldest first (the `StateView` look-up)."""
+        return self.keys.get(name, [])
+
     def apply(self, index: int, entry: Entry) -> None:
         """Take a `key` entry into account (other entries are ignored).
 
         Raises EntryError when the entry breaks a key rule (re-registering a
-        name, rotating or revoking a key that is not active).
+        name, rotating or revoking a key that is not active) or is malformed.
         """
         if entry.type != "key":
             return
         try:
-            action = entry.require("action")
-            name = entry.require("party")
-            if action == "register":
-                if name in self.keys:
-                    first = self.keys[name][0].registered_at
-                    raise EntryError(
-                        index, f"party '{name}' was already registered at entry {first}"
-                    )
-                role = entry.require("role")
-                if role not in ROLES:
-                    raise EntryError(index, f"role {role!r} is not one of {', '.join(ROLES)}")
-                vkey = VerifierKey.parse(entry.require("vkey"))
-                self._check_vkey_name(index, name, vkey)
-                self.keys[name] = [PartyKey(name, role, entry.get("org") or "", vkey, index)]
-            elif action in ("rotate", "revoke"):
-                current = self.current(name)
-                if current is None:
-                    raise EntryError(index, f"party '{name}' has no active key to {action}")
-                ended = "rotated" if action == "rotate" else f"revoked: {entry.get('reason') or ''}"
-                history = self.keys[name]
-                history[-1] = PartyKey(
-                    current.name,
-                    current.role,
-                    current.org,
-                    current.vkey,
-                    current.registered_at,
-                    index,
-                    ended.strip(),
-                )
-                if action == "rotate":
-                    vkey = VerifierKey.parse(entry.require("vkey"))
-                    self._check_vkey_name(index, name, vkey)
-                    history.append(PartyKey(name, current.role, current.org, vkey, index))
-            else:
-                raise EntryError(index, f"unknown key action {action!r}")
-        except EntryError:
-            raise
+            typed = KeyEvent.from_entry(entry)
         except CustodyError as exc:
             raise EntryError(index, exc.message) from exc
+        self.apply_changes(key_changes(index, typed, self.party_keys))
 
-    @staticmethod
-    def _check_vkey_name(index: int, name: str, vkey: VerifierKey) -> None:
-        if vkey.name != name:
-            raise EntryError(index, f"key entry for '{name}' carries a key named '{vkey.name}'")
+    def apply_changes(self, changes: Sequence[Change]) -> None:
+        """Apply the key changes among `changes` (the others are not about keys)."""
+        for ch in changes:
+            if isinstance(ch, KeyRegistered):
+                self.keys.setdefault(ch.key.name, []).append(ch.key)
+            elif isinstance(ch, KeyEnded):
+                history = self.keys[ch.name]
+                last = history[-1]
+                history[-1] = PartyKey(
+                    last.name,
+                    last.role,
+                    last.org,
+                    last.vkey,
+                    last.registered_at,
+                    ch.index,
+                    ch.reason,
+                )
 
     def current(self, name: str) -> PartyKey | None:
         """The active key of `name` at the end of what was applied, or None."""
@@ -133,10 +113,52 @@ class Parties:
 
     def key_at(self, name: str, index: int) -> PartyKey | None:
         """The key of `name` valid for ordinary entries at `index`, or None."""
-        for key in self.keys.get(name, []):
-            if key.registered_at <= index and (key.ended_at is None or index < key.ended_at):
-                return key
-        return None
+        return key_at(self.keys.get(name, []), index)
+
+
+def key_changes(
+    index: int, e: KeyEvent, keys_of: Callable[[str], Sequence[PartyKey]]
+) -> list[Change]:
+    """The rule for a `key` entry (docs/spec/entry.md §key): what it changes.
+
+    `keys_of(name)` is the key history of a party so far.  Raises EntryError when
+    a name is registered twice, a role is unknown, a key's name is not the
+    party's, or a key that is not active is rotated or revoked.  Signatures (and
+    the proof of possession) are `check_entry`'s business.
+    """
+    name = e.party
+    history = keys_of(name)
+    try:
+        if e.action == "register":
+            if history:
+                first = history[0].registered_at
+                raise EntryError(index, f"party '{name}' was already registered at entry {first}")
+            assert e.role is not None and e.vkey is not None  # KeyEvent.check
+            if e.role not in ROLES:
+                raise EntryError(index, f"role {e.role!r} is not one of {', '.join(ROLES)}")
+            vkey = VerifierKey.parse(e.vkey)
+            _check_vkey_name(index, name, vkey)
+            return [KeyRegistered(PartyKey(name, e.role, e.org or "", vkey, index))]
+        current = history[-1] if history and history[-1].ended_at is None else None
+        if current is None:
+            raise EntryError(index, f"party '{name}' has no active key to {e.action}")
+        ended = "rotated" if e.action == "rotate" else f"revoked: {e.reason or ''}"
+        changes: list[Change] = [KeyEnded(name, index, ended.strip())]
+        if e.action == "rotate":
+            assert e.vkey is not None  # KeyEvent.check
+            vkey = VerifierKey.parse(e.vkey)
+            _check_vkey_name(index, name, vkey)
+            changes.append(KeyRegistered(PartyKey(name, current.role, current.org, vkey, index)))
+        return changes
+    except EntryError:
+        raise
+    except CustodyError as exc:
+        raise EntryError(index, exc.message) from exc
+
+
+def _check_vkey_name(index: int, name: str, vkey: VerifierKey) -> None:
+    if vkey.name != name:
+        raise EntryError(index, f"key entry for '{name}' carries a key named '{vkey.name}'")
 
 
 def check_entry(index: int, data: bytes, parties: Parties) -> SignedEntry:
@@ -150,6 +172,15 @@ def check_entry(index: int, data: bytes, parties: Parties) -> SignedEntry:
         signed = SignedEntry.parse(data)
     except CustodyError as exc:
         raise EntryError(index, f"malformed: {exc.message}") from exc
+    return check_signatures(index, signed, parties)
+
+
+def check_signatures(index: int, signed: SignedEntry, parties: Parties) -> SignedEntry:
+    """`check_entry` for an entry already parsed: every signature line, by a key of
+    `parties` valid at `index`, and a key entry's proof of possession.
+
+    Returns `signed`; raises EntryError naming the entry and what is wrong.
+    """
     if not signed.note.signatures:
         raise EntryError(index, "carries no signature")
     message = signed.note.text.encode("utf-8")

@@ -1,33 +1,99 @@
-"""The custody chain: who holds each item, under what consent (pure).
+"""The custody rules: one engine, used by appends, `log verify`, verify-bundle and imports (pure).
 
-`Chain` replays entries in log order and enforces the custody rules of
-docs/spec/entry.md: an item is ingested once per case; only its current holder
-may hand it off, access it or derive from it; a handoff is signed by both
-parties; footage taken in on consent is used only within an active consent's
-scope.  The log applies it before appending (so it never accepts an entry that
-breaks a rule) and every verifier applies it again, from the entries alone.
+The rules of docs/spec/entry.md are a pure function of an entry's index, the
+signed entry and a read-only view of the custody state the earlier entries built
+(`custody.model.state.StateView`).  `evaluate` either raises EntryError naming the
+rule broken or returns the `Change`s the entry makes:
 
-Signatures are not checked here (`custody.model.parties.check_entry` does that);
-this module checks that the right parties signed.
+* `key`: a party key is registered, rotated or revoked (`custody.model.parties`);
+* `ingest`: an item is ingested once per case, by the party that signs it, who
+  holds it;
+* `consent`: only an owner party consents, and only the owner revokes, once;
+* `handoff`: only the current holder hands off, signed by both parties, and an
+  offer is settled once;
+* `reject`: only the receiver refuses an offer;
+* `access`, `derive`: only the holder, and footage taken in on consent only
+  within an active consent's scope.
+
+`admit` is the whole check of one new entry (format, signatures by keys valid at
+its index, then the rules) and `replay` feeds entries through it in log order over
+a `MemoryState`.  The log applies the same engine before appending, over its
+indexed state in the database, so it never accepts an entry that a replay would
+refuse.
+
+`Chain` is the older interface (items, consents, `apply` with a separate party
+timeline), kept as a thin wrapper over the engine for its callers.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Protocol
 
 from custody.errors import CustodyError
-from custody.model.entry import Entry, parse_time
-from custody.model.parties import EntryError, Parties
+from custody.model.entry import Entry, SignedEntry, parse_time
+from custody.model.parties import EntryError, Parties, check_signatures, key_changes
+from custody.model.state import (
+    Change,
+    Consent,
+    ItemState,
+    MemoryState,
+    PartyKey,
+    PutConsent,
+    PutItem,
+    RevokeConsent,
+    SetHolder,
+    SettleOffer,
+    StateView,
+    key_at,
+)
+from custody.model.types import (
+    ONWARD,
+    REGISTRY,
+    Access,
+    Derive,
+    DeriveRequest,
+    Handoff,
+    Ingest,
+    KeyEvent,
+    Reject,
+    Typed,
+    parse_typed,
+)
+from custody.model.types import Consent as ConsentEntry
 
-ONWARD = ("none", "court", "any")
-KNOWN_TYPES = frozenset({"key", "ingest", "consent", "handoff", "reject", "access", "derive"})
+__all__ = [
+    "KNOWN_TYPES",
+    "ONWARD",
+    "Admitted",
+    "Chain",
+    "Consent",
+    "ItemState",
+    "Parsed",
+    "RuleError",
+    "Signed",
+    "admit",
+    "check_access",
+    "entry_hash",
+    "evaluate",
+    "replay",
+]
+
+KNOWN_TYPES = frozenset(REGISTRY)
+
+
+class RuleError(EntryError):
+    """An entry breaks a custody rule (not a signature or key rule): the log refuses it.
+
+    The log reports it as a refusal (`PolicyError`, nothing appended); a verifier
+    reports it as the EntryError it is.
+    """
 
 
 class Signed(Protocol):
-    """What the chain needs of an entry: its bytes, parsed text and signers' names."""
+    """What the rules need of an entry: its bytes, parsed text and signers' names."""
 
     @property
     def data(self) -> bytes: ...
@@ -51,269 +117,349 @@ def entry_hash(data: bytes) -> str:
     return hashlib.sha256(b"\x00" + data).hexdigest()
 
 
-@dataclass
-class ItemState:
-    """One item of one case, as the chain knows it."""
-
-    case: str
-    item: str
-    exhibit: str
-    holder: str
-    legal_basis: str | None
-    ref: str | None
-    since: int  # index of the entry that introduced it
-    parent: str | None = None
+# -- the engine ------------------------------------------------------------------------------
 
 
-@dataclass
-class Consent:
-    hash: str
-    index: int
-    owner: str
-    case: str
-    items: frozenset[str]
-    purpose: str
-    until: date | None
-    onward: str
-    revoked_at: int | None = None
+def typed_of(index: int, entry: Entry) -> Typed:
+    """The typed form of `entry`; EntryError (with the upgrade hint) if its type is unknown
+    or a field is missing or malformed."""
+    if entry.type not in KNOWN_TYPES:
+        raise RuleError(
+            index,
+            f"has unknown type '{entry.type}'",
+            hint="this log was written by a newer custody; upgrade to verify it",
+        )
+    try:
+        return parse_typed(entry)
+    except CustodyError as exc:  # a missing or malformed field
+        raise RuleError(index, exc.message) from exc
 
-    def label(self) -> str:
-        return f"consent {self.hash[:12]} (entry {self.index})"
+
+def evaluate(
+    index: int, signed: Signed, view: StateView, typed: Typed | None = None
+) -> list[Change]:
+    """The changes entry `index` makes to the custody state `view`, or RuleError naming
+    the rule it breaks (EntryError for a key rule).
+
+    Signatures are not checked here (`custody.model.parties.check_signatures`
+    does that); this checks that the right parties signed.  `typed` is the entry
+    already parsed, if the caller has it.
+    """
+    if typed is None:
+        typed = typed_of(index, signed.entry)
+    names = signed.signer_names
+    try:
+        if isinstance(typed, KeyEvent):
+            return key_changes(index, typed, view.party_keys)
+        if isinstance(typed, Ingest):
+            return _ingest(index, typed, names, view)
+        if isinstance(typed, ConsentEntry):
+            return _consent(index, typed, signed.data, names, view)
+        if isinstance(typed, Handoff):
+            return _handoff(index, typed, names, view)
+        if isinstance(typed, Reject):
+            return _reject(index, typed, names, view)
+        if isinstance(typed, Access):
+            _signed_by(index, names, typed.by, "the party accessing the footage")
+            check_access(index, view, typed.case, typed.item, typed.by, typed.time)
+            return []
+        if isinstance(typed, Derive | DeriveRequest):
+            return _derive(index, typed, names, view)
+    except EntryError:
+        raise
+    except CustodyError as exc:  # e.g. a key that does not parse
+        raise RuleError(index, exc.message) from exc
+    raise RuleError(index, f"has unknown type '{typed.entry.type}'")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """An entry that passed every check: its parsed form, typed form and changes."""
+
+    signed: SignedEntry
+    typed: Typed
+    changes: list[Change]
+
+
+def admit(index: int, data: bytes, view: StateView) -> Admitted:
+    """Check entry `index` (bytes from anywhere) as the log does before appending it.
+
+    In order: the format; for a `key` entry, the key rules (the key it introduces
+    may sign it); every signature, by a party key valid at `index`; that the entry
+    names its case; the custody rules.  Raises EntryError naming the entry and what
+    is wrong; RuleError (a subclass) when it is a custody rule that refuses it.
+    """
+    try:
+        signed = SignedEntry.parse(data)
+    except CustodyError as exc:
+        raise EntryError(index, f"malformed: {exc.message}") from exc
+    entry = signed.entry
+    names = set(signed.signer_names)
+    if entry.type == "key":
+        try:
+            key = KeyEvent.from_entry(entry)
+        except CustodyError as exc:
+            raise EntryError(index, exc.message) from exc
+        changes = key_changes(index, key, view.party_keys)
+        parties = _parties_of(view, names | {key.party})
+        parties.apply_changes(changes)
+        check_signatures(index, signed, parties)
+        return Admitted(signed, key, changes)
+    check_signatures(index, signed, _parties_of(view, names))
+    if entry.get("case") is None:
+        raise RuleError(index, f"a {entry.type} entry must name its case")
+    typed = typed_of(index, entry)
+    return Admitted(signed, typed, evaluate(index, signed, view, typed))
+
+
+def replay(entries: Iterable[tuple[int, bytes]], state: MemoryState | None = None) -> MemoryState:
+    """Admit `entries` (index, bytes) in log order into `state` (a new one by default).
+
+    This is the whole custody check from the entries alone: formats, signatures by
+    the keys valid at each index, the key timeline and the custody rules.  Raises
+    EntryError naming the first entry that fails.
+    """
+    state = state if state is not None else MemoryState()
+    for index, data in entries:
+        state.apply(admit(index, data, state).changes)
+    return state
+
+
+def _parties_of(view: StateView, names: Iterable[str]) -> Parties:
+    """The key histories of `names` (all a signature check of one entry reads)."""
+    return Parties({n: list(view.party_keys(n)) for n in names if view.party_keys(n)})
+
+
+# -- rules per type ------------------------------------------------------------------------------
+
+
+def _ingest(index: int, e: Ingest, names: Sequence[str], view: StateView) -> list[Change]:
+    _signed_by(index, names, e.by, "the ingesting party")
+    existing = view.item(e.case, e.item)
+    if existing is not None:
+        raise RuleError(
+            index,
+            f"item {e.item[:16]}… was already ingested in case {e.case} at entry {existing.since}",
+        )
+    holder = e.holder or e.by
+    if holder != e.by:
+        raise RuleError(index, f"ingest by '{e.by}' names '{holder}' as holder")
+    return [PutItem(ItemState(e.case, e.item, e.exhibit, e.by, e.legal_basis, e.ref, index))]
+
+
+def _consent(
+    index: int, e: ConsentEntry, data: bytes, names: Sequence[str], view: StateView
+) -> list[Change]:
+    _signed_by(index, names, e.owner, "the owner")
+    key = key_at(view.party_keys(e.owner), index)
+    if key is None or key.role != "owner":
+        raise RuleError(index, f"consent is given by '{e.owner}', who is not an owner party")
+    if e.action == "grant":
+        assert e.case is not None and e.purpose is not None and e.onward is not None
+        h = entry_hash(data)
+        grant = Consent(
+            h, index, e.owner, e.case, frozenset(e.items), e.purpose, e.until_date, e.onward
+        )
+        return [PutConsent(grant)]
+    assert e.consent is not None  # ConsentEntry.check
+    target = view.consent(e.consent)
+    if target is None:
+        raise RuleError(index, f"revokes consent {e.consent[:12]}, which is not on this log")
+    if target.owner != e.owner:
+        raise RuleError(index, f"{target.label()} was given by '{target.owner}', not '{e.owner}'")
+    if target.revoked_at is not None:
+        raise RuleError(index, f"{target.label()} was already revoked at entry {target.revoked_at}")
+    return [RevokeConsent(target.hash, index)]
+
+
+def _handoff(index: int, e: Handoff, names: Sequence[str], view: StateView) -> list[Change]:
+    _signed_by(index, names, e.sender, "the releasing party")
+    _signed_by(index, names, e.receiver, "the receiving party")
+    if e.sender == e.receiver:
+        raise RuleError(index, "a handoff needs two different parties")
+    if view.offer_settled(e.offer):
+        raise RuleError(index, f"offer {e.offer[:12]} was already accepted or refused")
+    if not e.items:
+        raise RuleError(index, "handoff names no item")
+    receiving = key_at(view.party_keys(e.receiver), index)
+    for item in e.items:
+        state = _held(index, view, e.case, item, e.sender, "hand off")
+        _check_consent(
+            index, view, state, e.time, e.sender, receiving.role if receiving is not None else None
+        )
+    changes: list[Change] = [SetHolder(e.case, item, e.receiver) for item in e.items]
+    changes.append(SettleOffer(e.offer, index))
+    return changes
+
+
+def _reject(index: int, e: Reject, names: Sequence[str], view: StateView) -> list[Change]:
+    _signed_by(index, names, e.by, "the party refusing the offer")
+    if e.by != e.receiver:
+        raise RuleError(index, f"only the receiver '{e.receiver}' may refuse this offer")
+    if view.offer_settled(e.offer):
+        raise RuleError(index, f"offer {e.offer[:12]} was already accepted or refused")
+    return [SettleOffer(e.offer, index)]
+
+
+def check_access(index: int, view: StateView, case: str, item: str, by: str, time: str) -> None:
+    """The rule for an `access` entry whose signature by `by` is already checked.
+
+    (Split out so that `log verify` can hand over access entries, the bulk of a
+    busy log, as a few strings instead of whole parsed entries.)  Raises RuleError.
+    """
+    state = _held(index, view, case, item, by, "access")
+    _check_consent(index, view, state, time, None, None)
+
+
+def _derive(
+    index: int, e: Derive | DeriveRequest, names: Sequence[str], view: StateView
+) -> list[Change]:
+    _signed_by(index, names, e.by, "the party deriving the copy")
+    state = _held(index, view, e.case, e.parent, e.by, "derive from")
+    _check_consent(index, view, state, e.time, None, None)
+    if view.item(e.case, e.item) is not None:
+        raise RuleError(index, f"derived item {e.item[:16]}… is already in case {e.case}")
+    child = ItemState(
+        e.case, e.item, e.exhibit, e.by, state.legal_basis, state.ref, index, parent=e.parent
+    )
+    return [PutItem(child)]
+
+
+# -- shared checks -------------------------------------------------------------------------------
+
+
+def _signed_by(index: int, names: Sequence[str], party: str, role: str) -> None:
+    if party not in names:
+        raise RuleError(index, f"is not signed by {role} '{party}'")
+
+
+def _held(index: int, view: StateView, case: str, item: str, party: str, verb: str) -> ItemState:
+    state = view.item(case, item)
+    if state is None:
+        raise RuleError(index, f"item {item[:16]}… is not on this log in case {case}")
+    if state.holder != party:
+        raise RuleError(
+            index,
+            f"'{party}' may not {verb} {state.exhibit}: the current holder is '{state.holder}'",
+            hint="only the current holder may do that; the chain has no gaps",
+        )
+    return state
+
+
+def _check_consent(
+    index: int,
+    view: StateView,
+    state: ItemState,
+    time: str,
+    sender: str | None,
+    receiver_role: str | None,
+) -> None:
+    """Refuse use of consent-based footage outside every consent's scope."""
+    if state.legal_basis != "consent":
+        return
+    when = parse_time(time).date()
+    candidates = view.consents_covering(state.case, state.item)
+    if not candidates:
+        raise RuleError(
+            index,
+            f"no consent on this log covers {state.exhibit}, which was taken in on consent",
+            hint="record the owner's consent with 'custody consent grant'",
+        )
+    reasons = []
+    for c in sorted(candidates, key=lambda c: c.index, reverse=True):
+        if c.index > index:
+            continue
+        if c.revoked_at is not None and c.revoked_at < index:
+            reasons.append(f"{c.label()} was revoked at entry {c.revoked_at}")
+            continue
+        if c.until is not None and when > c.until:
+            reasons.append(f"{c.label()} expired on {c.until.isoformat()}")
+            continue
+        if sender is not None and sender != c.owner:
+            if c.onward == "none":
+                reasons.append(f"{c.label()} does not allow onward sharing (onward none)")
+                continue
+            if c.onward == "court" and receiver_role != "court":
+                reasons.append(f"{c.label()} allows onward sharing only to a court (onward court)")
+                continue
+        return
+    raise RuleError(
+        index,
+        f"outside the owner's consent for {state.exhibit}: " + "; ".join(reasons),
+        hint="ask the owner for a consent that covers this, or record the warrant it is done under",
+    )
+
+
+# -- the older interface ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _WithParties:
+    """A state whose party keys come from a separate `Parties` timeline (what `Chain` takes)."""
+
+    state: MemoryState
+    parties: Parties
+
+    def item(self, case: str, item: str) -> ItemState | None:
+        return self.state.item(case, item)
+
+    def consents_covering(self, case: str, item: str) -> Sequence[Consent]:
+        return self.state.consents_covering(case, item)
+
+    def consent(self, hash: str) -> Consent | None:
+        return self.state.consent(hash)
+
+    def offer_settled(self, offer: str) -> bool:
+        return self.state.offer_settled(offer)
+
+    def party_keys(self, name: str) -> Sequence[PartyKey]:
+        return self.parties.party_keys(name)
 
 
 @dataclass
 class Chain:
-    items: dict[tuple[str, str], ItemState] = field(default_factory=dict)
-    consents: dict[str, Consent] = field(default_factory=dict)
-    offers: set[str] = field(default_factory=set)
+    """The custody chain replayed entry by entry: the engine over a `MemoryState`.
+
+    Party keys are the caller's: `apply` takes the `Parties` timeline to read and
+    leaves `key` entries to it (`Parties.apply`).
+    """
+
+    state: MemoryState = field(default_factory=MemoryState)
+
+    @property
+    def items(self) -> dict[tuple[str, str], ItemState]:
+        return self.state.items
+
+    @property
+    def consents(self) -> dict[str, Consent]:
+        return self.state.consents
+
+    @property
+    def offers(self) -> set[str]:
+        return set(self.state.offers)
 
     def item(self, case: str, item: str) -> ItemState | None:
-        return self.items.get((case, item))
+        return self.state.item(case, item)
 
     def apply(self, index: int, signed: Signed, parties: Parties) -> None:
-        """Take entry `index` into the chain, or raise EntryError naming the rule it breaks."""
+        """Take entry `index` into the chain, or raise EntryError naming the rule it breaks.
+
+        An entry without bytes is a dry run of the rules (a derive checked before
+        ffmpeg makes the copy): of a `derive`, only the fields the rule reads are
+        required then.
+        """
         entry = signed.entry
-        if entry.type not in KNOWN_TYPES:
-            raise EntryError(
-                index,
-                f"has unknown type '{entry.type}'",
-                hint="this log was written by a newer custody; upgrade to verify it",
-            )
-        try:
-            getattr(self, f"_{entry.type}")(index, signed, parties)
-        except EntryError:
-            raise
-        except CustodyError as exc:  # a missing or malformed field
-            raise EntryError(index, exc.message) from exc
-
-    # -- rules per type ------------------------------------------------------------
-
-    def _key(self, index: int, signed: Signed, parties: Parties) -> None:
-        return None  # party keys are the business of custody.model.parties
-
-    def _ingest(self, index: int, signed: Signed, parties: Parties) -> None:
-        e = signed.entry
-        case, item, by = e.require("case"), e.require("item"), e.require("by")
-        _signed_by(index, signed, by, "the ingesting party")
-        existing = self.item(case, item)
-        if existing is not None:
-            raise EntryError(
-                index,
-                f"item {item[:16]}… was already ingested in case {case} at entry {existing.since}",
-            )
-        holder = e.get("holder") or by
-        if holder != by:
-            raise EntryError(index, f"ingest by '{by}' names '{holder}' as holder")
-        self.items[(case, item)] = ItemState(
-            case,
-            item,
-            e.require("exhibit"),
-            by,
-            e.get("legal-basis"),
-            e.get("ref"),
-            index,
-        )
-
-    def _consent(self, index: int, signed: Signed, parties: Parties) -> None:
-        e = signed.entry
-        owner = e.require("owner")
-        _signed_by(index, signed, owner, "the owner")
-        key = parties.key_at(owner, index)
-        if key is None or key.role != "owner":
-            raise EntryError(index, f"consent is given by '{owner}', who is not an owner party")
-        action = e.require("action")
-        if action == "grant":
-            onward = e.require("onward")
-            if onward not in ONWARD:
-                raise EntryError(index, f"onward {onward!r} is not one of {', '.join(ONWARD)}")
-            until = e.get("until")
-            h = entry_hash(signed.data)
-            self.consents[h] = Consent(
-                h,
-                index,
-                owner,
-                e.require("case"),
-                frozenset(e.get_all("item")),
-                e.require("purpose"),
-                _date(index, until) if until else None,
-                onward,
-            )
-        elif action == "revoke":
-            target = e.require("consent")
-            grant = self.consents.get(target)
-            if grant is None:
-                raise EntryError(index, f"revokes consent {target[:12]}, which is not on this log")
-            if grant.owner != owner:
-                raise EntryError(
-                    index, f"{grant.label()} was given by '{grant.owner}', not '{owner}'"
-                )
-            if grant.revoked_at is not None:
-                raise EntryError(
-                    index, f"{grant.label()} was already revoked at entry {grant.revoked_at}"
-                )
-            grant.revoked_at = index
-        else:
-            raise EntryError(index, f"unknown consent action {action!r}")
-
-    def _handoff(self, index: int, signed: Signed, parties: Parties) -> None:
-        e = signed.entry
-        case, sender, receiver = e.require("case"), e.require("from"), e.require("to")
-        _signed_by(index, signed, sender, "the releasing party")
-        _signed_by(index, signed, receiver, "the receiving party")
-        if sender == receiver:
-            raise EntryError(index, "a handoff needs two different parties")
-        offer = e.require("offer")
-        if offer in self.offers:
-            raise EntryError(index, f"offer {offer[:12]} was already accepted or refused")
-        items = e.get_all("item")
-        if not items:
-            raise EntryError(index, "handoff names no item")
-        receiving = parties.key_at(receiver, index)
-        for item in items:
-            state = self._held(index, case, item, sender, "hand off")
-            self._check_consent(
-                index, state, e.time, sender, receiving.role if receiving is not None else None
-            )
-        for item in items:
-            self.items[(case, item)].holder = receiver
-        self.offers.add(offer)
-
-    def _reject(self, index: int, signed: Signed, parties: Parties) -> None:
-        e = signed.entry
-        by, receiver, offer = e.require("by"), e.require("to"), e.require("offer")
-        _signed_by(index, signed, by, "the party refusing the offer")
-        if by != receiver:
-            raise EntryError(index, f"only the receiver '{receiver}' may refuse this offer")
-        if offer in self.offers:
-            raise EntryError(index, f"offer {offer[:12]} was already accepted or refused")
-        self.offers.add(offer)
-
-    def _access(self, index: int, signed: Signed, parties: Parties) -> None:
-        e = signed.entry
-        case, item, by = e.require("case"), e.require("item"), e.require("by")
-        _signed_by(index, signed, by, "the party accessing the footage")
-        self.check_access(index, case, item, by, e.time)
+        if entry.type == "key":
+            return  # party keys are the business of custody.model.parties
+        typed: Typed | None = None
+        if not signed.data and entry.type == "derive":
+            try:
+                typed = DeriveRequest.from_entry(entry)
+            except CustodyError as exc:
+                raise RuleError(index, exc.message) from exc
+        view = _WithParties(self.state, parties)
+        self.state.apply(evaluate(index, signed, view, typed))
 
     def check_access(self, index: int, case: str, item: str, by: str, time: str) -> None:
-        """The rule for an `access` entry whose signature by `by` is already checked.
-
-        (Split out so that `log verify` can hand over access entries, the bulk of a
-        busy log, as a few strings instead of whole parsed entries.)
-        """
-        state = self._held(index, case, item, by, "access")
-        self._check_consent(index, state, time, None, None)
-
-    def _derive(self, index: int, signed: Signed, parties: Parties) -> None:
-        e = signed.entry
-        case, parent, child, by = (
-            e.require("case"),
-            e.require("parent"),
-            e.require("item"),
-            e.require("by"),
-        )
-        _signed_by(index, signed, by, "the party deriving the copy")
-        state = self._held(index, case, parent, by, "derive from")
-        self._check_consent(index, state, e.time, None, None)
-        if self.item(case, child) is not None:
-            raise EntryError(index, f"derived item {child[:16]}… is already in case {case}")
-        self.items[(case, child)] = ItemState(
-            case,
-            child,
-            e.require("exhibit"),
-            by,
-            state.legal_basis,
-            state.ref,
-            index,
-            parent=parent,
-        )
-
-    # -- shared checks -------------------------------------------------------------
-
-    def _held(self, index: int, case: str, item: str, party: str, verb: str) -> ItemState:
-        state = self.item(case, item)
-        if state is None:
-            raise EntryError(index, f"item {item[:16]}… is not on this log in case {case}")
-        if state.holder != party:
-            raise EntryError(
-                index,
-                f"'{party}' may not {verb} {state.exhibit}: the current holder is '{state.holder}'",
-                hint="only the current holder may do that; the chain has no gaps",
-            )
-        return state
-
-    def _check_consent(
-        self, index: int, state: ItemState, time: str, sender: str | None, receiver_role: str | None
-    ) -> None:
-        """Refuse use of consent-based footage outside every consent's scope."""
-        if state.legal_basis != "consent":
-            return
-        when = parse_time(time).date()
-        candidates = [
-            c
-            for c in self.consents.values()
-            if c.case == state.case and (not c.items or state.item in c.items)
-        ]
-        if not candidates:
-            raise EntryError(
-                index,
-                f"no consent on this log covers {state.exhibit}, which was taken in on consent",
-                hint="record the owner's consent with 'custody consent grant'",
-            )
-        reasons = []
-        for c in sorted(candidates, key=lambda c: c.index, reverse=True):
-            if c.index > index:
-                continue
-            if c.revoked_at is not None and c.revoked_at < index:
-                reasons.append(f"{c.label()} was revoked at entry {c.revoked_at}")
-                continue
-            if c.until is not None and when > c.until:
-                reasons.append(f"{c.label()} expired on {c.until.isoformat()}")
-                continue
-            if sender is not None and sender != c.owner:
-                if c.onward == "none":
-                    reasons.append(f"{c.label()} does not allow onward sharing (onward none)")
-                    continue
-                if c.onward == "court" and receiver_role != "court":
-                    reasons.append(
-                        f"{c.label()} allows onward sharing only to a court (onward court)"
-                    )
-                    continue
-            return
-        raise EntryError(
-            index,
-            f"outside the owner's consent for {state.exhibit}: " + "; ".join(reasons),
-            hint="ask the owner for a consent that covers this, or record the "
-            "warrant it is done under",
-        )
-
-
-def _signed_by(index: int, signed: Signed, party: str, role: str) -> None:
-    if party not in signed.signer_names:
-        raise EntryError(index, f"is not signed by {role} '{party}'")
-
-
-def _date(index: int, text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise EntryError(index, f"'until' is not a date like 2026-12-31: {text!r}") from None
+        """The rule for an `access` entry whose signature by `by` is already checked."""
+        check_access(index, self.state, case, item, by, time)

@@ -74,7 +74,7 @@ def _parse_int(type_: str, key: str, text: str) -> int:
 # -- the base class ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Typed:
     """Fields common to every entry: the generic entry it was parsed from."""
 
@@ -167,7 +167,7 @@ DERIVE_OPS = ("trim", "redact", "transcode")
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class KeyEvent(Typed):
     """`key`: a party key is registered, rotated or revoked."""
 
@@ -180,14 +180,15 @@ class KeyEvent(Typed):
     reason: str | None = opt()
 
     def check(self) -> None:
-        _one_of(self.TYPE, "action", self.action, KEY_ACTIONS)
+        if self.action not in KEY_ACTIONS:
+            raise FormatError(f"unknown key action {self.action!r}")
         if self.action == "register" and self.role is None:
             raise FormatError("key entry has no 'role' field")
         if self.action in ("register", "rotate") and self.vkey is None:
             raise FormatError("key entry has no 'vkey' field")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class _Evidence(Typed):
     """Fields that `ingest` and `derive` share: what the file is."""
 
@@ -208,7 +209,7 @@ class _Evidence(Typed):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Ingest(_Evidence):
     """`ingest`: evidence acquired."""
 
@@ -226,7 +227,7 @@ class Ingest(_Evidence):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Consent(Typed):
     """`consent`: an owner's consent (`grant`) or its revocation (`revoke`)."""
 
@@ -241,12 +242,14 @@ class Consent(Typed):
     consent: str | None = opt()
 
     def check(self) -> None:
-        _one_of(self.TYPE, "action", self.action, CONSENT_ACTIONS)
+        if self.action not in CONSENT_ACTIONS:
+            raise FormatError(f"unknown consent action {self.action!r}")
         if self.action == "grant":
-            for key in ("case", "purpose", "onward"):
+            for key in ("onward", "case", "purpose"):
                 if getattr(self, key) is None:
                     raise FormatError(f"consent entry has no '{key}' field")
-            _one_of(self.TYPE, "onward", self.onward, ONWARD)
+            if self.onward not in ONWARD:
+                raise FormatError(f"onward {self.onward!r} is not one of {', '.join(ONWARD)}")
             if self.until is not None:
                 self.until_date  # noqa: B018 - raises FormatError when malformed
         elif self.consent is None:
@@ -262,9 +265,7 @@ class Consent(Typed):
                 return date.fromisoformat(self.until)
         except ValueError:
             pass
-        raise FormatError(
-            f"consent entry field 'until' is not a date like 2026-12-31: {self.until!r}"
-        )
+        raise FormatError(f"'until' is not a date like 2026-12-31: {self.until!r}")
 
     @property
     def item_ids(self) -> tuple[str, ...]:
@@ -272,7 +273,7 @@ class Consent(Typed):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Handoff(Typed):
     """`handoff`: custody passes from `sender` to `receiver`, both signing."""
 
@@ -285,9 +286,8 @@ class Handoff(Typed):
     authority: str | None = opt()
     offer: str = req()
 
-    def check(self) -> None:
-        if not self.items:
-            raise FormatError("handoff entry has no 'item' field")
+    # A handoff naming no item is refused by the custody rules ("handoff names no
+    # item"), after the signatures and the offer are checked, as it always was.
 
     @property
     def item_ids(self) -> tuple[str, ...]:
@@ -295,7 +295,7 @@ class Handoff(Typed):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Reject(Typed):
     """`reject`: the receiver refuses an offer, which can then never be accepted."""
 
@@ -314,7 +314,7 @@ class Reject(Typed):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Access(Typed):
     """`access`: the holder viewed or exported footage."""
 
@@ -335,7 +335,7 @@ class Access(Typed):
 
 
 @register
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Derive(_Evidence):
     """`derive`: a trimmed, redacted or transcoded copy of `parent` (docs/derive.md)."""
 
@@ -364,6 +364,25 @@ class Derive(_Evidence):
 
 
 AnyTyped = KeyEvent | Ingest | Consent | Handoff | Reject | Access | Derive
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeriveRequest(Typed):
+    """What the custody rules read of a `derive` before the copy exists.
+
+    Not an entry type (it is not in REGISTRY): a dry run of the rules, made before
+    ffmpeg runs, knows who derives from which parent but not yet the child's file.
+    """
+
+    TYPE: ClassVar[str] = "derive"
+    case: str = req()
+    exhibit: str = req()
+    parent: str = req()
+    item: str = req()
+    by: str = req()
+
+
+_FIELDS[DeriveRequest] = tuple(f for f in dataclasses.fields(DeriveRequest) if f.name != "entry")
 
 
 def parse_typed(entry: Entry) -> Typed:

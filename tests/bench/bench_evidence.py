@@ -23,6 +23,7 @@ from pathlib import Path
 
 PASSPHRASE = "bench"
 Say = Callable[[str, str], None]
+Record = Callable[[str, float, str], None]
 
 
 def _best(fn: Callable[[], object], runs: int = 3) -> float:
@@ -65,7 +66,7 @@ def _home(path: Path) -> None:
 # process's is counted) on its last line of stderr.
 _CHILD = """
 import sys
-from custody.cli.main import main
+from custody.cli import main
 try:
     main(sys.argv[1:])
 finally:
@@ -91,8 +92,11 @@ def _run_measuring_rss(argv: list[str]) -> tuple[float, float]:
     return took, int(peak[-1]) / 1024 if peak else float("nan")
 
 
-def bench_evidence(bench: Path, gib: float, clips: int, say: Say) -> None:
+def bench_evidence(bench: Path, gib: float, clips: int, say: Say, record: Record) -> None:
+    """Run the evidence benches; `record(name, value, unit)` keeps each figure."""
     from custody.infra.vault import hash_file
+
+    size = f"{gib:g}".replace(".", "_") + "gib"
 
     print("evidence", flush=True)
     if shutil.which("b3sum") is None:
@@ -109,6 +113,8 @@ def bench_evidence(bench: Path, gib: float, clips: int, say: Say) -> None:
         f"custody {mib / t_ours:,.0f} MiB/s, b3sum {mib / t_b3:,.0f} MiB/s: "
         f"ratio {t_b3 / t_ours:.2f} (aim >= 0.9)",
     )
+    record("blake3_mib_per_s", mib / t_ours, "MiB/s")
+    record("blake3_over_b3sum", t_b3 / t_ours, "ratio")
     sha = _best(
         lambda: subprocess.run(["sha256sum", str(big)], check=True, capture_output=True), runs=1
     )
@@ -118,6 +124,8 @@ def bench_evidence(bench: Path, gib: float, clips: int, say: Say) -> None:
         f"{mib / t_both:,.0f} MiB/s; sha256sum alone {mib / sha:,.0f} MiB/s: "
         f"ratio {sha / t_both:.2f}",
     )
+    record("blake3_sha256_mib_per_s", mib / t_both, "MiB/s")
+    record("blake3_sha256_over_sha256sum", sha / t_both, "ratio")
 
     home = bench / "evidence-home"
     os.environ["CUSTODY_HOME"] = str(home)
@@ -153,6 +161,10 @@ def bench_evidence(bench: Path, gib: float, clips: int, say: Say) -> None:
         f"vs cp + b3sum + sync {t_cp_sync:.2f} s: {t_ingest / t_cp_sync:.2f}x",
     )
     say("peak RSS while ingesting it", f"{rss:,.0f} MB (aim < 150 MB)")
+    record(f"ingest_s_{size}", t_ingest, "s")
+    record(f"ingest_{size}_over_cp_b3sum", t_ingest / t_cp, "ratio")
+    record(f"ingest_{size}_over_cp_b3sum_sync", t_ingest / t_cp_sync, "ratio")
+    record(f"ingest_peak_rss_mb_{size}", rss, "MB")
     shutil.rmtree(home)
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -182,4 +194,5 @@ def bench_evidence(bench: Path, gib: float, clips: int, say: Say) -> None:
         f"batch of {clips} short clips (3 s, H.264 + AAC)",
         f"{clips / took:,.1f} clips/s ({took:.1f} s, --jobs {os.cpu_count()})",
     )
+    record(f"ingest_clips_per_s_{clips}", clips / took, "clips/s")
     shutil.rmtree(home)
