@@ -20,7 +20,10 @@ The library behind `custody derive` (docs/derive.md).  Deriving a clip is, in or
 `lineage(c, row)` re-proves, from the files in the evidence store, what a derived
 item is: a contiguous run of its parent's packets (trim); its parent with only the
 declared box changed, only in the declared time range, and the sound untouched
-(redaction); or, for a lossy transcode, only what the entry declares.
+(redaction); or, for a lossy transcode, only what the entry declares.  This module
+does the I/O (ffmpeg runs, the store, the log); the proofs are pure and live in
+`custody.media.lineage`, where offline bundle verification uses them too.
+`parse_box` is re-exported from there for the command line.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import re
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
@@ -41,34 +44,41 @@ from custody.app.home import Custody
 from custody.errors import InputError, NotFoundError, UsageError, VerificationError
 from custody.infra import ffmpeg as media
 from custody.infra.indexer import append_indexed
-from custody.infra.store import ItemRow, Store
+from custody.infra.store import ItemRow
 from custody.infra.vault import Vault, hash_file
-from custody.media.compare import ContiguousRun, MediaRecord, PacketList, is_contiguous_run
-from custody.model.entry import Entry, SignedEntry, sign_entry
+from custody.media.compare import MediaRecord
+from custody.media.lineage import (
+    Proof,
+    box_text,
+    derive_params,
+    frames_between,
+    parse_box,
+    presentation_order,
+    prove_redact,
+    prove_trim,
+    redact_params,
+    report_transcode,
+    start_time,
+    trim_range,
+)
+from custody.model import rules
+from custody.model.entry import Entry, sign_entry
 from custody.model.parties import check_entry
-from custody.model.rules import Chain, Parsed
+from custody.model.rules import Parsed
+from custody.model.types import DeriveRequest
 from custody.tlog.note import Signer
 
 __all__ = [
     "OPS",
     "REDACT_STYLES",
     "TRANSCODE_CODECS",
-    "AudioCopy",
     "Derived",
     "Lineage",
     "ParentMissingError",
-    "RedactProof",
-    "TranscodeReport",
-    "TrimProof",
-    "describe_entry",
     "format_seconds",
-    "frames_between",
     "lineage",
     "parse_box",
     "parse_seconds",
-    "prove_audio_copied",
-    "prove_redaction",
-    "prove_trim",
     "redact",
     "transcode",
     "trim",
@@ -107,9 +117,6 @@ _REDACT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".ts", ".mts", ".m
 # 2x2; a redaction box is widened to these multiples so that it covers whole chroma
 # samples (otherwise a blur spills one luma pixel outside the declared box).
 _CHROMA_ALIGN = {"yuv411p": (4, 1), "yuv410p": (4, 4), "yuvj411p": (4, 1)}
-# Slack for comparing times across files: a millisecond (Matroska's time base),
-# added to one packet (trim coverage) or one tick of each time base (retiming).
-_EDGE = Fraction(1, 1000)
 _MICRO = 1_000_000
 
 T = TypeVar("T")
@@ -158,374 +165,6 @@ def format_seconds(us: int) -> str:
     return f"{whole}.{frac:06d}"
 
 
-def _seconds_of(text: str, what: str) -> Fraction:
-    """An entry's decimal seconds as an exact fraction; VerificationError if malformed."""
-    if not re.fullmatch(r"\d+(\.\d{1,6})?", text):
-        raise VerificationError(f"derive parameter {what} {text!r} is not decimal seconds")
-    return Fraction(text)
-
-
-def parse_box(text: str) -> tuple[int, int, int, int]:
-    """``X,Y,W,H`` in pixels (left, top, width, height) -> a tuple.
-
-    Raises:
-        UsageError: not four whole numbers, or a zero width or height.
-    """
-    parts = text.split(",")
-    if len(parts) != 4 or not all(re.fullmatch(r"\s*\d{1,6}\s*", p) for p in parts):
-        raise UsageError(
-            f"--box {text!r} is not X,Y,W,H",
-            hint="four whole numbers of pixels: left, top, width, height (e.g. 10,10,40,30)",
-        )
-    x, y, w, h = (int(p) for p in parts)
-    if w == 0 or h == 0:
-        raise UsageError(f"--box {text!r} has no area", hint="width and height must be at least 1")
-    return x, y, w, h
-
-
-def _box_text(box: tuple[int, int, int, int]) -> str:
-    return ",".join(str(v) for v in box)
-
-
-# -- proofs (pure: they work on packet and frame lists) ------------------------------------
-
-
-@dataclass(frozen=True)
-class AudioCopy:
-    """An audio stream of the child whose packets are exactly its parent stream's."""
-
-    stream: int
-    parent_stream: int
-    codec: str
-    packets: int
-
-    def describe(self) -> str:
-        return (
-            f"audio stream {self.stream} ({self.codec}): all {self.packets} packets identical "
-            f"to parent stream {self.parent_stream}"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stream": self.stream,
-            "parent_stream": self.parent_stream,
-            "codec": self.codec,
-            "packets": self.packets,
-        }
-
-
-def prove_audio_copied(parent: PacketList, child: PacketList) -> tuple[AudioCopy, ...]:
-    """Prove every audio stream of `parent` is in `child` packet for packet.
-
-    The k-th audio stream of the child is matched with the k-th of the parent
-    (a redaction or transcode drops data streams, so indexes may shift); their
-    packet hash sequences must be equal (docs/spec/media.md: audio equality
-    uses packet hashes, not decoded samples).
-
-    Raises:
-        VerificationError: a stream is missing, or names the first packet that differs.
-    """
-    p_audio = [h for h in parent.streams if h.media_type == "audio"]
-    c_audio = [h for h in child.streams if h.media_type == "audio"]
-    if len(p_audio) != len(c_audio):
-        raise VerificationError(
-            f"the copy has {len(c_audio)} audio streams, its parent {len(p_audio)}"
-        )
-    out = []
-    for ph, ch in zip(p_audio, c_audio, strict=True):
-        p = [q.hash for q in parent.packets[ph.index]]
-        c = [q.hash for q in child.packets[ch.index]]
-        if p != c:
-            first = next(
-                (i for i, (a, b) in enumerate(zip(p, c, strict=False)) if a != b),
-                min(len(p), len(c)),
-            )
-            raise VerificationError(
-                f"audio stream {ch.index} of the copy is not parent stream {ph.index} packet "
-                f"for packet: {len(c)} vs {len(p)} packets, first difference at packet {first}"
-            )
-        out.append(AudioCopy(ch.index, ph.index, ch.codec, len(c)))
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class TrimProof:
-    """A trim is a contiguous run of its parent's packets that covers the declared range."""
-
-    run: ContiguousRun
-    start: Fraction
-    end: Fraction
-
-    kind = "contiguous-run"
-
-    def lines(self) -> list[str]:
-        return [
-            f"PROVEN: {self.run.summary}",
-            f"  it covers the declared {_s(self.start)}-{_s(self.end)} s of the parent "
-            "(a stream copy starts at the keyframe at or before the start)",
-        ]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "proven": True,
-            "summary": self.run.summary,
-            "declared": [float(self.start), float(self.end)],
-            "streams": [r.to_json() for r in self.run.streams],
-        }
-
-
-def prove_trim(
-    parent: PacketList,
-    child: PacketList,
-    *,
-    start: Fraction,
-    end: Fraction,
-    allow_boundary: int = 1,
-) -> TrimProof:
-    """Prove `child` is an excerpt of `parent` that covers [start, end] s.
-
-    `is_contiguous_run` (docs/spec/media.md §10) places each child stream in the
-    parent; every stream's run must then reach from at or before `start` to at or
-    after `end` (within one packet).  Times are on ffmpeg's timeline for the
-    parent, which starts at 0 at the container's start time: the one ``-ss``
-    seeks on and the packet lists (``-c copy -f framehash``) are written on.
-
-    Raises:
-        VerificationError: not a contiguous run (naming the stream and packet), or
-            a run that does not cover the declared range.
-    """
-    run = is_contiguous_run(parent, child, allow_boundary=allow_boundary)
-    for r in run.streams:
-        if r.start is None or r.end is None:
-            continue
-        header = parent.streams[r.index]
-        longest = max((p.duration for p in parent.packets[r.index]), default=0)
-        slack = longest * header.time_base + _EDGE
-        if r.start > start + slack or r.end < end - slack:
-            raise VerificationError(
-                f"stream {r.index} ({r.codec_type}) of the excerpt covers "
-                f"{_s(r.start)}-{_s(r.end)} s of the parent, "
-                f"not the declared {_s(start)}-{_s(end)} s"
-            )
-    return TrimProof(run, start, end)
-
-
-@dataclass(frozen=True)
-class RedactProof:
-    """What the frame-by-frame comparison of a redaction found."""
-
-    box: tuple[int, int, int, int]
-    start: Fraction | None  # None: the whole clip
-    end: Fraction | None
-    covered: tuple[int, int] | None  # the frames the range covers (first, last), 0-based
-    frames: int
-    outside: int  # frames outside [start, end]: all identical
-    inside: int
-    inside_changed: int  # of which changed (only inside the box)
-    audio: tuple[AudioCopy, ...]
-
-    kind = "frames"
-
-    @property
-    def summary(self) -> str:
-        where = (
-            "the whole clip"
-            if self.start is None or self.end is None or self.covered is None
-            else f"{_s(self.start)}-{_s(self.end)} s (frames {self.covered[0]}-{self.covered[1]})"
-        )
-        return (
-            f"{self.frames} decoded frames compared: {self.outside} outside {where} "
-            f"bit-identical to the parent's; {self.inside} inside, {self.inside_changed} "
-            f"changed, and only within box {_box_text(self.box)}"
-        )
-
-    def lines(self) -> list[str]:
-        out = [f"PROVEN: {self.summary} (every pixel outside the box identical)"]
-        out += [f"  {a.describe()}" for a in self.audio]
-        if self.inside and not self.inside_changed:
-            out.append("  note: no frame inside the range changed: the box covers nothing visible")
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "proven": True,
-            "summary": self.summary,
-            "box": list(self.box),
-            "range": None
-            if self.start is None or self.end is None
-            else [float(self.start), float(self.end)],
-            "covered_frames": None if self.covered is None else list(self.covered),
-            "frames": self.frames,
-            "outside": self.outside,
-            "outside_identical": self.outside,
-            "inside": self.inside,
-            "inside_changed": self.inside_changed,
-            "audio": [a.to_json() for a in self.audio],
-        }
-
-
-def frames_between(
-    frames: PacketList, start: Fraction, end: Fraction, offset: Fraction
-) -> tuple[int, int] | None:
-    """(first, last) numbers of the decoded frames shown between `start` and `end` s.
-
-    `frames` is `custody.infra.ffmpeg.decoded_frames` of the file (stream 0, container
-    timestamps); a frame's time is its timestamp minus `offset` (the container's
-    start time), compared exactly with [start, end].  None if no frame is shown
-    in that range.
-
-    Raises:
-        VerificationError: the frames in the range are not consecutive (timestamps
-            out of order), so no frame range describes them.
-    """
-    tb = frames.streams[0].time_base
-    inside = [
-        i
-        for i, f in enumerate(frames.packets[0])
-        if f.timestamp is not None and start <= f.timestamp * tb - offset <= end
-    ]
-    if not inside:
-        return None
-    if inside != list(range(inside[0], inside[-1] + 1)):
-        raise VerificationError(
-            f"the frames shown between {_s(start)} and {_s(end)} s are not consecutive "
-            "(their timestamps are out of order)"
-        )
-    return inside[0], inside[-1]
-
-
-def prove_redaction(
-    parent: PacketList,
-    child: PacketList,
-    *,
-    box: tuple[int, int, int, int],
-    frames: tuple[int, int] | None,
-    offset: Fraction = Fraction(0),
-) -> tuple[int, int, int, int]:
-    """Prove a redaction changed only `box`, only in frames `frames` (inclusive).
-
-    `parent` and `child` are `custody.infra.ffmpeg.decoded_frames(path, box=box,
-    frames=frames)` of the two files: stream 0 hashes every decoded frame with the
-    box filled in the frames the redaction covers, stream 1 the box's pixels.
-    Frames are paired in order; the copy must have as many, each at the same time
-    relative to its first frame (within 1 ms plus a tick of each time base), and
-    every stream-0 hash must be the parent's: a frame outside `frames` is then
-    pixel for pixel the parent's, and a frame inside differs at most within the
-    box.  `frames` None: every frame is inside.  `offset` (the parent's container
-    start time) only places frames in time for messages.
-
-    Returns:
-        (frames, outside, inside, inside_changed): inside_changed counts the frames
-        whose box pixels differ from the parent's.
-
-    Raises:
-        VerificationError: naming the first frame (number and time) that breaks this.
-    """
-    if len(parent.streams) != 2 or len(child.streams) != 2:
-        raise VerificationError("decoded frame lists must have a masked and a box stream")
-    p_all, p_box = parent.packets
-    c_all, c_box = child.packets
-    if len(p_all) != len(c_all) or len(p_box) != len(p_all) or len(c_box) != len(c_all):
-        raise VerificationError(
-            f"the redacted copy has {len(c_all)} video frames, its parent {len(p_all)}: "
-            "frames were added or dropped"
-        )
-    if not p_all:
-        raise VerificationError("the parent has no video frames to compare")
-    tb_p, tb_c = parent.streams[0].time_base, child.streams[0].time_base
-    p0, c0 = p_all[0].timestamp, c_all[0].timestamp
-    tolerance = _EDGE + tb_p + tb_c
-    first, last = (0, len(p_all) - 1) if frames is None else frames
-    changed = 0
-    for i, (pf, cf) in enumerate(zip(p_all, c_all, strict=True)):
-        pt, ct = pf.timestamp, cf.timestamp
-        if pt is not None and ct is not None and p0 is not None and c0 is not None:
-            into_parent, into_child = (pt - p0) * tb_p, (ct - c0) * tb_c
-            if abs(into_child - into_parent) > tolerance:
-                raise VerificationError(
-                    f"frame {i} is {_s(into_child)} s into the redacted copy "
-                    f"but {_s(into_parent)} s into its parent: it was retimed"
-                )
-        within = first <= i <= last
-        if pf.hash != cf.hash:
-            when = f" ({_s(pt * tb_p - offset)} s)" if pt is not None else ""
-            if not within:
-                raise VerificationError(
-                    f"frame {i}{when} of the redacted copy differs from its parent's but lies "
-                    f"outside the frames {first}-{last} the declared range covers"
-                )
-            raise VerificationError(
-                f"frame {i}{when} of the redacted copy differs from its parent's outside "
-                f"the declared box {_box_text(box)}"
-            )
-        if within and p_box[i].hash != c_box[i].hash:
-            changed += 1
-    inside = min(last, len(p_all) - 1) - first + 1 if first < len(p_all) else 0
-    return len(p_all), len(p_all) - inside, inside, changed
-
-
-@dataclass(frozen=True)
-class TranscodeReport:
-    """A lossy transcode: nothing to prove frame by frame; what can be checked is."""
-
-    codec: str
-    parent_frames: int
-    child_frames: int
-    audio: tuple[AudioCopy, ...]  # empty when the sound was re-encoded
-    audio_reencoded: bool
-
-    kind = "declared"
-
-    @property
-    def summary(self) -> str:
-        return (
-            f"lossy transcode to {self.codec}: not provable frame by frame; "
-            "the parameters are as the signed derive entry declares them"
-        )
-
-    def lines(self) -> list[str]:
-        out = [f"NOT PROVEN (by design): {self.summary}"]
-        frames = f"  video: {self.child_frames} frames, parent {self.parent_frames}"
-        if self.child_frames != self.parent_frames:
-            frames += " (frames were added or dropped)"
-        out.append(frames)
-        if self.audio_reencoded:
-            out.append("  audio: re-encoded (lossy), not compared")
-        out += [f"  {a.describe()}" for a in self.audio]
-        return out
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "proven": False,
-            "summary": self.summary,
-            "parent_frames": self.parent_frames,
-            "child_frames": self.child_frames,
-            "audio_reencoded": self.audio_reencoded,
-            "audio": [a.to_json() for a in self.audio],
-        }
-
-
-Proof = TrimProof | RedactProof | TranscodeReport
-
-
-def _s(value: Fraction) -> str:
-    return f"{float(value):.3f}"
-
-
-def _video_packets(packets: PacketList) -> int:
-    return next(
-        (
-            len(p)
-            for h, p in zip(packets.streams, packets.packets, strict=True)
-            if h.media_type == "video"
-        ),
-        0,
-    )
-
-
 def _in_parallel(*jobs: Callable[[], T]) -> list[T]:
     """Run independent ffmpeg jobs at once (each waits on its own process)."""
     with ThreadPoolExecutor(len(jobs)) as pool:
@@ -541,105 +180,28 @@ def _prove(
 ) -> Proof:
     """The proof for one derivation, from the two files and their media records.
 
-    `parent`/`child` are (path, record, name for messages).  Raises
-    VerificationError if the child is not what the parameters say.
+    `parent`/`child` are (path, record, name for messages).  The files are
+    decoded here for a redaction; the proofs themselves are `custody.media.lineage`.
+    Raises VerificationError if the child is not what the parameters say.
     """
     p_path, p_rec, p_name = parent
     c_path, c_rec, c_name = child
     if op == "trim":
-        start = _seconds_of(_param(params, "start"), "start")
-        end = _seconds_of(_param(params, "end"), "end")
+        start, end = trim_range(params)
         return prove_trim(p_rec.packets, c_rec.packets, start=start, end=end)
     if op == "redact":
-        box = _entry_box(_param(params, "box"))
-        declared = [params.get("start"), params.get("end"), params.get("frames")]
-        if any(v is None for v in declared) and any(v is not None for v in declared):
-            raise VerificationError(
-                "a redaction declares 'start', 'end' and 'frames' together, or none of them"
-            )
-        lo = hi = None
-        covered = None
-        if declared[0] is not None and declared[1] is not None and declared[2] is not None:
-            lo, hi = _seconds_of(declared[0], "start"), _seconds_of(declared[1], "end")
-            covered = _frame_range(declared[2])
+        declared = redact_params(params)
+        box, covered = declared.box, declared.frames
         p_frames, c_frames = _in_parallel(
             lambda: media.decoded_frames(p_path, box=box, frames=covered, name=p_name),
             lambda: media.decoded_frames(c_path, box=box, frames=covered, name=c_name),
         )
-        offset = _start_time(p_rec)
-        if lo is not None and hi is not None and covered is not None:
-            # The frame numbers are what ffmpeg acted on; the times are what a person
-            # asked for.  They must describe the same frames of the parent.
-            shown = frames_between(p_frames, lo, hi, offset)
-            if shown != covered:
-                which = "no frame" if shown is None else f"frames {shown[0]}-{shown[1]}"
-                raise VerificationError(
-                    f"the derive entry declares frames {covered[0]}-{covered[1]} for "
-                    f"{_s(lo)}-{_s(hi)} s, but the parent shows {which} in that range"
-                )
-        frames, outside, inside, changed = prove_redaction(
-            p_frames, c_frames, box=box, frames=covered, offset=offset
+        return prove_redact(
+            declared, p_frames, c_frames, p_rec.packets, c_rec.packets, offset=start_time(p_rec)
         )
-        audio = prove_audio_copied(p_rec.packets, c_rec.packets)
-        return RedactProof(box, lo, hi, covered, frames, outside, inside, changed, audio)
     if op == "transcode":
-        copied = params.get("audio-codec") == "copy"
-        return TranscodeReport(
-            codec=_param(params, "codec"),
-            parent_frames=_video_packets(p_rec.packets),
-            child_frames=_video_packets(c_rec.packets),
-            audio=prove_audio_copied(p_rec.packets, c_rec.packets) if copied else (),
-            audio_reencoded=not copied
-            and any(h.media_type == "audio" for h in p_rec.packets.streams),
-        )
+        return report_transcode(params, p_rec.packets, c_rec.packets)
     raise VerificationError(f"unknown derive operation {op!r}")
-
-
-def _presentation(record: MediaRecord, index: int) -> PacketList:
-    """Stream `index`'s packets in presentation order, as a one-stream packet list.
-
-    Packet lists (``-c copy -f framehash``) are on ffmpeg's timeline for the file:
-    container timestamps minus its start time.
-    """
-    packets = record.packets
-    if not 0 <= index < len(packets.streams):
-        raise InputError(f"the packet list has no stream {index}")
-    ordered = sorted(
-        (p for p in packets.packets[index] if p.timestamp is not None),
-        key=lambda p: p.timestamp or 0,
-    )
-    header = replace(packets.streams[index], index=0)
-    return PacketList(streams=(header,), packets=(tuple(ordered),))
-
-
-def _frame_range(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)-(\d+)", text)
-    if m is None or int(m[1]) > int(m[2]):
-        raise VerificationError(f"derive parameter frames {text!r} is not FIRST-LAST")
-    return int(m[1]), int(m[2])
-
-
-def _start_time(record: MediaRecord) -> Fraction:
-    """The container's start time (ffprobe ``format.start_time``), 0 if absent."""
-    value = record.metadata.get("format", {}).get("start_time")
-    try:
-        return Fraction(str(value))
-    except (ValueError, ZeroDivisionError):
-        return Fraction(0)
-
-
-def _param(params: Mapping[str, str], name: str) -> str:
-    value = params.get(name)
-    if value is None:
-        raise VerificationError(f"the derive entry has no '{name}' parameter")
-    return value
-
-
-def _entry_box(text: str) -> tuple[int, int, int, int]:
-    try:
-        return parse_box(text)
-    except UsageError:
-        raise VerificationError(f"derive parameter box {text!r} is not X,Y,W,H") from None
 
 
 # -- deriving ------------------------------------------------------------------------------
@@ -795,7 +357,7 @@ def redact(
     x, y, w, h = box
     if x + w > width or y + h > height:
         raise UsageError(
-            f"--box {_box_text(box)} reaches outside the {width}x{height} frame of {row.exhibit}",
+            f"--box {box_text(box)} reaches outside the {width}x{height} frame of {row.exhibit}",
             hint=f"x + width must be at most {width}, y + height at most {height}",
         )
     if style == "blur" and pix_fmt not in _BLUR_PIX_FMTS:
@@ -804,7 +366,7 @@ def redact(
             hint="use --style box (a filled box) for this clip",
         )
     applied = _align_box(box, pix_fmt, width, height)
-    params: list[tuple[str, str]] = [("box", _box_text(applied)), ("style", style)]
+    params: list[tuple[str, str]] = [("box", box_text(applied)), ("style", style)]
     span: tuple[int, int] | None = None
     if start is not None or end is not None:
         span = (
@@ -823,7 +385,7 @@ def redact(
         # decoded frames before anything is recorded.
         try:
             covered = frames_between(
-                _presentation(record, int(video["index"])),
+                presentation_order(record, int(video["index"])),
                 Fraction(lo, _MICRO),
                 Fraction(hi, _MICRO),
                 Fraction(0),
@@ -1029,12 +591,6 @@ def _precheck(c: Custody, row: ItemRow, by: str, when: datetime) -> None:
     The log applies the same rule again when the entry is appended; this spares
     an ffmpeg run that could never be recorded.
     """
-    parties = c.log.parties()
-    chain = Chain()
-    with c.store.session() as s:
-        rows = Store.case_entries(s, row.case_id)
-    for index, data in rows:
-        chain.apply(index, SignedEntry.parse(data), parties)
     probe = Entry.build(
         "derive",
         when,
@@ -1046,7 +602,12 @@ def _precheck(c: Custody, row: ItemRow, by: str, when: datetime) -> None:
             ("by", by),
         ],
     )
-    chain.apply(c.log.size(), Parsed(b"", probe, (by,)), parties)
+    # The same rule the append applies, over the indexed state: O(1) rows, however
+    # large the case.  A refusal here is a RuleError, as it would be at the append.
+    with c.log.state() as state:
+        rules.evaluate(
+            c.log.size(), Parsed(b"", probe, (by,)), state, DeriveRequest.from_entry(probe)
+        )
 
 
 def _ready(c: Custody, row: ItemRow, by: str, when: datetime) -> Path:
@@ -1155,23 +716,6 @@ def _derive_entry(
     return sign_entry(Entry.build("derive", when, fields), [by])
 
 
-def describe_entry(fields: Sequence[tuple[str, str]]) -> str:
-    """One line for a timeline about a `derive` entry, from its fields.
-
-    E.g. ``trim into 2026-0142/0002 (doorbell.trim.mp4): start 1.500, end 3.000,
-    mode copy, cut 1.000; reason: excerpt for the jury`` (the ffmpeg command line is
-    left out; `custody log entry N` shows it).
-    """
-    first: dict[str, str] = {}
-    for k, v in fields:
-        first.setdefault(k, v)
-    params = [v for k, v in fields if k == "param" and not v.startswith("ffmpeg ")]
-    line = f"{first.get('op', '?')} into {first.get('exhibit', '?')} ({first.get('name', '?')})"
-    if params:
-        line += ": " + ", ".join(params)
-    return line + f"; reason: {first.get('reason', '?')}"
-
-
 # -- lineage ---------------------------------------------------------------------------------
 
 
@@ -1260,14 +804,7 @@ def lineage(c: Custody, row: ItemRow) -> Lineage | None:
             f"exhibit {row.exhibit}: log entry {row.ingest_idx} does not record this file",
             hint="the database's item index was altered; run 'custody log verify'",
         )
-    params: list[tuple[str, str]] = []
-    for value in entry.get_all("param"):
-        name, sep, rest = value.partition(" ")
-        if not sep:
-            raise VerificationError(
-                f"log entry {row.ingest_idx}: derive parameter {value!r} is not 'name value'"
-            )
-        params.append((name, rest))
+    params = derive_params(entry.get_all("param"), row.ingest_idx)
     parent_digest = entry.require("parent")
     parent = c.store.item_in_case(row.case_id, parent_digest)
     if parent is None:
@@ -1300,7 +837,7 @@ def lineage(c: Custody, row: ItemRow) -> Lineage | None:
         reason=entry.require("reason"),
         tool=entry.require("tool"),
         op=entry.require("op"),
-        params=tuple(params),
+        params=params,
         parent_exhibit=parent.exhibit,
         parent=parent.blake3,
         parent_name=parent.name,

@@ -1,18 +1,16 @@
-"""Defence bundles: export from a custody home, and the I/O side of verification.
+"""Defence bundles: export from a custody home.
 
 `export_case` writes a `custody/bundle/v1` bundle (docs/spec/bundle.md): the
 case's entries and every key entry with tlog-proofs against one checkpoint
 (cosignatures merged in), consistency proofs from every earlier stored
-checkpoint, sidecars, optionally the media, the report when `custody.report.court`
-exists, VERIFY.md, the manifest and the log-signed bundle statement.  A bundle
-is built under a temporary name and renamed into place, so a half-written one
-never carries the final name.
+checkpoint, sidecars, optionally the media, the court report
+(written by the `report` function the caller passes, `custody.report.court.write_report`:
+the report layer is above this one), VERIFY.md, the manifest and the log-signed bundle
+statement.  A bundle is built under a temporary name and renamed into place, so
+a half-written one never carries the final name.
 
-`verify_path` is what `custody verify-bundle` runs: it opens the bundle (a
-folder or a ZIP) through a reader that refuses symbolic links, paths outside the
-bundle and zip bombs, loads the checkpoints seen before (`SeenStore`), calls the
-pure `custody.bundle.verify.verify_bundle`, re-probes media with ffprobe when it is
-installed, and records the checkpoint.  It opens no database and needs no home.
+Reading and verifying a bundle is `custody.bundle.reader`: it needs no home and
+imports no store, so it does not live here.
 """
 
 from __future__ import annotations
@@ -20,8 +18,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import importlib
-import inspect
 import os
 import re
 import secrets
@@ -30,9 +26,8 @@ import stat
 import tempfile
 import textwrap
 import zipfile
-import zlib
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -40,19 +35,14 @@ from typing import Any, BinaryIO, Protocol
 from custody import __version__
 from custody.app.home import Custody
 from custody.app.witness import merged_checkpoint
+from custody.bundle.reader import Progress
 from custody.bundle.verify import (
     BUNDLE_V1,
     CHECKPOINT,
     MANIFEST,
-    MAX_MANIFEST,
-    MAX_MEMBERS,
-    MAX_RATIO,
-    RATIO_FLOOR,
     SIDECAR_KINDS,
     STATEMENT,
     VERIFY_MD,
-    BundleReport,
-    BundleVerificationError,
     ConsistencyFile,
     FileInfo,
     Manifest,
@@ -60,32 +50,22 @@ from custody.bundle.verify import (
     ManifestItem,
     ManifestParty,
     Statement,
-    Trust,
-    UnsafeBundleError,
-    check_bundle_path,
     consistency_path,
     entry_path,
-    is_litter,
     parties_of,
     proof_path,
     sidecar_path,
-    verify_bundle,
 )
 from custody.errors import (
-    CustodyError,
-    FormatError,
-    InputError,
     NotFoundError,
     StorageError,
     UsageError,
     VerificationError,
 )
-from custody.infra import ffmpeg as media
-from custody.infra.files import fsync_dir, write_new
+from custody.infra.files import fsync_dir
 from custody.infra.store import Store
 from custody.infra.vault import Vault, display_path
-from custody.media.compare import MediaRecord
-from custody.media.digest import CHUNK_SIZE, FileDigests, Hasher
+from custody.media.digest import CHUNK_SIZE, Hasher
 from custody.model.entry import Entry, SignedEntry, format_time
 from custody.tlog.checkpoint import Checkpoint
 from custody.tlog.merkle import leaf_hash
@@ -96,21 +76,14 @@ __all__ = [
     "BundleContent",
     "ExportItem",
     "ExportSummary",
-    "FolderSource",
-    "SeenStore",
-    "ZipSource",
+    "ReportWriter",
     "collect",
-    "default_seen_dir",
     "export_case",
-    "open_bundle",
-    "verify_path",
     "write_bundle",
 ]
 
-ENV_SEEN = "CUSTODY_SEEN"
-Progress = Callable[[int], None]
+# A media file keeps its extension in the bundle when it looks like one (media/<blake3>.mp4).
 _EXT = re.compile(r"\.[a-z0-9]{1,10}")
-_DATE_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 # =================================================================================
@@ -227,31 +200,43 @@ def _resolve_items(refs: Sequence[str], defined: Mapping[str, Entry], case: str)
     return chosen
 
 
-def _find_reports(
-    c: Custody, case: str, workdir: Path, checkpoint_size: int, now: datetime
-) -> list[tuple[str, Path]]:
-    """The human report, when this custody has a report module (custody.report.court).
+class ReportWriter(Protocol):
+    """Writes the court report of a case to a file: `custody.report.court.write_report`.
 
-    The report is asked for the bundle's checkpoint and export time where its
-    `write_report` accepts them, so that it states what the bundle proves.
+    Passed in by the caller (the CLI) rather than imported: the report layer
+    sits above this one and imports it, and fpdf2 loads only when a report is written.
     """
-    try:
-        module = importlib.import_module("custody.report.court")
-    except ModuleNotFoundError as exc:
-        if exc.name != "custody.report.court":
-            raise
+
+    def __call__(
+        self,
+        c: Custody,
+        case_id: str,
+        fmt: str,
+        out: Path,
+        *,
+        now: datetime | None = None,
+        checkpoint_size: int | None = None,
+    ) -> None: ...
+
+
+def _find_reports(
+    c: Custody,
+    case: str,
+    workdir: Path,
+    checkpoint_size: int,
+    now: datetime,
+    write_report: ReportWriter | None,
+) -> list[tuple[str, Path]]:
+    """The court report of `case` in HTML and PDF, stating the bundle's checkpoint and time.
+
+    None for `write_report`: no report.  Raises what `write_report` raises.
+    """
+    if write_report is None:
         return []
-    write_report = module.write_report
-    accepted = inspect.signature(write_report).parameters
-    extra: dict[str, Any] = {}
-    if "checkpoint_size" in accepted:
-        extra["checkpoint_size"] = checkpoint_size
-    if "now" in accepted:
-        extra["now"] = now
     out = []
     for fmt in ("html", "pdf"):
         path = workdir / f"report.{fmt}"
-        write_report(c, case, fmt, path, **extra)
+        write_report(c, case, fmt, path, checkpoint_size=checkpoint_size, now=now)
         out.append((f"report/report.{fmt}", path))
     return out
 
@@ -656,8 +641,14 @@ def export_case(
     with_media: bool = False,
     checkpoint_size: int | None = None,
     progress: Progress | None = None,
+    report: ReportWriter | None = None,
 ) -> ExportSummary:
-    """Export `case` as a bundle at `to` (see `collect` and `write_bundle`)."""
+    """Export `case` as a bundle at `to` (see `collect` and `write_bundle`).
+
+    `report` writes the court report into the bundle (`custody.report.court.write_report`;
+    None: the bundle has no report).  Raises what `collect`, `write_bundle` and
+    `report` raise.
+    """
     if to.exists():
         raise UsageError(
             f"{display_path(to)} already exists", hint="export to a new folder or .zip name"
@@ -675,7 +666,7 @@ def export_case(
     )
     with tempfile.TemporaryDirectory(prefix="custody-report-") as tmp:
         size = Checkpoint.parse(Note.parse(content.checkpoint).text).size
-        reports = _find_reports(c, case, Path(tmp), size, now)
+        reports = _find_reports(c, case, Path(tmp), size, now, report)
         content = dataclasses.replace(content, reports=reports)
         manifest = write_bundle(content, to, log_signer, progress=progress)
     cosigners = tuple(
@@ -788,517 +779,3 @@ def render_verify_md(
             f"| {i.media or '(not exported)'} |"
         )
     return "\n".join(lines) + "\n"
-
-
-# =================================================================================
-# Reading bundles safely
-
-
-def _unsafe(label: str, message: str, hint: str | None = None) -> UnsafeBundleError:
-    return UnsafeBundleError(
-        f"{label}: {message}",
-        hint=hint or "this bundle was made to attack its reader; do not unpack it",
-    )
-
-
-def _too_large(label: str, name: str, size: int, limit: int) -> UnsafeBundleError:
-    return _unsafe(
-        label,
-        f"{name} is {size:,} bytes, more than any {name.split('/')[0]} file of a custody bundle "
-        f"can be ({limit:,}): refusing to read it",
-    )
-
-
-class FolderSource:
-    """A bundle folder, read without following symbolic links.
-
-    The scan refuses any symbolic link, device, socket or FIFO inside the folder
-    and any name that breaks the path rules; reads open each path component
-    with O_NOFOLLOW, so a link swapped in after the scan is refused too.
-    """
-
-    def __init__(self, root: Path, progress: Progress | None = None) -> None:
-        self.root = root
-        self.label = display_path(root)
-        self.ignored: list[str] = []
-        self.progress = progress
-        self._names = self._scan()
-
-    def _scan(self) -> set[str]:
-        names: set[str] = set()
-        stack = [("", self.root)]
-        while stack:
-            prefix, folder = stack.pop()
-            try:
-                with os.scandir(folder) as it:
-                    listing = list(it)
-            except OSError as exc:
-                raise InputError(
-                    f"cannot read the folder {display_path(folder)}: {exc.strerror}"
-                ) from exc
-            for entry in listing:
-                rel = prefix + entry.name
-                if entry.is_symlink():
-                    raise _unsafe(self.label, f"{rel} is a symbolic link: refusing to follow it")
-                if entry.is_dir(follow_symlinks=False):
-                    if rel == "__MACOSX":
-                        self.ignored.append(rel + "/")
-                        continue
-                    stack.append((rel + "/", Path(entry.path)))
-                elif entry.is_file(follow_symlinks=False):
-                    if is_litter(rel):
-                        self.ignored.append(rel)
-                        continue
-                    check_bundle_path(rel)
-                    names.add(rel)
-                else:
-                    raise _unsafe(self.label, f"{rel} is not a regular file: refusing it")
-                if len(names) > MAX_MEMBERS:
-                    raise _unsafe(self.label, f"it holds more than {MAX_MEMBERS:,} files")
-        return names
-
-    def names(self) -> Collection[str]:
-        return self._names
-
-    def _open(self, name: str) -> int:
-        if name not in self._names:
-            raise NotFoundError(f"{self.label}: {name} is not in the bundle")
-        parts = name.split("/")
-        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        try:
-            dirfd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as exc:
-            raise InputError(f"cannot open {self.label}: {exc.strerror}") from exc
-        try:
-            for part in parts[:-1]:
-                nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=dirfd)
-                os.close(dirfd)
-                dirfd = nxt
-            fd = os.open(parts[-1], flags, dir_fd=dirfd)
-        except FileNotFoundError:
-            raise NotFoundError(f"{self.label}: {name} has gone") from None
-        except OSError as exc:
-            if exc.errno in (40, 20):  # ELOOP, ENOTDIR: a link was swapped in
-                raise _unsafe(self.label, f"{name} became a symbolic link: refusing it") from exc
-            raise InputError(f"cannot read {self.label}/{name}: {exc.strerror}") from exc
-        finally:
-            os.close(dirfd)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            os.close(fd)
-            raise _unsafe(self.label, f"{name} is not a regular file: refusing it")
-        return fd
-
-    def read(self, name: str, limit: int) -> bytes:
-        fd = self._open(name)
-        with os.fdopen(fd, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size > limit:
-                raise _too_large(self.label, name, size, limit)
-            try:
-                data = f.read(limit + 1)
-            except OSError as exc:
-                raise InputError(f"cannot read {self.label}/{name}: {exc.strerror}") from exc
-        if len(data) > limit:
-            raise _too_large(self.label, name, len(data), limit)
-        return data
-
-    def digests(self, name: str) -> FileDigests:
-        fd = self._open(name)
-        hasher = Hasher(sha256=True)
-        with os.fdopen(fd, "rb") as f:
-            try:
-                while chunk := f.read(CHUNK_SIZE):
-                    hasher.update(chunk)
-                    if self.progress is not None:
-                        self.progress(len(chunk))
-            except OSError as exc:
-                raise InputError(f"cannot read {self.label}/{name}: {exc.strerror}") from exc
-        return hasher.finish()
-
-    def local_path(self, name: str, workdir: Path) -> Path:
-        self._open_and_close(name)
-        return self.root / name
-
-    def _open_and_close(self, name: str) -> None:
-        os.close(self._open(name))
-
-    def close(self) -> None:
-        return None
-
-
-class ZipSource:
-    """A bundle ZIP, checked member by member before anything is read.
-
-    Refused: encrypted members, compression other than stored/deflated,
-    symbolic links and other non-regular members, unsafe or duplicate names,
-    more than MAX_MEMBERS members, and members that would expand more than
-    MAX_RATIO-fold (a zip bomb).  Nothing is ever extracted under a member's
-    own name; media to re-probe is copied to a temporary file of custody's naming.
-    """
-
-    def __init__(self, path: Path, progress: Progress | None = None) -> None:
-        self.label = display_path(path)
-        self.ignored: list[str] = []
-        self.progress = progress
-        try:
-            self.zf = zipfile.ZipFile(path)
-        except (zipfile.BadZipFile, OSError, ValueError) as exc:
-            raise InputError(
-                f"{self.label} is not a readable ZIP archive: {exc}",
-                hint="give the folder or .zip that 'custody export' wrote",
-            ) from exc
-        try:
-            self.infos = self._check(self.zf.infolist())
-        except BaseException:
-            self.zf.close()
-            raise
-
-    def _check(self, infos: list[zipfile.ZipInfo]) -> dict[str, zipfile.ZipInfo]:
-        if len(infos) > MAX_MEMBERS:
-            raise _unsafe(self.label, f"it has {len(infos):,} members, more than {MAX_MEMBERS:,}")
-        out: dict[str, zipfile.ZipInfo] = {}
-        for zi in infos:
-            name = zi.filename
-            mode = zi.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise _unsafe(self.label, f"member {name!r} is a symbolic link: refusing it")
-            if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
-                raise _unsafe(self.label, f"member {name!r} is not a regular file: refusing it")
-            if zi.flag_bits & 0x1:
-                raise _unsafe(self.label, f"member {name!r} is encrypted: refusing it")
-            if zi.is_dir():
-                folder = name.rstrip("/")
-                if folder.split("/")[0] != "__MACOSX":
-                    try:
-                        check_bundle_path(folder)
-                    except UnsafeBundleError as exc:
-                        raise _unsafe(self.label, exc.message, exc.hint) from None
-                continue
-            if is_litter(name):
-                self.ignored.append(name)
-                continue
-            try:
-                check_bundle_path(name)
-            except UnsafeBundleError as exc:
-                raise _unsafe(self.label, exc.message, exc.hint) from None
-            if zi.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                raise _unsafe(
-                    self.label, f"member {name!r} uses compression method {zi.compress_type}"
-                )
-            if zi.file_size > RATIO_FLOOR and zi.file_size > MAX_RATIO * max(zi.compress_size, 1):
-                raise _unsafe(
-                    self.label,
-                    f"member {name!r} would expand {zi.file_size // max(zi.compress_size, 1):,}-"
-                    f"fold ({zi.compress_size:,} to {zi.file_size:,} bytes): refusing a likely "
-                    "zip bomb",
-                )
-            if name in out:
-                raise _unsafe(
-                    self.label, f"member {name!r} appears twice: refusing an ambiguous archive"
-                )
-            out[name] = zi
-        return out
-
-    def names(self) -> Collection[str]:
-        return self.infos.keys()
-
-    def _info(self, name: str) -> zipfile.ZipInfo:
-        zi = self.infos.get(name)
-        if zi is None:
-            raise NotFoundError(f"{self.label}: {name} is not in the bundle")
-        return zi
-
-    def _stream(self, name: str, limit: int | None, sink: Callable[[bytes], None]) -> int:
-        zi = self._info(name)
-        if limit is not None and zi.file_size > limit:
-            raise _too_large(self.label, name, zi.file_size, limit)
-        total = 0
-        try:
-            with self.zf.open(zi) as f:
-                while chunk := f.read(CHUNK_SIZE):
-                    total += len(chunk)
-                    if total > zi.file_size or (limit is not None and total > limit):
-                        raise _unsafe(self.label, f"member {name!r} holds more than it declares")
-                    sink(chunk)
-        except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as exc:
-            raise UnsafeBundleError(
-                f"{self.label}: member {name} is damaged ({exc}): it was altered after export",
-                hint="ask the exporting agency for a fresh copy of the bundle",
-            ) from exc
-        except OSError as exc:
-            raise InputError(f"cannot read {self.label}: {exc.strerror or exc}") from exc
-        return total
-
-    def read(self, name: str, limit: int) -> bytes:
-        parts: list[bytes] = []
-        self._stream(name, limit, parts.append)
-        return b"".join(parts)
-
-    def digests(self, name: str) -> FileDigests:
-        hasher = Hasher(sha256=True)
-
-        def sink(chunk: bytes) -> None:
-            hasher.update(chunk)
-            if self.progress is not None:
-                self.progress(len(chunk))
-
-        self._stream(name, None, sink)
-        return hasher.finish()
-
-    def local_path(self, name: str, workdir: Path) -> Path:
-        suffix = Path(name).suffix.lower()
-        stem = hashlib.sha256(name.encode("utf-8")).hexdigest()[:16]
-        dst = workdir / (stem + (suffix if _EXT.fullmatch(suffix) else ""))
-        if not dst.exists():
-            with dst.open("wb") as f:
-
-                def sink(chunk: bytes) -> None:
-                    f.write(chunk)
-
-                self._stream(name, None, sink)
-        return dst
-
-    def close(self) -> None:
-        self.zf.close()
-
-
-_Source = FolderSource | ZipSource
-
-
-@contextlib.contextmanager
-def open_bundle(path: Path, progress: Progress | None = None) -> Iterator[_Source]:
-    """Open a bundle folder or ZIP for reading (see FolderSource, ZipSource).
-
-    `progress` is told the number of bytes hashed as files are streamed.
-    """
-    if path.is_dir():
-        source: _Source = FolderSource(path, progress)
-    elif path.is_file():
-        source = ZipSource(path, progress)
-    elif path.exists():
-        raise InputError(f"{display_path(path)} is neither a folder nor a file")
-    else:
-        raise InputError(f"{display_path(path)} does not exist")
-    try:
-        yield source
-    finally:
-        source.close()
-
-
-class FfmpegProber:
-    """Re-measures media with ffprobe and ffmpeg packet hashes, cached per file."""
-
-    def __init__(self, source: _Source, workdir: Path) -> None:
-        self.source = source
-        self.workdir = workdir
-        self._tool: str | None = None
-        self._cache: dict[str, MediaRecord | None] = {}
-
-    @property
-    def tool(self) -> str:
-        if self._tool is None:
-            self._tool = media.ffmpeg_version()
-        return self._tool
-
-    def probe(self, name: str) -> MediaRecord | None:
-        if name not in self._cache:
-            path = self.source.local_path(name, self.workdir)
-            info = media.probe(path, strict=False, name=name)
-            self._cache[name] = None if info is None else info.record
-        return self._cache[name]
-
-
-def ffmpeg_available() -> bool:
-    return shutil.which("ffprobe") is not None and shutil.which("ffmpeg") is not None
-
-
-# =================================================================================
-# Seen checkpoints
-
-
-def default_seen_dir() -> Path:
-    """$CUSTODY_SEEN, else $XDG_CONFIG_HOME/custody/seen, else ~/.config/custody/seen."""
-    env = os.environ.get(ENV_SEEN)
-    if env:
-        return Path(env).expanduser()
-    config = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(config).expanduser() if config else Path.home() / ".config"
-    return base / "custody" / "seen"
-
-
-@dataclass
-class SeenStore:
-    """Checkpoints a verifier has seen, per origin (docs/spec/bundle.md §7).
-
-    Files are written once and never replaced; a checkpoint that contradicts a
-    recorded one is kept apart, under `conflicts/`, as evidence.
-    """
-
-    root: Path
-    recorded: list[Path] = field(default_factory=list)
-
-    def folder(self, origin: str) -> Path:
-        return self.root / hashlib.sha256(origin.encode("utf-8")).hexdigest()
-
-    def load(self, origin: str) -> list[tuple[str, bytes]]:
-        folder = self.folder(origin)
-        if not folder.is_dir():
-            return []
-        found = []
-        for path in folder.glob("*.checkpoint"):
-            m = re.fullmatch(r"(0|[1-9][0-9]*)\.checkpoint", path.name)
-            if m is None:
-                continue
-            try:
-                with path.open("rb") as f:
-                    found.append((int(m.group(1)), display_path(path), f.read(1 << 20)))
-            except OSError as exc:
-                raise StorageError(f"cannot read {display_path(path)}: {exc.strerror}") from exc
-        return [(label, data) for _, label, data in sorted(found)]
-
-    def _prepare(self, origin: str, sub: str = "") -> Path:
-        folder = self.folder(origin) / sub if sub else self.folder(origin)
-        try:
-            folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            marker = self.folder(origin) / "origin"
-            if not marker.exists():
-                write_new(marker, (origin + "\n").encode("utf-8"), mode=0o644)
-        except OSError as exc:
-            raise StorageError(f"cannot write to {display_path(folder)}: {exc.strerror}") from exc
-        return folder
-
-    def record(self, origin: str, notes: Iterable[bytes]) -> list[int]:
-        """Remember checkpoints (a size already recorded is kept as it is)."""
-        added = []
-        folder = self._prepare(origin)
-        for note in notes:
-            size = Checkpoint.parse(Note.parse(note).text).size
-            path = folder / f"{size}.checkpoint"
-            if path.exists():
-                continue
-            write_new(path, note, mode=0o644)
-            added.append(size)
-        return sorted(added)
-
-    def keep_conflict(self, origin: str, note: bytes) -> Path:
-        size = Checkpoint.parse(Note.parse(note).text).size
-        folder = self._prepare(origin, "conflicts")
-        path = folder / f"{size}-{hashlib.sha256(note).hexdigest()[:16]}.checkpoint"
-        if not path.exists():
-            write_new(path, note, mode=0o644)
-        return path
-
-
-# =================================================================================
-# Verification
-
-
-def _origin_hint(source: _Source) -> str | None:
-    """The origin the (not yet verified) statement names: only to find the seen folder."""
-    try:
-        text = Note.parse(source.read(STATEMENT, MAX_MANIFEST)).text
-        return Statement.parse(text).origin
-    except CustodyError:
-        return None
-
-
-def verify_path(
-    path: Path,
-    trust: Trust,
-    *,
-    seen_dir: Path | None,
-    probe: bool = True,
-    progress: Progress | None = None,
-) -> BundleReport:
-    """Verify the bundle at `path` (folder or ZIP); see `custody.bundle.verify.verify_bundle`.
-
-    Loads the checkpoints seen before from `seen_dir` (None: none, and nothing
-    is recorded), re-probes media when `probe` and ffprobe is installed, and
-    records the bundle's checkpoint (and those proved consistent with it) when
-    the checkpoint checks passed and the log key was given, not taken from the bundle.
-
-    Raises BundleVerificationError (with the report), UnsafeBundleError,
-    InputError (not a bundle, unreadable).
-    """
-    with (
-        open_bundle(path, progress) as source,
-        tempfile.TemporaryDirectory(prefix="custody-verify-") as tmp,
-    ):
-        store = SeenStore(seen_dir) if seen_dir is not None else None
-        origin = _origin_hint(source)
-        seen = store.load(origin) if store is not None and origin is not None else []
-        prober = FfmpegProber(source, Path(tmp)) if probe and ffmpeg_available() else None
-        try:
-            report = verify_bundle(source, trust, seen=seen, prober=prober)
-        except BundleVerificationError as exc:
-            _remember(store, exc.report, trust)
-            _annotate(exc.report, source, prober, probe)
-            raise
-        _remember(store, report, trust)
-        _annotate(report, source, prober, probe)
-        return report
-
-
-def _annotate(
-    report: BundleReport, source: _Source, prober: FfmpegProber | None, probe: bool
-) -> None:
-    if source.ignored:
-        report.notes.append(f"ignored operating-system files: {', '.join(source.ignored[:5])}")
-    has_media = any(i.media for i in report.items)
-    if has_media and prober is None:
-        why = "--no-probe" if not probe else "ffprobe/ffmpeg are not installed"
-        report.notes.append(f"media not re-probed ({why}): files checked by BLAKE3 only")
-
-
-def _remember(store: SeenStore | None, report: BundleReport, trust: Trust) -> None:
-    if store is None or report.origin is None:
-        return
-    if trust.bundle_keys:
-        report.notes.append("checkpoints not recorded as seen: the log key came from the bundle")
-        return
-    if report.conflict is not None:
-        kept = store.keep_conflict(report.origin, report.conflict)
-        report.notes.append(
-            f"the contradicting checkpoint is kept as evidence: {display_path(kept)}"
-        )
-    if report.record:
-        added = store.record(report.origin, report.record)
-        if added:
-            report.notes.append(
-                f"recorded as seen: checkpoint size(s) {', '.join(map(str, added))} in "
-                f"{display_path(store.folder(report.origin))}"
-            )
-
-
-def parse_trust(values: Sequence[str]) -> tuple[VerifierKey, ...]:
-    """Verifier keys from --trust values: a key, or a file holding keys (one per line).
-
-    Raises UsageError naming the value that is neither.
-    """
-    keys: list[VerifierKey] = []
-    for value in values:
-        try:
-            keys.append(VerifierKey.parse(value))
-            continue
-        except FormatError as exc:
-            error = exc
-        path = Path(value)
-        if not path.is_file():
-            raise UsageError(
-                f"--trust {value[:60]!r} is not a verifier key: {error.message}",
-                hint="a verifier key looks like 'name+1a2b3c4d+AQ...'; or give a file of them",
-            )
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --trust file {value}: {exc}") from exc
-        for n, line in enumerate(text.splitlines(), 1):
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            try:
-                keys.append(VerifierKey.parse(line))
-            except FormatError as exc:
-                raise UsageError(f"--trust file {value} line {n}: {exc.message}") from exc
-    return tuple(keys)

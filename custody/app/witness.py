@@ -5,7 +5,8 @@ time this was the largest tree of this log I had seen, and it extends every
 tree I cosigned before" (c2sp.org/tlog-witness).  `cosign_checkpoint` keeps
 that promise: it remembers, per origin, the last size and root it cosigned
 (`WitnessStore`, in the witness's custody home), requires an RFC 9162
-consistency proof from there, and refuses a rollback or a fork.
+consistency proof from there, and refuses a rollback or a fork (the rule is
+`custody.tlog.witness.check_extends`; the errors are re-exported from there).
 
 The log takes cosigned checkpoints back with `add_cosignature` (custody log
 add-cosignature) and keeps them in `CosignatureStore`, write-once files in its
@@ -39,7 +40,6 @@ from custody.errors import (
 from custody.infra.files import replace_durably, write_new
 from custody.model.parties import Parties
 from custody.tlog.checkpoint import Checkpoint, cosign, open_checkpoint
-from custody.tlog.merkle import ProofError, verify_consistency
 from custody.tlog.note import (
     ALG_COSIGNATURE_V1,
     ALG_ED25519,
@@ -50,12 +50,20 @@ from custody.tlog.note import (
     VerifierKey,
     append_signatures,
 )
+from custody.tlog.witness import (
+    ForkError,
+    LogMismatchError,
+    ProofNeededError,
+    RollbackError,
+    check_extends,
+)
 
 __all__ = [
     "STATE_V1",
     "WITNESS_ROLES",
     "CosignatureStore",
     "ForkError",
+    "LogMismatchError",
     "RollbackError",
     "WitnessState",
     "WitnessStore",
@@ -69,14 +77,6 @@ __all__ = [
 STATE_V1 = "custody/witness-state/v1"
 WITNESS_ROLES = ("court", "defence", "witness")
 _MAX_NOTE = 1 << 20
-
-
-class RollbackError(VerificationError):
-    """The log offered a checkpoint older than one the witness already cosigned."""
-
-
-class ForkError(VerificationError):
-    """The log offered a checkpoint inconsistent with one the witness already cosigned."""
 
 
 def _b64(data: bytes) -> str:
@@ -189,50 +189,64 @@ def check_witness_update(
 ) -> None:
     """Decide whether a witness may cosign `cp` after `state` (c2sp.org/tlog-witness).
 
+    The rule itself is `custody.tlog.witness.check_extends`; this words its
+    refusals for a witness and checks that a proof file is between the right sizes.
+
     Raises:
         RollbackError: `cp` is smaller than what was cosigned.
         ForkError: same size with another root, or the consistency proof fails.
+        LogMismatchError: `cp` is of another log than `state`.
         UsageError: a proof is needed and missing, or is not from the cosigned size.
     """
     if state is None:
         return  # trust on first use: nothing seen, nothing to be consistent with
-    if cp.size < state.size:
-        raise RollbackError(
-            f"refusing to cosign: the checkpoint of {cp.origin} has size {cp.size}, but this "
-            f"witness already cosigned size {state.size} (a rollback)",
-            hint="a log only grows; keep this checkpoint as evidence",
-        )
-    if cp.size == state.size:
-        if cp.root != state.root:
-            raise ForkError(
-                f"refusing to cosign: this log showed two different histories: size {cp.size} "
-                f"has root {_short(cp.root)} here, but this witness cosigned root "
-                f"{_short(state.root)} for that size",
-                hint="keep both checkpoints: together they prove the log forked",
-            )
-        return
-    if proof is None:
-        raise UsageError(
-            f"a consistency proof from size {state.size} (the last this witness cosigned) to "
-            f"{cp.size} is needed",
-            hint=f"on the log's home: custody log consistency {state.size} {cp.size} --json "
-            "> proof.json, then pass --proof proof.json",
-        )
-    if proof.old_size != state.size or proof.new_size != cp.size:
+    if (
+        proof is not None
+        and 0 < state.size < cp.size
+        and (proof.old_size != state.size or proof.new_size != cp.size)
+    ):
         raise UsageError(
             f"the proof is from size {proof.old_size} to {proof.new_size}, but this witness "
             f"needs one from {state.size} to {cp.size}",
             hint=f"custody log consistency {state.size} {cp.size} --json",
         )
+    cosigned = Checkpoint(state.origin, state.size, state.root)
     try:
-        verify_consistency(state.size, cp.size, state.root, cp.root, proof.proof)
-    except ProofError as exc:
+        check_extends(cosigned, cp, None if proof is None else proof.proof)
+    except RollbackError as exc:
+        raise RollbackError(
+            exc.known,
+            exc.new,
+            f"refusing to cosign: the checkpoint of {cp.origin} has size {cp.size}, but this "
+            f"witness already cosigned size {state.size} (a rollback)",
+            "a log only grows; keep this checkpoint as evidence",
+        ) from None
+    except ForkError as exc:
+        if exc.cause is None:
+            raise ForkError(
+                exc.known,
+                exc.new,
+                message=f"refusing to cosign: this log showed two different histories: size "
+                f"{cp.size} has root {_short(cp.root)} here, but this witness cosigned root "
+                f"{_short(state.root)} for that size",
+                hint="keep both checkpoints: together they prove the log forked",
+            ) from None
         raise ForkError(
-            f"refusing to cosign: this log showed two different histories: the checkpoint of "
-            f"size {cp.size} is not consistent with size {state.size} this witness cosigned: "
-            f"{exc.message}",
+            exc.known,
+            exc.new,
+            exc.cause,
+            message=f"refusing to cosign: this log showed two different histories: the "
+            f"checkpoint of size {cp.size} is not consistent with size {state.size} this "
+            f"witness cosigned: {exc.cause.message}",
             hint="keep both checkpoints: together they prove the log rewrote its history",
-        ) from exc
+        ) from exc.cause
+    except ProofNeededError:
+        raise UsageError(
+            f"a consistency proof from size {state.size} (the last this witness cosigned) to "
+            f"{cp.size} is needed",
+            hint=f"on the log's home: custody log consistency {state.size} {cp.size} --json "
+            "> proof.json, then pass --proof proof.json",
+        ) from None
 
 
 def cosign_checkpoint(

@@ -6,12 +6,13 @@ and `verify_bundle`, which checks a bundle against keys trusted out of band:
 the statement and checkpoint signatures, every inclusion proof, every entry's
 signatures (party keys from the bundle's `key` entries), the custody rules
 (`custody.model.rules`), the consistency proofs, the checkpoints the verifier saw
-before, the sidecars against the entries' digests and the media against their
-BLAKE3.
+before (`custody.tlog.witness.check_extends`), the sidecars against the entries'
+digests, the lineage of derived items from their packet lists
+(`custody.media.lineage`) and the media against their BLAKE3.
 
 Pure: the bundle's files come through a `BundleSource` and media re-probing
-through a `MediaProber`, both supplied by the caller (`custody.app.export` reads
-folders and ZIP archives safely and runs ffprobe); nothing here touches a
+through a `MediaProber`, both supplied by the caller (`custody.bundle.reader`
+reads folders and ZIP archives safely and runs ffprobe); nothing here touches a
 database, a subprocess or a clock.
 
 Verification raises.  `verify_bundle` checks everything it can, collects each
@@ -43,12 +44,15 @@ from custody.errors import (
 )
 from custody.media.compare import (
     MediaRecord,
+    PacketList,
     Record,
     classify,
     diff_metadata,
     is_contiguous_run,
 )
 from custody.media.digest import FileDigests
+from custody.media.lineage import derive_params, prove_audio_copied, prove_trim, trim_range
+from custody.model.describe import describe
 from custody.model.entry import MAX_ENTRY_BYTES, Entry, SignedEntry, parse_time
 from custody.model.parties import EntryError, Parties, check_entry
 from custody.model.rules import Chain
@@ -66,6 +70,7 @@ from custody.tlog.note import (
     sign_note,
 )
 from custody.tlog.tlogproof import TlogProof, verify_tlog_proof
+from custody.tlog.witness import Extension, ForkError, check_extends
 
 __all__ = [
     "BUNDLE_V1",
@@ -716,7 +721,7 @@ class Manifest:
 
 
 class BundleSource(Protocol):
-    """The files of a bundle, as `custody.app.export` reads them from a folder or a ZIP.
+    """The files of a bundle, as `custody.bundle.reader` reads them from a folder or a ZIP.
 
     `names()` lists every regular file ('/'-separated relative paths) except
     ignored litter; `read` returns a file's bytes, refusing more than `limit`
@@ -1430,8 +1435,9 @@ class _Verifier:
 
     def _consistency(
         self, manifest: Manifest, cp: Checkpoint, log_key: VerifierKey
-    ) -> dict[int, tuple[bytes, bytes]]:
-        verified: dict[int, tuple[bytes, bytes]] = {}
+    ) -> dict[int, ConsistencyFile]:
+        """The consistency files whose proof and old checkpoint verified, by old size."""
+        verified: dict[int, ConsistencyFile] = {}
         for old_size in manifest.consistency:
             name = consistency_path(old_size)
             data = self.read(name, MAX_SMALL)
@@ -1485,7 +1491,7 @@ class _Verifier:
                     "the proof was altered",
                 )
                 continue
-            verified[old_size] = (old.root, cf.old_checkpoint)
+            verified[old_size] = cf
             self.report.consistency.append(old_size)
         return verified
 
@@ -1496,9 +1502,15 @@ class _Verifier:
         seen: Sequence[tuple[str, bytes]],
         cp: Checkpoint,
         cp_bytes: bytes,
-        verified_old: Mapping[int, tuple[bytes, bytes]],
+        verified_old: Mapping[int, ConsistencyFile],
         log_key: VerifierKey,
     ) -> None:
+        """Check the bundle's checkpoint against each checkpoint of this log seen before.
+
+        A seen checkpoint no larger than the bundle's must be extended by it
+        (`custody.tlog.witness.check_extends`, with the bundle's consistency
+        proof from that size); a larger one cannot be checked from the bundle.
+        """
         r = self.report
         fork = False
         larger: list[int] = []
@@ -1516,46 +1528,47 @@ class _Verifier:
                     "keys out of band before going on",
                 )
                 continue
-            if s.size == cp.size:
-                if s.root != cp.root:
-                    fork = True
-                    self._fork(
-                        label,
+            if s.size > cp.size:
+                larger.append(s.size)
+                continue
+            if 0 < s.size < cp.size and s.size not in verified_old:
+                if s.size in self._listed_consistency:
+                    continue  # its proof failed above
+                self.fail(
+                    "seen",
+                    CHECKPOINT,
+                    f"the bundle has no consistency proof from size {s.size}, a checkpoint "
+                    f"of this log seen before ({label}): it cannot show that its checkpoint "
+                    f"(size {cp.size}) extends what was seen",
+                    "ask the agency for the consistency proof ('custody log consistency "
+                    f"{s.size} {cp.size} --json') or a fresh export",
+                )
+                continue
+            proven = verified_old.get(s.size)
+            try:
+                how = check_extends(s, cp, None if proven is None else proven.proof)
+            except ForkError:
+                fork = True
+                if s.size == cp.size:
+                    detail = (
                         f"the bundle's checkpoint of size {cp.size} has root {_short(cp.root)}, "
                         f"but the checkpoint of size {s.size} seen before has root "
-                        f"{_short(s.root)}",
+                        f"{_short(s.root)}"
                     )
                 else:
-                    same_size_matched = True
-                    r.seen.append(f"size {s.size}: the same checkpoint")
-            elif s.size < cp.size:
-                if s.size == 0:
-                    continue
-                old = verified_old.get(s.size)
-                if old is None:
-                    if s.size in self._listed_consistency:
-                        continue  # its proof failed above
-                    self.fail(
-                        "seen",
-                        CHECKPOINT,
-                        f"the bundle has no consistency proof from size {s.size}, a checkpoint "
-                        f"of this log seen before ({label}): it cannot show that its checkpoint "
-                        f"(size {cp.size}) extends what was seen",
-                        "ask the agency for the consistency proof ('custody log consistency "
-                        f"{s.size} {cp.size} --json') or a fresh export",
-                    )
-                elif old[0] != s.root:
-                    fork = True
-                    self._fork(
-                        label,
+                    assert proven is not None  # a larger tree is only compared through a proof
+                    detail = (
                         f"the bundle proves the log's tree of size {s.size} had root "
-                        f"{_short(old[0])}, but the checkpoint of size {s.size} seen before has "
-                        f"root {_short(s.root)}",
+                        f"{_short(proven.old_root)}, but the checkpoint of size {s.size} seen "
+                        f"before has root {_short(s.root)}"
                     )
-                else:
-                    r.seen.append(f"size {s.size}: consistent (proof verified)")
-            else:
-                larger.append(s.size)
+                self._fork(label, detail)
+                continue
+            if how is Extension.SAME:
+                same_size_matched = True
+                r.seen.append(f"size {s.size}: the same checkpoint")
+            elif how is Extension.PROVEN:
+                r.seen.append(f"size {s.size}: consistent (proof verified)")
         if larger and not same_size_matched:
             r.notes.append(
                 f"the bundle's checkpoint (size {cp.size}) is older than a checkpoint of this "
@@ -1570,7 +1583,10 @@ class _Verifier:
         if fork:
             r.conflict = cp_bytes
         else:
-            r.record = [cp_bytes, *(note for _, note in verified_old.values())]
+            r.record = [
+                cp_bytes,
+                *(cf.old_checkpoint for cf in verified_old.values() if cf.old_checkpoint),
+            ]
 
     @property
     def _listed_consistency(self) -> set[int]:
@@ -1933,6 +1949,12 @@ class _Verifier:
     def _lineage(
         self, it: _Item, defined: Mapping[str, _Item], exhibits: Mapping[str, str]
     ) -> None:
+        """Re-prove a derived item from the packet lists in the bundle (custody.media.lineage).
+
+        A trim is proven whole (a contiguous run of the parent's packets covering
+        the declared range); a redaction or transcode that declares its sound
+        copied has that part proven; the rest of those is declared, not proven.
+        """
         e = it.entry
         report = it.report
         if e.type != "derive" or report is None:
@@ -1940,31 +1962,82 @@ class _Verifier:
         parent_b3 = e.get("parent") or ""
         parent = defined.get(parent_b3)
         label = exhibits.get(parent_b3, parent_b3[:16])
-        if e.get("op") != "trim":
+        op = e.get("op")
+        records = (
+            None
+            if parent is None or parent.record is None or it.record is None
+            else (parent.record.packets, it.record.packets)
+        )
+        if op != "trim":
             params = "; ".join(e.get_all("param"))
             report.checked.append(
-                f"a declared {e.get('op')} of {label} (log entry {it.index}"
+                f"a declared {op} of {label} (log entry {it.index}"
                 + (f": {params})" if params else ")")
             )
+            if records is not None and op in ("redact", "transcode"):
+                self._copied_sound(it, report, label, records)
             return
-        if parent is None or parent.record is None or it.record is None:
+        if records is None:
             report.checked.append(f"a declared trim of {label}; packets not compared")
             return
         try:
-            run = is_contiguous_run(parent.record.packets, it.record.packets)
+            declared = trim_range(dict(derive_params(e.get_all("param"), it.index)))
+        except VerificationError:
+            # Entries written by other tools may state the range otherwise
+            # (HH:MM:SS, say): the excerpt is still proven a contiguous run, only
+            # its coverage of the range goes unchecked, and the verdict says so.
+            declared = None
+        try:
+            if declared is None:
+                run = is_contiguous_run(*records)
+            else:
+                run = prove_trim(*records, start=declared[0], end=declared[1]).run
         except VerificationError as exc:
-            self.fail(
-                "lineage",
-                sidecar_path(it.entry.get("item") or "", "framehash"),
-                f"exhibit {report.exhibit} is recorded as a trim of {label} (log entry "
-                f"{it.index}), but {exc.message}",
-                "the excerpt is not what its derive entry says it is",
-                index=it.index,
-                field="parent",
-                item=report,
-            )
+            self._lineage_failed(it, report, f"a trim of {label}", exc)
             return
         report.checked.append(f"an excerpt of {label}: {run.summary}")
+        if declared is None:
+            self.report.notes.append(
+                f"exhibit {report.exhibit}: its trim's declared range is not in decimal seconds "
+                "(docs/spec/entry.md), so the excerpt was not checked to cover it"
+            )
+
+    def _copied_sound(
+        self,
+        it: _Item,
+        report: ItemReport,
+        label: str,
+        records: tuple[PacketList, PacketList],
+    ) -> None:
+        """Prove the sound a redaction or transcode declares copied is its parent's, packet
+        for packet (`prove_audio_copied`)."""
+        op = it.entry.get("op")
+        try:
+            params = dict(derive_params(it.entry.get_all("param"), it.index))
+            if params.get("audio-codec") != "copy":
+                return
+            copies = prove_audio_copied(*records)
+        except VerificationError as exc:
+            self._lineage_failed(it, report, f"a {op} of {label} with its sound copied", exc)
+            return
+        for a in copies:
+            report.checked.append(f"the sound of the {op}, declared copied: {a.describe()}")
+
+    def _lineage_failed(
+        self, it: _Item, report: ItemReport, what: str, exc: VerificationError
+    ) -> None:
+        self.fail(
+            "lineage",
+            sidecar_path(it.entry.get("item") or "", "framehash"),
+            f"exhibit {report.exhibit} is recorded as {what} (log entry {it.index}), "
+            f"but {exc.message}",
+            "the excerpt is not what its derive entry says it is"
+            if it.entry.get("op") == "trim"
+            else "the copy is not what its derive entry says it is",
+            index=it.index,
+            field="parent",
+            item=report,
+        )
 
     # -- 12. cosignatures -----------------------------------------------------------------------
 
@@ -2038,35 +2111,15 @@ class _Verifier:
 
 
 def _event(index: int, s: SignedEntry, exhibits: Mapping[str, str], b3: str | None) -> Event:
-    """One entry as the verdict lists it: what happened, in a few words."""
-    e = s.entry
-
-    def label(item: str | None) -> str:
-        return exhibits.get(item or "", (item or "?")[:16])
-
-    if e.type == "ingest":
-        what = f"ingested by {e.get('by')}" + (
-            f", legal basis {e.get('legal-basis')}" if e.get("legal-basis") else ""
-        )
-    elif e.type == "derive" and e.get("item") == b3:
-        what = f"{e.get('op')} of {label(e.get('parent'))} by {e.get('by')}"
-    elif e.type == "derive":
-        what = f"{e.get('op')} made from it: {label(e.get('item'))}"
-    elif e.type == "handoff":
-        what = f"handed from {e.get('from')} to {e.get('to')}: {e.get('purpose')}"
-    elif e.type == "access":
-        what = f"{e.get('action')} by {e.get('by')}: {e.get('purpose')}"
-    elif e.type == "consent" and e.get("action") == "grant":
-        items = ", ".join(label(i) for i in e.get_all("item")) or "every item of the case"
-        what = (
-            f"consent by {e.get('owner')} for {items}: {e.get('purpose')}; until "
-            f"{e.get('until') or 'no end date'}; onward sharing {e.get('onward')}"
-        )
-    elif e.type == "consent":
-        what = f"consent {(e.get('consent') or '')[:12]} revoked by {e.get('owner')}"
-    else:
-        what = " ".join(f"{k}={v}" for k, v in e.fields if k not in ("item", "case"))
-    return Event(index, e.type, e.time, s.signer_names, what)
+    """One entry as the verdict lists it: the sentence `custody.model.describe` gives it,
+    from the point of view of item `b3` (None: the case's own events)."""
+    return Event(
+        index,
+        s.entry.type,
+        s.entry.time,
+        s.signer_names,
+        describe(s.entry, about=b3, exhibits=exhibits),
+    )
 
 
 def parties_of(entries: Iterable[tuple[int, bytes]]) -> Parties:

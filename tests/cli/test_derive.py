@@ -23,6 +23,7 @@ from conftest import invoke
 from custody.app import derive, evidence
 from custody.app.home import Custody
 from custody.errors import UsageError, VerificationError
+from custody.media import lineage
 from custody.media.compare import Packet, PacketList, StreamHeader
 from custody.model.entry import SignedEntry
 
@@ -296,6 +297,32 @@ def test_transcode_states_its_parameters_and_proves_the_copied_sound(  # type: i
     cli.run("log", "verify")
 
 
+def test_a_bundle_reproves_a_trim_and_copied_sound_offline(  # type: ignore[no-untyped-def]
+    cli, agency: Path, tmp_path: Path
+) -> None:
+    """verify-bundle re-proves from the bundle's packet lists alone (custody.media.lineage):
+    the trim as a run covering its declared range, the redaction's sound as copied."""
+    derive_json(
+        "trim",
+        f"{CASE}/0001",
+        *("--start", "1.5", "--end", "3", "--by", "bob", "--reason", "excerpt for the jury"),
+    )
+    derive_json(
+        "redact",
+        f"{CASE}/0001",
+        *("--box", "10,10,20,20", "--by", "bob", "--reason", "a bystander's face"),
+    )
+    bundle = tmp_path / "bundle"
+    cli.run("export", CASE, "--to", str(bundle))
+    vkey = cli.run("log", "key").stdout.strip()
+    r = cli.run(
+        "verify-bundle", str(bundle), "--trust", vkey, "--no-probe", "--seen", str(tmp_path / "s")
+    )
+    assert f"an excerpt of {CASE}/0001: contiguous excerpt" in r.stdout
+    assert f"a declared redact of {CASE}/0001" in r.stdout
+    assert "the sound of the redact, declared copied: audio stream 1 (aac): all" in r.stdout
+
+
 # -- refusals --------------------------------------------------------------------------------
 
 
@@ -423,19 +450,19 @@ def test_prove_redaction_names_the_frame_that_breaks_the_claim() -> None:
     parent = _frames(frames, boxes)
     blurred = [*boxes[:3], b"\xff" * 32, b"\xff" * 32, b"\xff" * 32, *boxes[6:]]
     child = _frames(frames, blurred)
-    assert derive.prove_redaction(parent, child, box=box, frames=(3, 5)) == (10, 7, 3, 3)
+    assert lineage.prove_redaction(parent, child, box=box, frames=(3, 5)) == (10, 7, 3, 3)
     # What the decoder shows for frame 5 when only frames 3-4 are declared: unmasked.
     unmasked = _frames([*frames[:5], b"\x55" * 32, *frames[6:]], blurred)
     with pytest.raises(VerificationError, match=r"frame 5 \(0\.333 s\).*outside the frames 3-4"):
-        derive.prove_redaction(parent, unmasked, box=box, frames=(3, 4))
+        lineage.prove_redaction(parent, unmasked, box=box, frames=(3, 4))
     spilled = _frames([*frames[:4], b"\xee" * 32, *frames[5:]], blurred)
     with pytest.raises(VerificationError, match=r"frame 4 .* outside the declared box 0,0,2,2"):
-        derive.prove_redaction(parent, spilled, box=box, frames=(3, 5))
+        lineage.prove_redaction(parent, spilled, box=box, frames=(3, 5))
     with pytest.raises(VerificationError, match="9 video frames, its parent 10"):
-        derive.prove_redaction(parent, _frames(frames[:9], boxes[:9]), box=box, frames=None)
+        lineage.prove_redaction(parent, _frames(frames[:9], boxes[:9]), box=box, frames=None)
     slow = _frames(frames, boxes, step=2000)
     with pytest.raises(VerificationError, match=r"frame 1 is 0\.133 s into the redacted copy"):
-        derive.prove_redaction(parent, slow, box=box, frames=None)
+        lineage.prove_redaction(parent, slow, box=box, frames=None)
 
 
 def test_prove_trim_refuses_a_run_that_misses_the_declared_range(footage: dict[str, Path]) -> None:
@@ -444,9 +471,9 @@ def test_prove_trim_refuses_a_run_that_misses_the_declared_range(footage: dict[s
     parent = media.probe(footage["orig"])
     assert parent is not None
     # The parent is a contiguous run of itself, but it does not reach 4.5 s.
-    derive.prove_trim(parent.packets, parent.packets, start=Fraction(1), end=Fraction(3))
+    lineage.prove_trim(parent.packets, parent.packets, start=Fraction(1), end=Fraction(3))
     with pytest.raises(VerificationError, match=r"not the declared 1\.000-4\.500 s"):
-        derive.prove_trim(parent.packets, parent.packets, start=Fraction(1), end=Fraction(9, 2))
+        lineage.prove_trim(parent.packets, parent.packets, start=Fraction(1), end=Fraction(9, 2))
     # Audio packets replaced: the copy is not the parent's sound.
     audio = parent.packets.packets[1]
     forged = replace(
@@ -454,4 +481,4 @@ def test_prove_trim_refuses_a_run_that_misses_the_declared_range(footage: dict[s
         packets=(parent.packets.packets[0], (replace(audio[0], hash=b"\x00" * 32), *audio[1:])),
     )
     with pytest.raises(VerificationError, match="first difference at packet 0"):
-        derive.prove_audio_copied(parent.packets, forged)
+        lineage.prove_audio_copied(parent.packets, forged)
