@@ -1,65 +1,50 @@
-"""CLI: `custody export`, `custody verify-bundle`, `custody witness cosign`,
-`custody log add-cosignature` (docs/verify-bundle.md, docs/spec/bundle.md).
+"""CLI: `custody export`, `custody verify-bundle`, `custody witness cosign`
+(docs/verify-bundle.md, docs/spec/bundle.md).
 
-Thin: parse, call `custody.app.export` / `custody.app.witness`, print.  Registered on the
-main app by `custody.cli.main`, which owns the one exit boundary.  `verify-bundle`
-opens no database and reads no custody home: it is what defence counsel runs.
+Thin: parse, call `custody.app.export` / `custody.bundle.reader` / `custody.app.witness`,
+print.  `verify-bundle` opens no database and reads no custody home: it is what defence
+counsel runs, so it imports only `custody.bundle` (and what that imports), never the
+store; tests/cli/test_startup.py checks it in a subprocess.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from custody.app.export import default_seen_dir, export_case, parse_trust, verify_path
-from custody.app.home import Custody, Home
-from custody.app.witness import (
-    WITNESS_ROLES,
-    WitnessStore,
-    add_cosignature,
-    cosign_checkpoint,
-)
-from custody.bundle.verify import BundleReport, BundleVerificationError, ConsistencyFile, Trust
-from custody.cli.main import (
+from custody.cli.common import (
     DbOpt,
     HomeOpt,
     JsonOpt,
     PassFileOpt,
-    _emit_json,
-    _now,
-    _open,
-    log_app,
+    ProgressBar,
+    emit_json,
+    now,
+    open_home,
     passphrases,
+    read_small,
 )
 from custody.errors import CustodyError, InputError, StorageError, UsageError
-from custody.infra.vault import display_path
+
+if TYPE_CHECKING:
+    from custody.app.home import Home
+    from custody.app.witness import WitnessStore
+    from custody.bundle.verify import BundleReport
 
 witness_app = typer.Typer(
     help="Witness a log: cosign its checkpoints after checking it only grew (C2SP tlog-witness).",
     no_args_is_help=True,
 )
 
-_MAX_FILE = 1 << 20
 _LOUD_WARNING = (
     "WARNING: --trust-bundle-keys: trusting the log key found INSIDE the bundle. This shows "
     "only that the bundle is intact and consistent with itself, NOT that it comes from the "
     "log it names: anyone can make a bundle that passes this way. Obtain the log's verifier "
     "key from the agency out of band and pass it with --trust."
 )
-
-
-def _read_small(path: Path, what: str) -> bytes:
-    try:
-        with path.open("rb") as f:
-            data = f.read(_MAX_FILE + 1)
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {display_path(path)}: {exc.strerror}") from exc
-    if len(data) > _MAX_FILE:
-        raise InputError(f"{what} {display_path(path)} is too large to be one")
-    return data
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -103,28 +88,33 @@ def export_cmd(
 
     The bundle statement is signed with the log's key, so its passphrase is needed.
     """
+    from custody.app.export import export_case
+    from custody.infra.vault import display_path
+    from custody.report.court import write_report
+
     refs = [r.strip() for value in items or [] for r in value.split(",") if r.strip()]
-    with _open(home, db) as c:
+    with open_home(home, db) as c:
         signer = c.log_signer(passphrases(passphrase_file))
-        progress = _ProgressBar("media") if with_media and sys.stderr.isatty() else None
+        progress = ProgressBar("media") if with_media and sys.stderr.isatty() else None
         try:
             summary = export_case(
                 c,
                 case,
                 to,
                 log_signer=signer,
-                now=_now(),
+                now=now(),
                 items=refs,
                 with_media=with_media,
                 checkpoint_size=checkpoint,
                 progress=progress.advance if progress else None,
+                report=write_report,
             )
         finally:
             if progress is not None:
                 progress.stop()
         log_key = c.log_key.encode()
     if json_:
-        _emit_json({**summary.to_json(), "log_key": log_key})
+        emit_json({**summary.to_json(), "log_key": log_key})
         return
     typer.echo(
         f"exported case {case} to {display_path(to)}: {summary.entries} entries, "
@@ -137,28 +127,6 @@ def export_cmd(
     )
     typer.echo("Give counsel the log's verifier key separately (not inside the bundle):")
     typer.echo(f"  {log_key}")
-
-
-class _ProgressBar:
-    """A transient rich progress bar on stderr (only on a terminal)."""
-
-    def __init__(self, what: str) -> None:
-        from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-        self._progress = Progress(
-            TextColumn(what), DownloadColumn(), TransferSpeedColumn(), transient=True
-        )
-        self._task = self._progress.add_task(what, total=None)
-        self._progress.start()
-        self._running = True
-
-    def advance(self, n: int) -> None:
-        self._progress.advance(self._task, n)
-
-    def stop(self) -> None:
-        if self._running:
-            self._running = False
-            self._progress.stop()
 
 
 # -- verify-bundle --------------------------------------------------------------------------------
@@ -202,6 +170,9 @@ def verify_bundle_cmd(
 
     Exit 0: VERIFIED.  Exit 1: NOT VERIFIED, naming what, where and why.
     """
+    from custody.bundle.reader import default_seen_dir, parse_trust, verify_path
+    from custody.bundle.verify import BundleVerificationError, Trust
+
     if trust and trust_bundle_keys:
         raise UsageError("give --trust or --trust-bundle-keys, not both")
     if not trust and not trust_bundle_keys:
@@ -215,7 +186,7 @@ def verify_bundle_cmd(
         sys.stderr.write(_LOUD_WARNING + "\n")
     keys = parse_trust(trust or [])
     seen_dir = seen if seen is not None else default_seen_dir()
-    progress = _ProgressBar("hashing") if sys.stderr.isatty() and not json_ else None
+    progress = ProgressBar("hashing") if sys.stderr.isatty() and not json_ else None
     try:
         report = verify_path(
             path,
@@ -237,7 +208,7 @@ def verify_bundle_cmd(
 
 def _print_report(report: BundleReport, json_: bool) -> None:
     if json_:
-        _emit_json(report.to_json())
+        emit_json(report.to_json())
         return
     for line in render_report(report):
         typer.echo(line)
@@ -365,11 +336,15 @@ def witness_cosign(
 
     Refuses a rollback or a fork (exit 1); asks for a consistency proof when needed.
     """
+    from custody.app.home import Home
+    from custody.app.witness import WITNESS_ROLES, WitnessStore, cosign_checkpoint
+    from custody.bundle.verify import ConsistencyFile
+    from custody.infra.vault import display_path
     from custody.tlog.note import VerifierKey
 
-    note = _read_small(checkpoint, "checkpoint")
+    note = read_small(checkpoint, "checkpoint")
     consistency = (
-        ConsistencyFile.parse(_read_small(proof, "proof"), display_path(proof))
+        ConsistencyFile.parse(read_small(proof, "proof"), display_path(proof))
         if proof is not None
         else None
     )
@@ -392,7 +367,7 @@ def witness_cosign(
         signer,
         log_key=given,
         proof=consistency,
-        timestamp=int(_now().timestamp()),
+        timestamp=int(now().timestamp()),
     )
     if out is not None:
         try:
@@ -410,6 +385,7 @@ def witness_cosign(
 
 def _home_log_key(located: Home, note: bytes, store: WitnessStore) -> Any:
     """The home's own log key when the checkpoint is of its log and nothing is pinned yet."""
+    from custody.app.home import Custody
     from custody.tlog.checkpoint import Checkpoint
     from custody.tlog.note import Note
 
@@ -424,37 +400,3 @@ def _home_log_key(located: Home, note: bytes, store: WitnessStore) -> Any:
             return c.log_key if c.origin == origin else None
     except StorageError:
         return None
-
-
-# -- the log's side: stored cosignatures ---------------------------------------------------
-
-
-@log_app.command("add-cosignature")
-def log_add_cosignature(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="A cosigned checkpoint.")],
-    home: HomeOpt = None,
-    db: DbOpt = None,
-    json_: JsonOpt = False,
-) -> None:
-    """Keep a witness's cosignature on one of this log's checkpoints (exports include it)."""
-    note = _read_small(file, "cosigned checkpoint")
-    with _open(home, db) as c:
-        size, who, path = add_cosignature(c, note)
-    if json_:
-        _emit_json(
-            {
-                "size": size,
-                "cosignatures": [{"name": n, "role": r, "timestamp": t} for n, r, t in who],
-                "file": str(path),
-            }
-        )
-        return
-    names = ", ".join(f"{n} ({r})" for n, r, _ in who)
-    typer.echo(f"stored the checkpoint of size {size} cosigned by {names}: {display_path(path)}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add export, verify-bundle and the witness commands to the custody app."""
-    app.command("export")(export_cmd)
-    app.command("verify-bundle")(verify_bundle_cmd)
-    app.add_typer(witness_app, name="witness")

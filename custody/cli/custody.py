@@ -1,11 +1,12 @@
-"""CLI: consent, handoffs, access (`custody open`) and key rotation/revocation.
+"""CLI: custody between parties: `custody consent grant|revoke`, `custody handoff
+offer|accept|reject|receipt|check-receipt`, and access (`custody open`).
 
-Thin: parse, call `custody.app.events`, print.  Registered on the main app by
-`custody.cli.main` (which also owns the one exit boundary).
+Thin: parse, call `custody.app.events`, print.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
@@ -13,22 +14,18 @@ from typing import Annotated
 
 import typer
 
-from custody.app import events
-from custody.cli.main import (
+from custody.cli.common import (
     DbOpt,
     HomeOpt,
     JsonOpt,
     PassFileOpt,
-    _emit_json,
-    _now,
-    _open,
-    _write_out,
-    key_app,
-    log_app,
+    emit_json,
+    now,
+    open_home,
     passphrases,
+    read_input,
 )
 from custody.errors import InputError, UsageError
-from custody.tlog.note import VerifierKey
 
 consent_app = typer.Typer(
     help="The camera owner's consent: grant and revoke.", no_args_is_help=True
@@ -38,88 +35,10 @@ handoff_app = typer.Typer(
 )
 
 
-def _read(path: Path, what: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read {what} {path}: {exc.strerror}") from exc
-
-
 def _write_new(path: Path, data: bytes) -> None:
     from custody.infra.files import write_new
 
     write_new(path, data, mode=0o644)
-
-
-# -- keys -------------------------------------------------------------------------------------
-
-
-@key_app.command("rotate")
-def key_rotate(
-    name: str, home: HomeOpt = None, db: DbOpt = None, passphrase_file: PassFileOpt = None
-) -> None:
-    """Replace a party's key: the new key is introduced in an entry signed by the old one."""
-    with _open(home, db) as c:
-        vkey, index = events.rotate_key(c, name, passphrases(passphrase_file), _now())
-    typer.echo(f"rotated the key of '{name}' (log entry {index}); new verifier key:")
-    typer.echo(vkey.encode())
-
-
-@key_app.command("revoke")
-def key_revoke(
-    name: str,
-    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. 'laptop stolen').")],
-    home: HomeOpt = None,
-    db: DbOpt = None,
-    passphrase_file: PassFileOpt = None,
-) -> None:
-    """Revoke a party's key: anything it signs after this is refused; earlier entries stand."""
-    with _open(home, db) as c:
-        index = events.revoke_key(c, name, reason, passphrases(passphrase_file), _now())
-    typer.echo(f"revoked the key of '{name}' (log entry {index})")
-
-
-@key_app.command("export")
-def key_export(
-    name: str,
-    out: Annotated[Path | None, typer.Option("--out")] = None,
-    home: HomeOpt = None,
-    db: DbOpt = None,
-) -> None:
-    """Write a party's key registration entry (self-signed) for another log to import."""
-    with _open(home, db) as c:
-        data = events.export_key(c, name)
-    _write_out(data, out)
-
-
-@key_app.command("import")
-def key_import(path: Path, home: HomeOpt = None, db: DbOpt = None) -> None:
-    """Register another log's party (its self-signed key entry) on this log."""
-    with _open(home, db) as c:
-        index = events.import_key(c, _read(path, "key entry"))
-    typer.echo(f"imported as log entry {index}")
-
-
-def log_import(
-    paths: Annotated[
-        list[Path],
-        typer.Argument(
-            metavar="FILE...", help="Entry files, e.g. from 'custody log entry N > FILE'."
-        ),
-    ],
-    home: HomeOpt = None,
-    db: DbOpt = None,
-) -> None:
-    """Append entries from another custody log (exact bytes, e.g. an owner's consent).
-
-    Each is checked like a local entry: signatures by parties this log knows, and
-    the custody rules.  Entries already here are skipped.
-    """
-    datas = [_read(p, "entry") for p in paths]
-    with _open(home, db) as c:
-        results = events.import_entries(c, datas)
-    for path, index in zip(paths, results, strict=True):
-        typer.echo(f"{path}: " + ("already on this log" if index is None else f"entry {index}"))
 
 
 # -- consent ----------------------------------------------------------------------------------
@@ -145,9 +64,11 @@ def consent_grant(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Record the owner's consent (signed by the owner)."""
+    from custody.app import events
+
     if onward not in ("none", "court", "any"):
         raise UsageError(f"--onward {onward!r} is not one of none, court, any")
-    with _open(home, db) as c:
+    with open_home(home, db) as c:
         index = events.grant_consent(
             c,
             owner=owner,
@@ -157,7 +78,7 @@ def consent_grant(
             until=until,
             onward=onward,
             passphrase=passphrases(passphrase_file),
-            now=_now(),
+            now=now(),
         )
     typer.echo(f"consent recorded as log entry {index} (onward sharing: {onward})")
 
@@ -173,8 +94,10 @@ def consent_revoke(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Revoke a consent: later handoffs and access that relied on it are refused."""
-    with _open(home, db) as c:
-        index = events.revoke_consent(c, entry, owner, passphrases(passphrase_file), _now())
+    from custody.app import events
+
+    with open_home(home, db) as c:
+        index = events.revoke_consent(c, entry, owner, passphrases(passphrase_file), now())
     typer.echo(f"consent revoked (log entry {index})")
 
 
@@ -197,7 +120,9 @@ def handoff_offer(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Write an offer file signed by the releasing party; nothing is appended yet."""
-    with _open(home, db) as c:
+    from custody.app import events
+
+    with open_home(home, db) as c:
         offer = events.make_offer(
             c,
             items,
@@ -207,7 +132,7 @@ def handoff_offer(
             authority=authority,
             case=case,
             passphrase=passphrases(passphrase_file),
-            now=_now(),
+            now=now(),
         )
     _write_new(out, offer.encode())
     typer.echo(
@@ -233,8 +158,10 @@ def handoff_accept(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Re-hash the received files, countersign, append the handoff and write a receipt."""
-    offer = events.Offer.parse(_read(offer_path, "offer"), str(offer_path))
-    with _open(home, db) as c:
+    from custody.app import events
+
+    offer = events.Offer.parse(read_input(offer_path, "offer"), str(offer_path))
+    with open_home(home, db) as c:
         index, rec = events.accept_offer(
             c, offer, by=by, media=media, passphrase=passphrases(passphrase_file)
         )
@@ -257,10 +184,12 @@ def handoff_reject(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Refuse an offer; the refusal is a signed entry and the offer can no longer be used."""
-    offer = events.Offer.parse(_read(offer_path, "offer"), str(offer_path))
-    with _open(home, db) as c:
+    from custody.app import events
+
+    offer = events.Offer.parse(read_input(offer_path, "offer"), str(offer_path))
+    with open_home(home, db) as c:
         index = events.reject_offer(
-            c, offer, by=by, reason=reason, passphrase=passphrases(passphrase_file), now=_now()
+            c, offer, by=by, reason=reason, passphrase=passphrases(passphrase_file), now=now()
         )
     typer.echo(f"offer refused (log entry {index})")
 
@@ -276,9 +205,12 @@ def handoff_receipt(
     db: DbOpt = None,
 ) -> None:
     """Check a receipt from the receiving side and record the handoff on this log too."""
-    rec = events.Receipt.parse(_read(path, "receipt"), str(path))
+    from custody.app import events
+    from custody.tlog.note import VerifierKey
+
+    rec = events.Receipt.parse(read_input(path, "receipt"), str(path))
     trusted = VerifierKey.parse(log_key) if log_key else None
-    with _open(home, db) as c:
+    with open_home(home, db) as c:
         index = events.take_receipt(c, rec, trusted=trusted)
     typer.echo(
         f"receipt verified against {rec.log_key.name}; handoff recorded here as log entry {index}"
@@ -301,20 +233,21 @@ def handoff_check_receipt(
     json_: JsonOpt = False,
 ) -> None:
     """Check, offline, that a receipt's checkpoint is part of a newer one of that log."""
-    import base64
+    from custody.app import events
+    from custody.tlog.note import VerifierKey
 
-    rec = events.Receipt.parse(_read(path, "receipt"), str(path))
+    rec = events.Receipt.parse(read_input(path, "receipt"), str(path))
     try:
-        doc = json.loads(_read(consistency, "consistency proof"))
+        doc = json.loads(read_input(consistency, "consistency proof"))
         proof = [base64.b64decode(h, validate=True) for h in doc["proof"]]
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(
             f"{consistency} is not a consistency proof from 'custody log consistency --json'"
         ) from exc
     trusted = VerifierKey.parse(log_key) if log_key else None
-    old, new = events.check_receipt_later(rec, _read(checkpoint, "checkpoint"), proof, trusted)
+    old, new = events.check_receipt_later(rec, read_input(checkpoint, "checkpoint"), proof, trusted)
     if json_:
-        _emit_json({"verdict": "consistent", "receipt_size": old, "checkpoint_size": new})
+        emit_json({"verdict": "consistent", "receipt_size": old, "checkpoint_size": new})
     else:
         typer.echo(
             f"OK: the receipt's checkpoint (size {old}) is a prefix of the newer one "
@@ -336,7 +269,9 @@ def open_cmd(
     passphrase_file: PassFileOpt = None,
 ) -> None:
     """Copy footage out of the evidence store; the access is logged (the only way out)."""
-    with _open(home, db) as c:
+    from custody.app import events
+
+    with open_home(home, db) as c:
         row, index = events.open_item(
             c,
             item,
@@ -345,14 +280,7 @@ def open_cmd(
             out=out,
             case=case,
             passphrase=passphrases(passphrase_file),
-            now=_now(),
+            now=now(),
         )
     sys.stderr.write(f"logged as entry {index}: {by} exported {row.exhibit} ({purpose})\n")
     typer.echo(str(out))
-
-
-def register(app: typer.Typer) -> None:
-    log_app.command("import")(log_import)
-    app.add_typer(consent_app, name="consent")
-    app.add_typer(handoff_app, name="handoff")
-    app.command("open")(open_cmd)

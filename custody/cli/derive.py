@@ -1,29 +1,36 @@
 """CLI: `custody derive trim|redact|transcode|lineage` (docs/derive.md).
 
-Thin: parse, call `custody.app.derive`, print.  Registered on the main app by
-`custody.cli.main` (which also owns the one exit boundary and its exit codes).
+Thin: parse, call `custody.app.derive`, print.  `custody.app.derive` imports the
+database layer, so it is imported inside each command, never at start-up.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from custody.app import derive
-from custody.cli.main import (
+from custody.cli.common import (
     CaseOpt,
     DbOpt,
     HomeOpt,
     ItemArg,
     JsonOpt,
     PassFileOpt,
-    _emit_json,
-    _now,
-    _open,
+    emit_json,
+    now,
+    open_home,
     passphrases,
 )
 from custody.errors import UsageError
+
+if TYPE_CHECKING:
+    from custody.app.derive import Derived
+
+#: The encoders `--codec` takes, for its help text: the keys of
+#: `custody.app.derive.TRANSCODE_CODECS`, which cannot be imported at start-up
+#: (tests/cli/test_startup.py checks that the two agree).
+TRANSCODE_CODEC_NAMES = ("libx264", "libx265", "libvpx-vp9")
 
 derive_app = typer.Typer(
     help="Derived clips: trim, redact or transcode an item into a new exhibit, signed on "
@@ -66,9 +73,9 @@ def _required(value: str | None, option: str, hint: str) -> str:
     return value
 
 
-def _report(result: derive.Derived, json_: bool) -> None:
+def _report(result: Derived, json_: bool) -> None:
     if json_:
-        _emit_json(result.as_json())
+        emit_json(result.as_json())
         return
     child, parent = result.child, result.parent
     if result.status == "already":
@@ -109,10 +116,12 @@ def trim_cmd(
     --start (up to one GOP more than asked, never less); its lineage proves it is a
     contiguous run of the parent's packets that covers the range.
     """
+    from custody.app import derive
+
     hint = "give the excerpt's range, e.g. --start 1.5 --end 3.0"
     first, last = _required(start, "--start", hint), _required(end, "--end", hint)
     who = _required(by, "--by", "the key name of the party making the copy")
-    with _open(home, db) as c:
+    with open_home(home, db) as c:
         signer = c.signer(who, passphrases(passphrase_file))
         result = derive.trim(
             c,
@@ -121,7 +130,7 @@ def trim_cmd(
             end=last,
             by=signer,
             reason=reason,
-            now=_now,
+            now=now,
             case=case,
             sha256=sha256,
         )
@@ -157,9 +166,11 @@ def redact_cmd(
     sound copied, so the lineage proves every frame outside the range is unchanged,
     and inside it nothing outside the box changed.
     """
+    from custody.app import derive
+
     region = derive.parse_box(_required(box, "--box", "e.g. --box 10,10,40,30"))
     who = _required(by, "--by", "the key name of the party making the copy")
-    with _open(home, db) as c:
+    with open_home(home, db) as c:
         signer = c.signer(who, passphrases(passphrase_file))
         result = derive.redact(
             c,
@@ -170,7 +181,7 @@ def redact_cmd(
             style=style,
             by=signer,
             reason=reason,
-            now=_now,
+            now=now,
             case=case,
             sha256=sha256,
         )
@@ -182,7 +193,7 @@ def transcode_cmd(
     item: ParentArg,
     codec: Annotated[
         str | None,
-        typer.Option("--codec", help=f"Video encoder: {', '.join(derive.TRANSCODE_CODECS)}."),
+        typer.Option("--codec", help=f"Video encoder: {', '.join(TRANSCODE_CODEC_NAMES)}."),
     ] = None,
     crf: Annotated[
         int | None,
@@ -202,9 +213,11 @@ def transcode_cmd(
     The log records the exact parameters and ffmpeg command; a lossy copy cannot be
     proven frame by frame, and its lineage says so.
     """
+    from custody.app import derive
+
     chosen = _required(codec, "--codec", f"one of {', '.join(derive.TRANSCODE_CODECS)}")
     who = _required(by, "--by", "the key name of the party making the copy")
-    with _open(home, db) as c:
+    with open_home(home, db) as c:
         signer = c.signer(who, passphrases(passphrase_file))
         result = derive.transcode(
             c,
@@ -213,7 +226,7 @@ def transcode_cmd(
             crf=crf,
             by=signer,
             reason=reason,
-            now=_now,
+            now=now,
             case=case,
             sha256=sha256,
         )
@@ -233,16 +246,16 @@ def lineage_cmd(
     Exit 0 when proven (or, for a lossy transcode, stated); exit 1 naming the stream,
     packet or frame where the copy is not what its derive entry declares.
     """
-    from custody.app import evidence
+    from custody.app import derive, evidence
 
-    with _open(home, db) as c:
+    with open_home(home, db) as c:
         row = evidence.resolve_item(c, item, case)
         found = derive.lineage(c, row)
     if json_:
         out: dict[str, Any] = {"exhibit": row.exhibit, "item": row.blake3, "derived": False}
         if found is not None:
             out = {"derived": True, **found.to_json()}
-        _emit_json(out)
+        emit_json(out)
         return
     if found is None:
         typer.echo(f"exhibit {row.exhibit} ({row.name}) was ingested, not derived: no lineage")
@@ -250,8 +263,3 @@ def lineage_cmd(
     typer.echo(f"exhibit {row.exhibit}: {row.name}")
     for line in found.lines():
         typer.echo(f"  {line}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add the `derive` commands to the main app."""
-    app.add_typer(derive_app, name="derive")

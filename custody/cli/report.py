@@ -1,6 +1,7 @@
 """`custody report`: the human report of a case, as HTML or PDF (docs/report.md).
 
-Thin: parse, call `custody.report.court`, write the file, print.  The report is written
+Thin: parse, call `custody.report.court` (imported inside the command: it loads fpdf2
+and the database layer), write the file, print.  The report is written
 even when verification fails (it says FAILED and what failed); the command then
 exits 1, so a script cannot mistake a damning report for a clean one.
 """
@@ -12,13 +13,8 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.main import DbOpt, HomeOpt, JsonOpt, _emit_json, _now, _open
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, emit_json, now, open_home
 from custody.errors import UsageError, VerificationError
-
-
-def register(app: typer.Typer) -> None:
-    """Add `custody report` to the CLI."""
-    app.command("report")(report_cmd)
 
 
 def report_cmd(
@@ -60,11 +56,11 @@ def report_cmd(
             else f"cannot tell the report format from {out.name!r}",
             hint="pass --format html or --format pdf",
         )
-    with _open(home, db) as c:
-        built = report.build_report(c, case, now=_now(), checkpoint_size=checkpoint)
+    with open_home(home, db) as c:
+        built = report.build_report(c, case, now=now(), checkpoint_size=checkpoint)
     report.save(report.render(built, fmt), out)
     if json_:
-        _emit_json(
+        emit_json(
             {
                 "out": str(out),
                 "format": fmt,

@@ -40,7 +40,9 @@ from custody.errors import CustodyError, InputError, NotFoundError, UsageError
 from custody.infra import ffmpeg as media
 from custody.infra.store import ItemRow, Store
 from custody.infra.vault import Vault
-from custody.model.entry import format_time
+from custody.model.describe import describe
+from custody.model.describe import label as item_label
+from custody.model.entry import Entry, format_time
 from custody.model.parties import Parties, check_entry
 from custody.tlog.checkpoint import open_checkpoint
 
@@ -592,56 +594,13 @@ def _stream(line: str) -> Stream:
 
 
 def _label(exhibits: Mapping[str, str], blake3: str | None) -> str:
-    if blake3 is None:
-        return "?"
-    return exhibits.get(blake3, f"item {blake3[:16]}…")
+    return item_label(blake3, exhibits)
 
 
 def _summary(e: Event, blake3: str, exhibits: Mapping[str, str]) -> str:
-    """One line saying what a log entry records, in words."""
-    f = e.fields
-
-    def g(key: str) -> str | None:
-        return _get(f, key)
-
-    if e.type == "ingest":
-        text = f"{g('exhibit')} ({g('name')}) ingested by {g('by')}"
-        text += f" from {g('source')}" if g("source") else ""
-        if g("legal-basis"):
-            text += f"; legal basis {g('legal-basis')}"
-            text += f" ({g('ref')})" if g("ref") else ""
-        return text
-    if e.type == "consent":
-        if g("action") == "revoke":
-            return f"{g('owner')} revokes consent {(g('consent') or '')[:12]}…"
-        scope = "listed items" if _all(f, "item") else "every item of the case"
-        text = f"{g('owner')} consents to use for {g('purpose')} ({scope}; onward sharing "
-        text += f"{g('onward')}" + (f"; until {g('until')}" if g("until") else "") + ")"
-        return text
-    if e.type == "handoff":
-        others = [_label(exhibits, i) for i in _all(f, "item") if i != blake3]
-        text = f"released by {g('from')} to {g('to')} for {g('purpose')}"
-        text += f"; authority {g('authority')}" if g("authority") else ""
-        text += f"; together with {', '.join(others)}" if others else ""
-        return text
-    if e.type == "reject":
-        text = f"offer from {g('from')} refused by {g('by')}"
-        return text + (f": {g('reason')}" if g("reason") else "")
-    if e.type == "access":
-        text = f"{g('action')} by {g('by')} for {g('purpose')}"
-        text += f"; exported file BLAKE3 {g('out')}" if g("out") else ""
-        return text
-    if e.type == "derive":
-        how = g("op") or "?"
-        params = _all(f, "param")
-        how += f" ({'; '.join(params)})" if params else ""
-        if g("item") == blake3:
-            text = f"made by {g('by')} from {_label(exhibits, g('parent'))}: {how}"
-        else:
-            text = f"{_label(exhibits, g('item'))} ({g('name')}) made from this item by "
-            text += f"{g('by')}: {how}"
-        return text + (f"; reason: {g('reason')}" if g("reason") else "")
-    return "; ".join(f"{k} {v}" for k, v in f if k not in ("case", "item"))
+    """One line saying what a log entry records, in words: the sentence `describe()`
+    gives every listing of entries (CLI history, verify-bundle, this report)."""
+    return describe(Entry(e.type, e.time, e.fields), about=blake3, exhibits=exhibits)
 
 
 def _handoffs(scanned: Sequence[Event], exhibits: Mapping[str, str], size: int) -> list[HandoffRow]:

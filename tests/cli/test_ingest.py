@@ -219,7 +219,7 @@ def test_ingest_usage_errors(
 
 KILLABLE = """
 import sys
-from custody.cli.main import main
+from custody.cli import main
 sys.argv = ["custody", *sys.argv[1:]]
 main()
 """

@@ -19,7 +19,6 @@ from conftest import PASSPHRASE, invoke
 
 from custody.app import evidence
 from custody.app.home import Custody
-from custody.cli.main import app
 from custody.errors import InputError
 from custody.infra import ffmpeg as media
 from custody.infra.indexer import append_indexed
@@ -48,15 +47,6 @@ def footage(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "other": clips.make_clip(d / "other.mp4", seconds=1.0, pattern="smptebars"),
         "csv": clips.write_csv(d / "export-log.csv"),
     }
-
-
-@pytest.fixture(autouse=True)
-def _report_command() -> None:
-    """`custody report` lives in custody.cli.report; register it if cli.py does not yet."""
-    from custody.cli.report import register
-
-    if not any(cmd.name == "report" for cmd in app.registered_commands):
-        register(app)
 
 
 @dataclass

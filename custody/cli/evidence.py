@@ -1,0 +1,478 @@
+"""CLI: cases, ingest, and what the log says about an item: `custody case new|list|show`,
+`custody ingest`, `custody verify`, `custody show`, `custody history`.
+
+Thin: parse, call `custody.app.evidence` (and `custody.app.derive` for lineage), print.
+Each timeline line is `custody.model.describe.describe()` of its entry, the sentence
+the report and verify-bundle show too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from custody.cli.common import (
+    CaseOpt,
+    DbOpt,
+    HomeOpt,
+    ItemArg,
+    JsonOpt,
+    PassFileOpt,
+    emit_json,
+    now,
+    open_home,
+    passphrases,
+)
+from custody.errors import InputError, UsageError, VerificationError
+
+if TYPE_CHECKING:
+    from custody.app.home import Custody
+    from custody.infra.store import ItemRow
+
+# -- cases ----------------------------------------------------------------------------
+
+case_app = typer.Typer(
+    help="Cases: every ingested item belongs to one, with an exhibit number.", no_args_is_help=True
+)
+
+
+@case_app.command("new")
+def case_new(
+    case_id: Annotated[str, typer.Argument(metavar="ID", help="Case id, e.g. 2026-0142.")],
+    title: Annotated[str, typer.Option("--title", help="A short description.")] = "",
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Open a new case."""
+    from custody.app import evidence
+
+    with open_home(home, db) as c:
+        evidence.new_case(c, case_id, title, now())
+    typer.echo(f"opened case {case_id}" + (f": {title}" if title else ""))
+
+
+@case_app.command("list")
+def case_list(home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+    """List cases with their number of items."""
+    with open_home(home, db) as c:
+        rows = [(r, len(c.store.items_in_case(r.case_id))) for r in c.store.cases()]
+    if json_:
+        emit_json(
+            [
+                {"case": r.case_id, "title": r.title, "created": r.created, "items": n}
+                for r, n in rows
+            ]
+        )
+        return
+    if not rows:
+        typer.echo("no cases yet: open one with 'custody case new ID --title TEXT'")
+        return
+    for r, n in rows:
+        typer.echo(f"{r.case_id}  {n} item(s)  {r.title}")
+
+
+@case_app.command("show")
+def case_show(
+    case_id: Annotated[str, typer.Argument(metavar="ID")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show a case and its exhibits."""
+    from custody.app import evidence
+
+    with open_home(home, db) as c:
+        case = evidence.get_case(c, case_id)
+        items = c.store.items_in_case(case_id)
+    if json_:
+        emit_json(
+            {
+                "case": case.case_id,
+                "title": case.title,
+                "created": case.created,
+                "items": [_item_json(i) for i in items],
+            }
+        )
+        return
+    typer.echo(f"case {case.case_id}" + (f": {case.title}" if case.title else ""))
+    typer.echo(f"opened {case.created}; {len(items)} item(s)")
+    for i in items:
+        typer.echo(
+            f"  {i.exhibit}  {i.kind:<10} {i.size:>12,} B  {i.blake3[:16]}…  {i.name}"
+            f"  (entry {i.ingest_idx}, held by {i.holder})"
+        )
+
+
+def _item_json(i: Any) -> dict[str, Any]:
+    return {
+        "exhibit": i.exhibit,
+        "case": i.case_id,
+        "name": i.name,
+        "kind": i.kind,
+        "size": i.size,
+        "blake3": i.blake3,
+        "sha256": i.sha256,
+        "metadata_digest": i.metadata_digest,
+        "content_digest": i.content_digest,
+        "log_index": i.ingest_idx,
+        "ingested_by": i.ingested_by,
+        "ingested_at": i.ingested_at,
+        "holder": i.holder,
+    }
+
+
+# -- ingest ---------------------------------------------------------------------------
+
+
+def ingest_cmd(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders (recursive).", show_default=False)
+    ] = None,
+    case: Annotated[str, typer.Option("--case", help="Case id the items belong to.")] = "",
+    by: Annotated[
+        str,
+        typer.Option("--by", help="Key name of the person ingesting; signs the ingest entries."),
+    ] = "",
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="Where the footage came from (device, export method)."),
+    ] = None,
+    legal_basis: Annotated[
+        str | None,
+        typer.Option("--legal-basis", help="consent, warrant, subpoena, exigent or voluntary."),
+    ] = None,
+    ref: Annotated[
+        str | None, typer.Option("--ref", help="Warrant, subpoena or consent reference.")
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option(
+            "--manifest",
+            help="CSV or JSON list: path, source, legal_basis, reference, notes per row.",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", help="Files hashed and probed at once.", min=1)
+    ] = max(1, os.cpu_count() or 1),
+    sha256: Annotated[
+        bool, typer.Option("--sha256", help="Also record SHA-256 (same read pass).")
+    ] = False,
+    json_: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Ingest exported clips into the write-once evidence store and sign an ingest entry each.
+
+    Re-running the same command appends nothing new: each file is reported as already
+    ingested with its log index.  A bad file is reported and the rest proceed; the exit
+    code is 3 if any file failed.
+    """
+    from custody.app import evidence
+
+    if not case:
+        raise UsageError("--case is required", hint="open one with 'custody case new ID'")
+    if not by:
+        raise UsageError("--by is required: the key name of the person ingesting")
+    if legal_basis is not None and legal_basis not in evidence.LEGAL_BASES:
+        raise UsageError(
+            f"--legal-basis {legal_basis!r} is not one of {', '.join(evidence.LEGAL_BASES)}"
+        )
+    sources = [evidence.Source(p, source, legal_basis, ref) for p in evidence.expand(paths or [])]
+    if manifest is not None:
+        for row in evidence.read_manifest(manifest):
+            sources.append(
+                evidence.Source(
+                    row.path,
+                    row.source or source,
+                    row.legal_basis or legal_basis,
+                    row.ref or ref,
+                    row.notes,
+                )
+            )
+    if not sources:
+        raise UsageError("nothing to ingest: give files, folders or --manifest")
+    with open_home(home, db) as c:
+        evidence.get_case(c, case)
+        signer = c.signer(by, passphrases(passphrase_file))
+        failed = _run_ingest(c, sources, case, signer, sha256, jobs, json_)
+    if failed:
+        raise InputError(
+            f"{failed} of {len(sources)} file(s) could not be ingested (see above)",
+            hint="fix or remove them and run the same command again",
+        )
+
+
+def _run_ingest(
+    c: Custody, sources: list[Any], case: str, signer: Any, sha256: bool, jobs: int, json_: bool
+) -> int:
+    from custody.app import evidence
+
+    total_bytes = 0
+    for s in sources:
+        with contextlib.suppress(OSError):
+            total_bytes += s.path.stat().st_size
+    show_bar = not json_ and sys.stderr.isatty()
+    failed = 0
+    counts = {"ingested": 0, "already": 0, "failed": 0}
+    progress = None
+    if show_bar:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        # One bar in bytes (throughput and time left follow the bytes); the file count
+        # is in its description.
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        )
+        progress.start()
+        bytes_task = progress.add_task(f"0/{len(sources)} files", total=total_bytes)
+
+    def on_bytes(n: int) -> None:
+        if progress is not None:
+            progress.advance(bytes_task, n)
+
+    try:
+        for outcome in evidence.ingest(
+            c,
+            sources,
+            case_id=case,
+            by=signer,
+            now=now,
+            sha256=sha256,
+            jobs=jobs,
+            on_bytes=on_bytes,
+        ):
+            counts[outcome.status] += 1
+            if progress is not None:
+                done = sum(counts.values())
+                progress.update(bytes_task, description=f"{done}/{len(sources)} files")
+            if json_:
+                sys.stdout.write(json.dumps(outcome.as_json(), sort_keys=True) + "\n")
+                sys.stdout.flush()
+                continue
+            line = _outcome_line(outcome)
+            if progress is not None:
+                progress.console.print(line, markup=False, highlight=False)
+            elif outcome.status == "failed":
+                sys.stderr.write(line + "\n")
+            else:
+                typer.echo(line)
+    finally:
+        if progress is not None:
+            progress.stop()
+    failed = counts["failed"]
+    if not json_:
+        typer.echo(
+            f"{counts['ingested']} ingested, {counts['already']} already ingested, {failed} failed",
+            err=True,
+        )
+    return failed
+
+
+def _outcome_line(o: Any) -> str:
+    if o.status == "failed":
+        return f"FAILED    {o.path}: {o.error}"
+    word = "ingested" if o.status == "ingested" else "already  "
+    return (
+        f"{word}  {o.exhibit}  entry {o.index}  {o.kind:<10} {o.size:>12,} B  "
+        f"b3:{o.blake3[:16]}…  {o.path}"
+    )
+
+
+# -- verify, show, history -------------------------------------------------------------------
+
+_VERDICT_WORDS = {
+    "exact": "EXACT MATCH",
+    "same-content": "SAME CONTENT, OTHER CONTAINER",
+    "metadata-changed": "METADATA CHANGED",
+    "content-modified": "CONTENT MODIFIED",
+    "unknown": "UNKNOWN",
+}
+
+
+def verify_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files to check against the log.")],
+    case: Annotated[
+        str | None, typer.Option("--case", help="Only compare with this case's items.")
+    ] = None,
+    json_: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Tell, per file, whether it is exactly what was ingested, and if not, what changed.
+
+    Exit 0 only when every file matches an ingested item exactly; 1 otherwise.
+    """
+    from custody.app import derive, evidence
+
+    results = []
+    lineages: list[Any] = []
+    with open_home(home, db) as c:
+        if case is not None:
+            evidence.get_case(c, case)
+        for path in paths:
+            r = evidence.verify_file(c, path, case)
+            results.append(r)
+            # A derived clip: show where it comes from, re-proven from the store.
+            lineage: Any = None
+            if r.item is not None:
+                try:
+                    lineage = derive.lineage(c, r.item)
+                except derive.ParentMissingError as exc:
+                    lineage = exc
+            lineages.append(lineage)
+    for r, lineage in zip(results, lineages, strict=True):
+        if json_:
+            out = r.as_json()
+            if isinstance(lineage, derive.ParentMissingError):
+                out["lineage"] = {"proven": False, "note": lineage.message}
+            elif lineage is not None:
+                out["lineage"] = lineage.to_json()
+            sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+            continue
+        _print_verdict(r)
+        if isinstance(lineage, derive.ParentMissingError):
+            typer.echo(f"  lineage: not proven here: {lineage.message}")
+        elif lineage is not None:
+            for line in lineage.lines():
+                typer.echo(f"  {line}")
+    bad = [r for r in results if not r.exact]
+    if bad:
+        raise VerificationError(
+            f"{len(bad)} of {len(results)} file(s) are not exactly what was ingested"
+        )
+
+
+def _print_verdict(r: Any) -> None:
+    v = r.verdict
+    word = _VERDICT_WORDS.get(v.kind, v.kind.upper())
+    typer.echo(f"{word}: {r.path}")
+    if r.item is not None:
+        i = r.item
+        typer.echo(
+            f"  exhibit {i.exhibit} ({i.name}), log entry {i.ingest_idx}, ingested "
+            f"{i.ingested_at} by {i.ingested_by}; current holder {i.holder}"
+        )
+    typer.echo(f"  {v.summary}")
+    for line in _verdict_details(v):
+        typer.echo(f"    {line}")
+
+
+def _verdict_details(v: Any) -> list[str]:
+    """Detail lines under a verdict's summary (all of it is in --json)."""
+    fields = getattr(v, "fields", ()) or ()
+    notable = getattr(v, "notable", None)
+    lines = [c.describe() for c in (notable if notable is not None else fields)]
+    if notable is not None and len(fields) > len(notable):
+        lines.append(
+            f"(+{len(fields) - len(notable)} container bookkeeping fields; --json lists them all)"
+        )
+    lines += [c.describe() for c in getattr(v, "streams", ()) or ()]
+    return lines if len(lines) > 1 else []
+
+
+def show_cmd(
+    item: ItemArg,
+    case: CaseOpt = None,
+    json_: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Show an item: its hashes, metadata and timeline."""
+    from custody.app import evidence
+
+    with open_home(home, db) as c:
+        row = evidence.resolve_item(c, item, case)
+        events = evidence.history(c, row)
+        record = evidence.item_record(c, row)
+        exhibits = {} if json_ else _exhibits(c, row)
+    meta = record.metadata if record is not None else None
+    if json_:
+        emit_json(
+            {
+                **_item_json(row),
+                "metadata": meta,
+                "streams": [s.__dict__ for s in record.streams] if record else [],
+                "timeline": [e.as_json() for e in events],
+            }
+        )
+        return
+    typer.echo(f"exhibit {row.exhibit}: {row.name}")
+    typer.echo(f"  kind        {row.kind}, {row.size:,} bytes")
+    typer.echo(f"  BLAKE3      {row.blake3}")
+    if row.sha256:
+        typer.echo(f"  SHA-256     {row.sha256}")
+    if row.metadata_digest:
+        typer.echo(f"  metadata    {row.metadata_digest} (canonical ffprobe snapshot)")
+    if row.content_digest:
+        typer.echo(f"  content     {row.content_digest} (packet hashes of every stream)")
+    if record is not None:
+        fmt = record.metadata.get("format", {})
+        typer.echo(f"  container   {record.format_name}, {fmt.get('duration', '?')} s")
+        for key, value in sorted((fmt.get("tags") or {}).items()):
+            typer.echo(f"  tag         {key} = {value}")
+        for s in record.streams:
+            typer.echo(
+                f"  stream {s.index}    {s.codec_type} {s.codec_name}, {s.packets} "
+                f"packets, sha256 {s.digest[:16]}…"
+            )
+    typer.echo(f"  holder      {row.holder}")
+    _print_timeline(events, row.blake3, exhibits)
+
+
+def history_cmd(
+    item: ItemArg,
+    case: CaseOpt = None,
+    json_: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """The item's timeline from the log: every signed event, in order, with signers."""
+    from custody.app import evidence
+
+    with open_home(home, db) as c:
+        row = evidence.resolve_item(c, item, case)
+        events = evidence.history(c, row)
+        exhibits = {} if json_ else _exhibits(c, row)
+    if json_:
+        emit_json(
+            {"exhibit": row.exhibit, "item": row.blake3, "timeline": [e.as_json() for e in events]}
+        )
+        return
+    typer.echo(f"exhibit {row.exhibit}: {row.name}")
+    _print_timeline(events, row.blake3, exhibits)
+
+
+def _exhibits(c: Custody, row: ItemRow) -> dict[str, str]:
+    """BLAKE3 -> exhibit number for the item's case, so that sentences name exhibits."""
+    return {i.blake3: i.exhibit for i in c.store.items_in_case(row.case_id)}
+
+
+def _print_timeline(events: list[Any], about: str, exhibits: dict[str, str]) -> None:
+    from custody.model.describe import describe
+    from custody.model.entry import Entry
+
+    typer.echo("  timeline (from the log; every entry's signatures re-checked):")
+    for e in events:
+        what = describe(Entry(e.type, e.time, e.fields), about=about, exhibits=exhibits)
+        typer.echo(
+            f"    entry {e.index:<6} {e.time}  {e.type:<8} {what}  [signed: {', '.join(e.signers)}]"
+        )

@@ -1,0 +1,159 @@
+"""CLI: `custody key new|list|show|rotate|revoke|export|import`, the parties' keys.
+
+Thin: parse, call `custody.app.home` / `custody.app.events`, print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from custody.cli.common import (
+    DbOpt,
+    HomeOpt,
+    JsonOpt,
+    PassFileOpt,
+    emit_json,
+    now,
+    open_home,
+    passphrases,
+    read_input,
+    write_out,
+)
+
+key_app = typer.Typer(
+    help="Party keys: create, list, show, rotate, revoke, export, import (Ed25519, encrypted).",
+    no_args_is_help=True,
+)
+
+
+@key_app.command("new")
+def key_new(
+    name: Annotated[str, typer.Argument(help="Party name: no spaces, no '+'.")],
+    role: Annotated[str, typer.Option("--role", help="owner, agency, lab, court or defence.")],
+    org: Annotated[str, typer.Option("--org", help="Organisation, e.g. 'Metro Police'.")] = "",
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Create a party's Ed25519 key (encrypted with a passphrase) and register it on the log."""
+    with open_home(home, db) as c:
+        keyfile, index = c.new_key(name, role, org, passphrases(passphrase_file), now())
+    typer.echo(f"created key '{name}' ({role}) and registered it as log entry {index}")
+    typer.echo(f"verifier key: {keyfile.verifier_key.encode()}")
+
+
+@key_app.command("list")
+def key_list(home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+    """List the parties registered on the log."""
+    with open_home(home, db) as c:
+        rows = c.parties()
+        local = set(c.keystore.names())
+    items: list[dict[str, Any]] = [
+        {
+            "name": r.name,
+            "role": r.role,
+            "org": r.org,
+            "status": r.status,
+            "entry": r.entry_idx,
+            "vkey": r.vkey,
+            "private_key_here": r.name in local,
+        }
+        for r in rows
+    ]
+    if json_:
+        emit_json(items)
+        return
+    if not items:
+        typer.echo("no parties yet: create one with 'custody key new NAME --role ROLE'")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "role", "org", "status", "entry", "private key here")
+    for i in items:
+        table.add_row(
+            i["name"],
+            i["role"],
+            i["org"],
+            i["status"],
+            str(i["entry"]),
+            "yes" if i["private_key_here"] else "no",
+        )
+    Console().print(table)
+
+
+@key_app.command("show")
+def key_show(name: str, home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
+    """Print a party's verifier key (safe to share)."""
+    with open_home(home, db) as c:
+        row = c.party(name)
+    if json_:
+        emit_json(
+            {
+                "name": row.name,
+                "role": row.role,
+                "org": row.org,
+                "status": row.status,
+                "entry": row.entry_idx,
+                "vkey": row.vkey,
+            }
+        )
+    else:
+        typer.echo(row.vkey)
+
+
+@key_app.command("rotate")
+def key_rotate(
+    name: str, home: HomeOpt = None, db: DbOpt = None, passphrase_file: PassFileOpt = None
+) -> None:
+    """Replace a party's key: the new key is introduced in an entry signed by the old one."""
+    from custody.app import events
+
+    with open_home(home, db) as c:
+        vkey, index = events.rotate_key(c, name, passphrases(passphrase_file), now())
+    typer.echo(f"rotated the key of '{name}' (log entry {index}); new verifier key:")
+    typer.echo(vkey.encode())
+
+
+@key_app.command("revoke")
+def key_revoke(
+    name: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. 'laptop stolen').")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Revoke a party's key: anything it signs after this is refused; earlier entries stand."""
+    from custody.app import events
+
+    with open_home(home, db) as c:
+        index = events.revoke_key(c, name, reason, passphrases(passphrase_file), now())
+    typer.echo(f"revoked the key of '{name}' (log entry {index})")
+
+
+@key_app.command("export")
+def key_export(
+    name: str,
+    out: Annotated[Path | None, typer.Option("--out")] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Write a party's key registration entry (self-signed) for another log to import."""
+    from custody.app import events
+
+    with open_home(home, db) as c:
+        data = events.export_key(c, name)
+    write_out(data, out)
+
+
+@key_app.command("import")
+def key_import(path: Path, home: HomeOpt = None, db: DbOpt = None) -> None:
+    """Register another log's party (its self-signed key entry) on this log."""
+    from custody.app import events
+
+    with open_home(home, db) as c:
+        index = events.import_key(c, read_input(path, "key entry"))
+    typer.echo(f"imported as log entry {index}")

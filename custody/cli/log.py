@@ -1,0 +1,213 @@
+"""CLI: `custody log ...`, the log itself: its key, checkpoints, entries, proofs,
+full verification, witnesses' cosignatures and entries carried over from other logs.
+
+Thin: parse, call `custody.app.home` / `custody.app.events` / `custody.app.witness`,
+print.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from custody.cli.common import (
+    DbOpt,
+    HomeOpt,
+    JsonOpt,
+    PassFileOpt,
+    b64,
+    emit_json,
+    open_home,
+    passphrases,
+    read_input,
+    read_small,
+    write_out,
+)
+from custody.errors import UsageError
+
+log_app = typer.Typer(
+    help="The log itself: checkpoints, entries, proofs, full verification.", no_args_is_help=True
+)
+
+
+@log_app.command("key")
+def log_key(home: HomeOpt = None, db: DbOpt = None) -> None:
+    """Print the log's verifier key (give it to verifiers out of band)."""
+    with open_home(home, db) as c:
+        typer.echo(c.log_key.encode())
+
+
+@log_app.command("checkpoint")
+def log_checkpoint(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write it to this file.")] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+) -> None:
+    """Sign a checkpoint of the log's current tree (C2SP tlog-checkpoint), store and print it."""
+    with open_home(home, db) as c:
+        note = c.log.checkpoint(c.log_signer(passphrases(passphrase_file)))
+    if out is not None:
+        write_out(note, out)
+    sys.stdout.write(note.decode())
+
+
+@log_app.command("entry")
+def log_entry(
+    index: Annotated[int, typer.Argument(help="Entry index (0-based).")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Write the exact bytes of one log entry to stdout."""
+    with open_home(home, db) as c:
+        data = c.store.entry(index)
+        if data is None:
+            raise UsageError(f"the log has no entry {index} (it has {c.log.size()} entries)")
+    write_out(data, None)
+
+
+@log_app.command("prove")
+def log_prove(
+    index: Annotated[int, typer.Argument(help="Entry index (0-based).")],
+    size: Annotated[
+        int | None,
+        typer.Option(
+            "--size", help="Prove against the stored checkpoint of this size (default: latest)."
+        ),
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the proof here.")] = None,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Write a c2sp.org/tlog-proof@v1 inclusion proof for an entry."""
+    with open_home(home, db) as c:
+        proof = c.log.tlog_proof(index, size)
+    write_out(proof.encode(), out)
+
+
+@log_app.command("consistency")
+def log_consistency(
+    old: Annotated[int, typer.Argument(help="Size of the older stored checkpoint.")],
+    new: Annotated[int, typer.Argument(help="Size of the newer stored checkpoint.")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Print an RFC 9162 consistency proof between two stored checkpoints."""
+    with open_home(home, db) as c:
+        for size in (old, new):
+            c.log.checkpoint_note(size)  # both must be stored checkpoints
+        proof = c.log.consistency_proof(old, new)
+        old_root = c.store.checkpoint(old)
+        new_root = c.store.checkpoint(new)
+    assert old_root is not None and new_root is not None
+    if json_:
+        emit_json(
+            {
+                "old_size": old,
+                "new_size": new,
+                "old_root": b64(old_root.root),
+                "new_root": b64(new_root.root),
+                "proof": [b64(h) for h in proof],
+            }
+        )
+        return
+    typer.echo(f"consistency proof from size {old} to {new} ({len(proof)} hashes)")
+    for h in proof:
+        typer.echo(b64(h))
+
+
+@log_app.command("verify")
+def log_verify(
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", help="Processes for signature checks (default: all cores)."),
+    ] = None,
+) -> None:
+    """Recompute the whole log from its entries and check every signature and checkpoint.
+
+    Exit 0 if everything verifies; exit 1 naming the first bad entry or checkpoint.
+    """
+    with open_home(home, db) as c:
+        report = c.log.verify(c.log_key, jobs=jobs)
+    if json_:
+        emit_json(
+            {
+                "verdict": "ok",
+                "size": report.size,
+                "root": b64(report.root),
+                "checkpoints": report.checkpoints,
+                "latest_checkpoint": report.latest_checkpoint,
+                "parties": report.parties,
+                "signatures": report.signatures,
+            }
+        )
+        return
+    typer.echo(
+        f"OK: the log verifies: {report.size} entries, {report.signatures} signatures, "
+        f"{report.checkpoints} checkpoints"
+    )
+    typer.echo(f"  root {b64(report.root)}")
+    if report.latest_checkpoint is not None and report.latest_checkpoint < report.size:
+        typer.echo(
+            f"  note: {report.size - report.latest_checkpoint} entries are newer than "
+            "the latest checkpoint; sign one with 'custody log checkpoint'"
+        )
+
+
+@log_app.command("add-cosignature")
+def log_add_cosignature(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="A cosigned checkpoint.")],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Keep a witness's cosignature on one of this log's checkpoints (exports include it)."""
+    from custody.app.witness import add_cosignature
+    from custody.infra.vault import display_path
+
+    note = read_small(file, "cosigned checkpoint")
+    with open_home(home, db) as c:
+        size, who, path = add_cosignature(c, note)
+    if json_:
+        emit_json(
+            {
+                "size": size,
+                "cosignatures": [{"name": n, "role": r, "timestamp": t} for n, r, t in who],
+                "file": str(path),
+            }
+        )
+        return
+    names = ", ".join(f"{n} ({r})" for n, r, _ in who)
+    typer.echo(f"stored the checkpoint of size {size} cosigned by {names}: {display_path(path)}")
+
+
+@log_app.command("import")
+def log_import(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILE...", help="Entry files, e.g. from 'custody log entry N > FILE'."
+        ),
+    ],
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Append entries from another custody log (exact bytes, e.g. an owner's consent).
+
+    Each is checked like a local entry: signatures by parties this log knows, and
+    the custody rules.  Entries already here are skipped.
+    """
+    from custody.app import events
+
+    datas = [read_input(p, "entry") for p in paths]
+    with open_home(home, db) as c:
+        results = events.import_entries(c, datas)
+    for path, index in zip(paths, results, strict=True):
+        typer.echo(f"{path}: " + ("already on this log" if index is None else f"entry {index}"))

@@ -1,0 +1,147 @@
+"""One plain sentence per log entry: the only place an entry becomes words.
+
+`custody history`, the court report, `custody verify-bundle` and `custody derive`
+all list entries as sentences; they all call `describe()`, so an event reads the
+same wherever it is shown and a new entry type is described once (docs/spec/entry.md
+lists the types).
+
+A sentence is written from the point of view of one item when `about` is given (the
+BLAKE3 digest whose timeline is being shown): a derive entry then says whether the
+item was made from another or another was made from it, and a handoff names only the
+*other* items that moved with it.  `exhibits` maps BLAKE3 digests to exhibit numbers
+so that items are named as a reader knows them.
+
+The text is plain and unescaped: values come from the log and are user-controlled,
+so a renderer that lays it out (HTML, PDF) escapes it.  Entry values never hold
+control characters (custody.model.entry refuses them), so the CLI prints it as is.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from custody.errors import FormatError
+from custody.model.entry import Entry
+from custody.model.types import (
+    Access,
+    Consent,
+    Derive,
+    Handoff,
+    Ingest,
+    KeyEvent,
+    Reject,
+    parse_typed,
+)
+
+__all__ = ["describe", "label"]
+
+_NO_EXHIBITS: Mapping[str, str] = {}
+
+
+def label(blake3: str | None, exhibits: Mapping[str, str] | None = None) -> str:
+    """How a sentence names an item: its exhibit number, else a shortened digest."""
+    if blake3 is None:
+        return "?"
+    return (exhibits or _NO_EXHIBITS).get(blake3, f"item {blake3[:16]}…")
+
+
+def describe(
+    entry: Entry, *, about: str | None = None, exhibits: Mapping[str, str] | None = None
+) -> str:
+    """One sentence saying what `entry` records, e.g. ``handed from bob to carol for
+    forensic examination; authority Order 2026/88``.
+
+    `about` is the BLAKE3 digest of the item whose timeline this is (None for a case's
+    or a log's list); `exhibits` maps digests to exhibit numbers.  Never raises: an
+    entry of a type this version does not know, or one whose fields do not parse,
+    is described by its fields (`key=value ...`), so a listing never hides an entry.
+    """
+    try:
+        typed = parse_typed(entry)
+    except FormatError:
+        return _fields(entry)
+    known = exhibits or _NO_EXHIBITS
+    if isinstance(typed, Ingest):
+        return _ingest(typed)
+    if isinstance(typed, Derive):
+        return _derive(typed, about, known)
+    if isinstance(typed, Handoff):
+        return _handoff(typed, about, known)
+    if isinstance(typed, Consent):
+        return _consent(typed, known)
+    if isinstance(typed, Reject):
+        return _reject(typed)
+    if isinstance(typed, Access):
+        return _access(typed)
+    if isinstance(typed, KeyEvent):
+        return _key(typed)
+    return _fields(entry)
+
+
+def _fields(entry: Entry) -> str:
+    """The fallback: every field but the case and the item(s), as `key=value`."""
+    return " ".join(f"{k}={v}" for k, v in entry.fields if k not in ("item", "case"))
+
+
+def _ingest(e: Ingest) -> str:
+    text = f"{e.exhibit} ({e.name}) ingested by {e.by}"
+    if e.source:
+        text += f" from {e.source}"
+    if e.legal_basis:
+        text += f"; legal basis {e.legal_basis}"
+    if e.ref:
+        text += f" ({e.ref})" if e.legal_basis else f"; reference {e.ref}"
+    return text
+
+
+def _derive(e: Derive, about: str | None, exhibits: Mapping[str, str]) -> str:
+    # The ffmpeg command line is a parameter too, but far too long for a sentence;
+    # `custody log entry N` and the report's derived-clips table show it.
+    params = [p for p in e.params if not p.startswith("ffmpeg ")]
+    how = e.op + (f" ({', '.join(params)})" if params else "")
+    parent = label(e.parent, exhibits)
+    if about is not None and about == e.parent and about != e.item:
+        text = f"{e.exhibit} ({e.name}) made from this item by {e.by}: {how}"
+    elif about is not None and about == e.item:
+        text = f"made by {e.by} from {parent}: {how}"
+    else:
+        text = f"{e.exhibit} ({e.name}) made by {e.by} from {parent}: {how}"
+    return text + f"; reason: {e.reason}"
+
+
+def _handoff(e: Handoff, about: str | None, exhibits: Mapping[str, str]) -> str:
+    text = f"handed from {e.sender} to {e.receiver} for {e.purpose}"
+    if e.authority:
+        text += f"; authority {e.authority}"
+    if about is None:
+        return text + f"; items {', '.join(label(i, exhibits) for i in e.items)}"
+    others = [label(i, exhibits) for i in e.items if i != about]
+    return text + (f"; together with {', '.join(others)}" if others else "")
+
+
+def _consent(e: Consent, exhibits: Mapping[str, str]) -> str:
+    if e.action == "revoke":
+        return f"{e.owner} revokes consent {(e.consent or '')[:12]}…"
+    scope = ", ".join(label(i, exhibits) for i in e.items) or "every item of the case"
+    text = f"{e.owner} consents to use for {e.purpose} ({scope}; onward sharing {e.onward}"
+    return text + (f"; until {e.until})" if e.until else ")")
+
+
+def _reject(e: Reject) -> str:
+    return f"offer from {e.sender} refused by {e.by}: {e.reason}"
+
+
+def _access(e: Access) -> str:
+    text = f"{e.action} by {e.by} for {e.purpose}"
+    return text + (f"; exported file BLAKE3 {e.out}" if e.out else "")
+
+
+def _key(e: KeyEvent) -> str:
+    if e.action == "register":
+        who = e.role if not e.org else f"{e.role}, {e.org}"
+        return f"key of {e.party} registered ({who})"
+    if e.action == "rotate":
+        return f"key of {e.party} rotated"
+    return f"key of {e.party} revoked" + (f": {e.reason}" if e.reason else "")
