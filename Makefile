@@ -11,7 +11,7 @@ SYSDEPS := .ci/sysdeps.sh
 help:
 	@echo "make demo   - run the whole custody story on a real clip (sets everything up)"
 	@echo "make test   - lint (ruff), type-check (mypy --strict) and run the test suite"
-	@echo "make lint   - ruff check, ruff format --check, mypy"
+	@echo "make lint   - ruff check, ruff format --check, mypy, import-linter layer contracts"
 	@echo "make bench  - benchmarks (log appends, proofs, verify, hashing vs b3sum)"
 
 # The venv is refreshed whenever pyproject.toml changes.
@@ -30,6 +30,7 @@ lint: venv
 	$(BIN)/ruff check custody tests
 	$(BIN)/ruff format --check custody tests
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
 fmt: venv
 	$(BIN)/ruff format custody tests
