@@ -1,13 +1,15 @@
 """Defence bundles: export from a custody home.
 
 `export_case` writes a `custody/bundle/v1` bundle (docs/spec/bundle.md): the
-case's entries and every key entry with tlog-proofs against one checkpoint
+case's entries and the key entries of the parties they need (spec §2.1, nothing of
+other cases' parties) with tlog-proofs against one checkpoint
 (cosignatures merged in), consistency proofs from every earlier stored
 checkpoint, sidecars, optionally the media, the court report
 (written by the `report` function the caller passes, `custody.report.court.write_report`:
 the report layer is above this one), VERIFY.md, the manifest and the log-signed bundle
-statement.  A bundle is built under a temporary name and renamed into place, so
-a half-written one never carries the final name.
+statement.  A bundle is built under a partial name (`.<name>.partial-<pid>-<hex>`,
+locked while written) and renamed into place, so a half-written one never carries the
+final name; the next export to that name removes the partials of killed exports.
 
 Reading and verifying a bundle is `custody.bundle.reader`: it needs no home and
 imports no store, so it does not live here.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import os
 import re
@@ -51,9 +54,11 @@ from custody.bundle.verify import (
     ManifestParty,
     Statement,
     consistency_path,
+    cosigner_names,
     entry_path,
     parties_of,
     proof_path,
+    select_entries,
     sidecar_path,
 )
 from custody.errors import (
@@ -62,11 +67,14 @@ from custody.errors import (
     UsageError,
     VerificationError,
 )
-from custody.infra.files import fsync_dir
+from custody.infra.crash import crash_point
+from custody.infra.files import fsync_dir, reclaim, work_dir
 from custody.infra.store import Store
 from custody.infra.vault import Vault, display_path
 from custody.media.digest import CHUNK_SIZE, Hasher
-from custody.model.entry import Entry, SignedEntry, format_time
+from custody.model.entry import SignedEntry, format_time
+from custody.model.timeline import Event
+from custody.model.types import Derive, Ingest
 from custody.tlog.checkpoint import Checkpoint
 from custody.tlog.merkle import leaf_hash
 from custody.tlog.note import Note, Signer, VerifierKey
@@ -81,6 +89,9 @@ __all__ = [
     "export_case",
     "write_bundle",
 ]
+
+# The court report is written in a work folder of this name in the temp directory.
+_REPORT_PREFIX = "custody-report-"
 
 # A media file keeps its extension in the bundle when it looks like one (media/<blake3>.mp4).
 _EXT = re.compile(r"\.[a-z0-9]{1,10}")
@@ -103,8 +114,11 @@ class ExportItem:
 class BundleContent:
     """Everything a bundle holds, before it is written (`write_bundle` derives the rest).
 
-    `checkpoint` is the signed checkpoint note (cosignatures included), `proofs`
-    the encoded tlog-proof of each entry against it, `consistency` the proofs
+    `checkpoint` is the signed checkpoint note (cosignatures included); `entries`
+    the case's entries and the candidate key entries (those the checkpoint covers),
+    of which `write_bundle` keeps the ones the others need (spec §2.1,
+    `custody.bundle.verify.select_entries`); `proofs` the encoded tlog-proof of each
+    entry against the checkpoint, `consistency` the proofs
     from earlier checkpoints to it.  The item fields, the parties and the
     manifest are computed from the entries, never taken from elsewhere.
     """
@@ -148,39 +162,43 @@ class ExportSummary:
         }
 
 
-def _named_items(entry: Entry) -> set[str]:
-    """The items an entry is about: its `item` lines and its `parent`."""
-    named = set(entry.get_all("item"))
-    parent = entry.get("parent")
-    if parent is not None:
-        named.add(parent)
-    return named
-
-
-def _closure(chosen: set[str], entries: Iterable[Entry]) -> set[str]:
+def _closure(chosen: set[str], named: Iterable[frozenset[str]]) -> set[str]:
     """The chosen items plus every item named together with one of them (to a fixed point).
 
-    Replaying the custody rules needs each item's whole history, and that
-    history includes the other items of a shared handoff and a derivation's
-    parent or children.
+    `named` holds, per entry, the items it names (`custody.model.timeline.named_items`).
+    Replaying the custody rules needs each item's whole history, and that history
+    includes the other items of a shared handoff and a derivation's parent or children.
     """
     closure = set(chosen)
-    listed = [_named_items(e) for e in entries]
+    listed = list(named)
     grown = True
     while grown:
         grown = False
-        for named in listed:
-            if named & closure and not named <= closure:
-                closure |= named
+        for items in listed:
+            if items & closure and not items <= closure:
+                closure |= items
                 grown = True
     return closure
 
 
-def _resolve_items(refs: Sequence[str], defined: Mapping[str, Entry], case: str) -> set[str]:
+def _defined(events: Iterable[Event], case: str) -> dict[str, tuple[int, Ingest | Derive]]:
+    """The items of `case`, each with the index and typed form of the `ingest` or
+    `derive` entry that first records it, in log order."""
+    defined: dict[str, tuple[int, Ingest | Derive]] = {}
+    for ev in sorted(events, key=lambda e: e.index):
+        t = ev.typed
+        if isinstance(t, Ingest | Derive) and t.case == case and t.item not in defined:
+            defined[t.item] = (ev.index, t)
+    return defined
+
+
+def _resolve_items(
+    refs: Sequence[str], defined: Mapping[str, Ingest | Derive], case: str
+) -> set[str]:
     chosen: set[str] = set()
     for ref in refs:
         if "/" in ref:
-            hits = [b3 for b3, e in defined.items() if e.get("exhibit") == ref]
+            hits = [b3 for b3, e in defined.items() if e.exhibit == ref]
         elif re.fullmatch(r"[0-9a-fA-F]{6,64}", ref):
             hits = [b3 for b3 in defined if b3.startswith(ref.lower())]
         else:
@@ -265,27 +283,25 @@ def collect(
             f"the log has no entries for case {case}",
             hint="list cases with 'custody case list'",
         )
-    parsed = {i: SignedEntry.parse(d).entry for i, d in case_rows}
-    defined: dict[str, Entry] = {}
-    for _, e in sorted(parsed.items()):
-        b3 = e.get("item")
-        if e.type in ("ingest", "derive") and e.get("case") == case and b3 and b3 not in defined:
-            defined[b3] = e
+    # Each entry is parsed and typed once (`Event.typed`) and carried from here on.
+    parsed = {i: Event.of(i, SignedEntry.parse(d)) for i, d in case_rows}
+    defined = {b3: t for b3, (_, t) in _defined(parsed.values(), case).items()}
     wanted = set(defined)
     selected = case_rows
     if items:
-        wanted = _closure(_resolve_items(items, defined, case), parsed.values())
+        wanted = _closure(_resolve_items(items, defined, case), (e.items for e in parsed.values()))
         # Consents stay whole (a revocation names its grant, not the items); so do entries
         # that name no item.  The rest: those about an item of the closure.
         selected = [
             (i, d)
             for i, d in case_rows
-            if parsed[i].type == "consent"
-            or not _named_items(parsed[i])
-            or _named_items(parsed[i]) & wanted
+            if parsed[i].type == "consent" or not parsed[i].items or parsed[i].items & wanted
         ]
-    entries = sorted(dict([*key_rows, *selected]).items())
-    needed = entries[-1][0] + 1
+    keys = {i: Event.of(i, SignedEntry.parse(d)) for i, d in key_rows}
+    # The checkpoint must cover the selected entries and the key entries of the parties
+    # they need (spec §2.1); the witnesses' key entries are added once it is chosen.
+    covered = select_entries([*(parsed[i] for i, _ in selected), *keys.values()])
+    needed = covered[-1] + 1
 
     if checkpoint_size is not None:
         row = c.store.checkpoint(checkpoint_size)
@@ -310,6 +326,9 @@ def collect(
     note = merged_checkpoint(c, note, parties)
     cp = Checkpoint.parse(Note.parse(note).text)
 
+    # The candidates: the selected entries and every key entry the checkpoint covers;
+    # `write_bundle` keeps the key entries of the parties they need (`select_entries`).
+    entries = sorted([*selected, *((i, d) for i, d in key_rows if i < cp.size)])
     proofs = {
         i: TlogProof(i, tuple(c.log.inclusion_proof(i, cp.size)), note).encode() for i, _ in entries
     }
@@ -333,14 +352,14 @@ def collect(
         if b3 not in wanted:
             continue
         sidecars: dict[str, bytes] = {}
-        if e.get("metadata") is not None or e.get("content") is not None:
+        if e.metadata is not None or e.content is not None:
             for kind in SIDECAR_KINDS:
                 try:
                     sidecars[kind] = vault.read_sidecar(b3, kind)
                 except NotFoundError:
                     raise StorageError(
                         f"the evidence store has no {kind} sidecar for exhibit "
-                        f"{e.get('exhibit')} ({b3[:16]}…)",
+                        f"{e.exhibit} ({b3[:16]}…)",
                         hint="the evidence store is incomplete; restore it from a backup",
                     ) from None
         path = None
@@ -348,7 +367,7 @@ def collect(
             path = vault.path_for(b3)
             if not path.is_file():
                 raise StorageError(
-                    f"the evidence store has no file for exhibit {e.get('exhibit')} ({b3[:16]}…)",
+                    f"the evidence store has no file for exhibit {e.exhibit} ({b3[:16]}…)",
                     hint="restore the evidence store from a backup, or export without --with-media",
                 )
         export_items.append(ExportItem(b3, sidecars, path))
@@ -403,14 +422,55 @@ def _copy(
     return FileInfo(d.size, d.sha256_hex or "")
 
 
+def _partial_prefix(final: Path) -> str:
+    """The name prefix of `final`'s partial copies: `.<name>.partial-`."""
+    return f".{final.name}.partial-"
+
+
+def _partial_name(final: Path) -> Path:
+    """A fresh partial location next to `final`: `.<name>.partial-<pid>-<random>`.
+
+    The PID says which process made it; whether that process is still alive is
+    told by the flock(2) it holds on the partial while writing (`_reclaim_partials`).
+    """
+    return final.parent / f"{_partial_prefix(final)}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _reclaim_partials(final: Path) -> None:
+    """Remove partial bundles of `final` left by killed exports (nobody holds their lock).
+
+    A partial of a live export is locked and stays; so does anything that cannot be
+    removed now (the next export tries again).
+    """
+    reclaim(final.parent, _partial_prefix(final))
+
+
+def _locked(path: Path, fd: int) -> bool:
+    """Take the flock that marks `path` as in use; False if `path` was removed meanwhile
+    (a concurrent `_reclaim_partials` may remove a partial between its creation and the
+    lock: then the caller makes another)."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        return os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+    except OSError:
+        return False
+
+
 class _FolderWriter:
     def __init__(self, final: Path) -> None:
         self.final = final
-        self.tmp = final.parent / f".{final.name}.partial-{secrets.token_hex(4)}"
-        try:
-            self.tmp.mkdir(mode=0o755)
-        except OSError as exc:
-            raise StorageError(f"cannot create {display_path(self.tmp)}: {exc.strerror}") from exc
+        while True:
+            self.tmp = _partial_name(final)
+            try:
+                self.tmp.mkdir(mode=0o755)
+                self.fd = os.open(self.tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create {display_path(self.tmp)}: {exc.strerror}"
+                ) from exc
+            if _locked(self.tmp, self.fd):
+                break
+            os.close(self.fd)
 
     def _open(self, name: str) -> BinaryIO:
         path = self.tmp / name
@@ -444,26 +504,42 @@ class _FolderWriter:
         try:
             for folder, _, _ in os.walk(self.tmp):
                 fsync_dir(Path(folder))
+            crash_point("export.written")
             if self.final.exists():
                 raise UsageError(f"{display_path(self.final)} already exists; not replacing it")
             os.rename(self.tmp, self.final)
             fsync_dir(self.final.parent)
         except OSError as exc:
             raise StorageError(f"cannot finish {display_path(self.final)}: {exc.strerror}") from exc
+        finally:
+            os.close(self.fd)
+        crash_point("export.renamed")
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
 
 
 class _ZipWriter:
     def __init__(self, final: Path, when: tuple[int, int, int, int, int, int]) -> None:
         self.final = final
         self.when = when
-        self.tmp = final.parent / f".{final.name}.partial-{secrets.token_hex(4)}"
-        try:
-            self.zf = zipfile.ZipFile(self.tmp, "x", allowZip64=True)
-        except OSError as exc:
-            raise StorageError(f"cannot create {display_path(self.tmp)}: {exc.strerror}") from exc
+        while True:
+            self.tmp = _partial_name(final)
+            try:
+                fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot create {display_path(self.tmp)}: {exc.strerror}"
+                ) from exc
+            if _locked(self.tmp, fd):
+                break
+            os.close(fd)
+        # The archive is written through the locked descriptor, which stays open (and
+        # the partial locked) until the archive is linked into place or removed.
+        self.file = os.fdopen(fd, "w+b")
+        self.zf = zipfile.ZipFile(self.file, "w", allowZip64=True)
 
     def _info(self, name: str, compress: int) -> zipfile.ZipInfo:
         zi = zipfile.ZipInfo(name, self.when)
@@ -493,11 +569,9 @@ class _ZipWriter:
     def commit(self) -> None:
         try:
             self.zf.close()
-            fd = os.open(self.tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            crash_point("export.written")
             os.link(self.tmp, self.final)  # fails rather than replace an existing file
             self.tmp.unlink()
             fsync_dir(self.final.parent)
@@ -507,10 +581,15 @@ class _ZipWriter:
             ) from None
         except OSError as exc:
             raise StorageError(f"cannot finish {display_path(self.final)}: {exc.strerror}") from exc
+        finally:
+            self.file.close()
+        crash_point("export.renamed")
 
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self.zf.close()
+        with contextlib.suppress(Exception):
+            self.file.close()
         self.tmp.unlink(missing_ok=True)
 
 
@@ -531,18 +610,22 @@ def write_bundle(
     Raises UsageError if `to` exists, StorageError if it cannot be written,
     VerificationError if an evidence file no longer has its digest.
     """
+    _reclaim_partials(to)
     if to.exists():
         raise UsageError(
             f"{display_path(to)} already exists", hint="export to a new folder or .zip name"
         )
-    signed = {i: SignedEntry.parse(d) for i, d in content.entries}
-    parties = parties_of(content.entries)
-    defined: dict[str, tuple[int, Entry]] = {}
-    for i, s in sorted(signed.items()):
-        b3 = s.entry.get("item")
-        if s.entry.type in ("ingest", "derive") and s.entry.get("case") == content.case and b3:
-            defined.setdefault(b3, (i, s.entry))
     cp = Checkpoint.parse(Note.parse(content.checkpoint).text)
+    events = {i: Event.of(i, SignedEntry.parse(d)) for i, d in content.entries}
+    # Only what the case's entries need (spec §2.1): the key entries of the parties who
+    # sign or are named by them, and of the witnesses who cosigned the checkpoint.
+    kept = select_entries(
+        events.values(), size=cp.size, cosigners=cosigner_names(content.checkpoint, content.origin)
+    )
+    data_of = dict(content.entries)
+    content = dataclasses.replace(content, entries=[(i, data_of[i]) for i in kept])
+    parties = parties_of(events[i] for i in kept)
+    defined = _defined((events[i] for i in kept), content.case)
     when = datetime.strptime(content.exported, "%Y-%m-%dT%H:%M:%SZ")
     stamp = (when.year, when.month, when.day, when.hour, when.minute, when.second)
     writer: _Writer = _ZipWriter(to, stamp) if to.suffix.lower() == ".zip" else _FolderWriter(to)
@@ -565,17 +648,17 @@ def write_bundle(
                 sidecars.append((kind, path))
             media_path = None
             if it.media is not None:
-                media_path = _media_name(it.item, e.get("name") or "")
+                media_path = _media_name(it.item, e.name)
                 files[media_path] = writer.add_file(media_path, it.media, it.item, progress)
             items.append(
                 ManifestItem(
                     item=it.item,
-                    exhibit=e.get("exhibit") or "",
-                    name=e.get("name") or "",
-                    size=int(e.get("size") or 0),
-                    kind=e.get("kind") or "attachment",
+                    exhibit=e.exhibit,
+                    name=e.name,
+                    size=e.size,
+                    kind=e.kind,
                     entry=index,
-                    parent=e.get("parent"),
+                    parent=e.parent if isinstance(e, Derive) else None,
                     sidecars=tuple(sidecars),
                     media=media_path,
                 )
@@ -592,7 +675,7 @@ def write_bundle(
             for k in history
         )
         manifest_entries = tuple(
-            ManifestEntry(i, leaf_hash(d).hex(), signed[i].entry.type) for i, d in content.entries
+            ManifestEntry(i, leaf_hash(d).hex(), events[i].type) for i, d in content.entries
         )
         verify_md = render_verify_md(content, cp, party_rows, items)
         files[VERIFY_MD] = writer.add_bytes(VERIFY_MD, verify_md.encode("utf-8"))
@@ -649,12 +732,21 @@ def export_case(
     None: the bundle has no report).  Raises what `collect`, `write_bundle` and
     `report` raise.
     """
+    if not to.parent.is_dir():
+        if to.exists():
+            raise UsageError(
+                f"{display_path(to)} already exists", hint="export to a new folder or .zip name"
+            )
+        raise UsageError(f"the folder {display_path(to.parent)} does not exist")
+    # What a killed export left (partial bundles of `to`, report work folders) is removed
+    # first, even when this export then stops because `to` exists (a kill after the
+    # rename leaves the bundle and the report's work folder).
+    _reclaim_partials(to)
+    reclaim(Path(tempfile.gettempdir()), _REPORT_PREFIX)
     if to.exists():
         raise UsageError(
             f"{display_path(to)} already exists", hint="export to a new folder or .zip name"
         )
-    if not to.parent.is_dir():
-        raise UsageError(f"the folder {display_path(to.parent)} does not exist")
     content = collect(
         c,
         case,
@@ -664,9 +756,11 @@ def export_case(
         with_media=with_media,
         checkpoint_size=checkpoint_size,
     )
-    with tempfile.TemporaryDirectory(prefix="custody-report-") as tmp:
+    # The report's work folder is locked while in use, so a killed export's is reclaimed
+    # by the next one (`custody.infra.files.work_dir`).
+    with work_dir(Path(tempfile.gettempdir()), _REPORT_PREFIX) as tmp:
         size = Checkpoint.parse(Note.parse(content.checkpoint).text).size
-        reports = _find_reports(c, case, Path(tmp), size, now, report)
+        reports = _find_reports(c, case, tmp, size, now, report)
         content = dataclasses.replace(content, reports=reports)
         manifest = write_bundle(content, to, log_signer, progress=progress)
     cosigners = tuple(
@@ -755,7 +849,7 @@ def render_verify_md(
         "   the content digest of media.md §6 over `framehash` and `streamhash` is its",
         "   `content` field; `b3sum media/<file>` is its `item` field.",
         "",
-        "## Parties of this log",
+        "## Parties in this bundle",
         "",
         "| name | role | organisation | verifier key | registered at entry | ended |",
         "|---|---|---|---|---|---|",

@@ -179,13 +179,22 @@ class FolderSource:
             size = os.fstat(f.fileno()).st_size
             if size > limit:
                 raise _too_large(self.label, name, size, limit)
+            # f.read(limit + 1) would reserve the whole limit (1 GiB for a sidecar) for
+            # every small file.  Ask for the size fstat gave plus one byte, then, if the
+            # file grew since, go on in chunks until its end or one byte past the limit.
+            parts: list[bytes] = []
+            total = 0
+            want = min(size, limit) + 1
             try:
-                data = f.read(limit + 1)
+                while total <= limit and (chunk := f.read(want)):
+                    parts.append(chunk)
+                    total += len(chunk)
+                    want = min(CHUNK_SIZE, limit + 1 - total)
             except OSError as exc:
                 raise InputError(f"cannot read {self.label}/{name}: {exc.strerror}") from exc
-        if len(data) > limit:
-            raise _too_large(self.label, name, len(data), limit)
-        return data
+        if total > limit:
+            raise _too_large(self.label, name, total, limit)
+        return b"".join(parts)
 
     def digests(self, name: str) -> FileDigests:
         fd = self._open(name)
@@ -568,7 +577,13 @@ def parse_trust(values: Sequence[str]) -> tuple[VerifierKey, ...]:
         except FormatError as exc:
             error = exc
         path = Path(value)
-        if not path.is_file():
+        try:
+            is_file = path.is_file()
+        except OSError:
+            # is_file() lets some errors through (a name too long to be a file's, a
+            # folder that cannot be searched): no file of keys can be read there either.
+            is_file = False
+        if not is_file:
             raise UsageError(
                 f"--trust {value[:60]!r} is not a verifier key: {error.message}",
                 hint="a verifier key looks like 'name+1a2b3c4d+AQ...'; or give a file of them",

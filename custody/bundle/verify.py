@@ -52,10 +52,11 @@ from custody.media.compare import (
 )
 from custody.media.digest import FileDigests
 from custody.media.lineage import derive_params, prove_audio_copied, prove_trim, trim_range
-from custody.model.describe import describe
-from custody.model.entry import MAX_ENTRY_BYTES, Entry, SignedEntry, parse_time
+from custody.model.entry import MAX_ENTRY_BYTES, SignedEntry, parse_time
 from custody.model.parties import EntryError, Parties, check_entry
 from custody.model.rules import Chain
+from custody.model.timeline import Event, named_parties
+from custody.model.types import Derive, Handoff, Ingest, KeyEvent
 from custody.tlog.checkpoint import Checkpoint, open_checkpoint
 from custody.tlog.merkle import HASH_SIZE, ProofError, leaf_hash, verify_consistency
 from custody.tlog.note import (
@@ -96,9 +97,12 @@ __all__ = [
     "UnsafeBundleError",
     "check_bundle_path",
     "consistency_path",
+    "cosigner_names",
     "entry_path",
     "is_litter",
+    "parties_needed",
     "proof_path",
+    "select_entries",
     "sidecar_path",
     "verify_bundle",
 ]
@@ -123,6 +127,9 @@ MAX_SIDECAR = 1 << 30
 _COMPONENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
+# The digits of 2^64-1: a longer size or index is out of range whatever its digits, and
+# must be refused before int(), which refuses more than 4300 digits with ValueError.
+_MAX_DIGITS = 20
 _ENTRY_FILE = re.compile(r"entries/(0|[1-9][0-9]*)\.entry")
 _PROOF_FILE = re.compile(r"proofs/(0|[1-9][0-9]*)\.tlog-proof")
 _LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
@@ -139,11 +146,6 @@ class UnsafeBundleError(VerificationError):
 def _short(h: str | bytes) -> str:
     text = h.hex() if isinstance(h, bytes) else h
     return text[:16] + "…"
-
-
-def _as_int(text: str | None) -> int:
-    """A decimal entry field as an int, or -1 if it is absent or not a number."""
-    return int(text) if text is not None and _DECIMAL.fullmatch(text) else -1
 
 
 def _b64(data: bytes) -> str:
@@ -235,7 +237,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def load_json(data: bytes, where: str) -> dict[str, Any]:
-    """Parse a JSON object strictly (UTF-8, no duplicate keys, no NaN). FormatError."""
+    """Parse a JSON object strictly (UTF-8, no duplicate keys, no NaN).
+
+    Raises FormatError naming `where`: not UTF-8 JSON, nested deeper than Python's
+    recursion limit, a number of more than 4300 digits, a duplicate key, NaN or
+    Infinity, or not an object.
+    """
     try:
         value = json.loads(
             data.decode("utf-8"),
@@ -246,6 +253,12 @@ def load_json(data: bytes, where: str) -> dict[str, Any]:
         raise FormatError(f"{where}: {exc.message}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"{where} is not valid UTF-8 JSON: {exc}") from None
+    except ValueError:
+        # json raises a plain ValueError (not JSONDecodeError) for an integer beyond
+        # int()'s 4300-digit limit; no number custody writes comes near it.
+        raise FormatError(
+            f"{where} is not valid UTF-8 JSON: a number has more than 4300 digits"
+        ) from None
     if not isinstance(value, dict):
         raise FormatError(f"{where} is not a JSON object")
     return value
@@ -446,12 +459,22 @@ class Statement:
         size_text, _, root_text = values["checkpoint"].partition(" ")
         if not _DECIMAL.fullmatch(size_text):
             raise FormatError("bundle statement: checkpoint size is not a decimal number")
+        if len(size_text) > _MAX_DIGITS:
+            raise FormatError(
+                f"bundle statement: checkpoint size has {len(size_text)} digits; "
+                "a tree size is at most 2^64-1"
+            )
         root = _unb64_hash(root_text, "bundle statement: checkpoint root")
         entries = []
         for n, line in enumerate(lines[6:], start=7):
             parts = line.split(" ")
             if len(parts) != 3 or parts[0] != "entry" or not _DECIMAL.fullmatch(parts[1]):
                 raise FormatError(f"bundle statement line {n} is not 'entry <index> <hash>'")
+            if len(parts[1]) > _MAX_DIGITS:
+                raise FormatError(
+                    f"bundle statement line {n}: entry index has {len(parts[1])} digits; "
+                    "an index is at most 2^64-2"
+                )
             entries.append((int(parts[1]), parts[2]))
         statement = cls(
             values["origin"],
@@ -788,26 +811,6 @@ class Failure:
         return out
 
 
-@dataclass(frozen=True)
-class Event:
-    """One log entry about an item, as the verdict lists it."""
-
-    index: int
-    type: str
-    time: str
-    signers: tuple[str, ...]
-    what: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "type": self.type,
-            "time": self.time,
-            "signers": list(self.signers),
-            "what": self.what,
-        }
-
-
 @dataclass
 class ItemReport:
     """The verdict for one item: identity, checks done, holders and events."""
@@ -850,7 +853,7 @@ class ItemReport:
             "checked": list(self.checked),
             "failures": [f.to_json() for f in self.failures],
             "holders": [{"party": p, "how": how, "entry": i} for p, how, i in self.holders],
-            "events": [e.to_json() for e in self.events],
+            "events": [e.verdict_json() for e in self.events],
         }
 
 
@@ -929,7 +932,7 @@ class BundleReport:
             "consistency": list(self.consistency),
             "seen": list(self.seen),
             "items": [i.to_json() for i in self.items],
-            "case_events": [e.to_json() for e in self.case_events],
+            "case_events": [e.verdict_json() for e in self.case_events],
             "failures": [f.to_json() for f in self.failures],
             "notes": list(self.notes),
         }
@@ -985,8 +988,10 @@ def verify_bundle(
 
 @dataclass
 class _Item:
+    """An item of the case: the index and typed form of the entry that records it."""
+
     index: int
-    entry: Entry
+    typed: Ingest | Derive
     record: MediaRecord | None = None
     report: ItemReport | None = None
 
@@ -1084,17 +1089,21 @@ class _Verifier:
         entries, damaged = self._entries(statement)
         self._proofs(entries, cp, log_key)
         parties, signed, bad_signatures = self._signatures(entries)
+        # Each verified entry is parsed and typed once, here; the steps below read the
+        # typed values (`Event.typed`), never the entry's text again.
+        events = {index: Event.of(index, s) for index, s in signed.items()}
         self._trusted_parties(parties, log_key)
+        self._key_timeline(events, parties, cp_bytes, log_key)
         if damaged or bad_signatures:
             r.notes.append(
                 "the custody rules were not replayed: some entries are missing, altered or "
                 "badly signed (see above)"
             )
         else:
-            self._rules(signed, parties)
+            self._rules(signed, events, parties)
         verified_old = self._consistency(manifest, cp, log_key)
         self._seen(seen, cp, cp_bytes, verified_old, log_key)
-        self._items(manifest, signed, statement)
+        self._items(manifest, events, statement)
         self._cosignatures(cp_bytes, log_key, parties)
         self._files(manifest)
 
@@ -1389,7 +1398,7 @@ class _Verifier:
             history = parties.keys.get(key.name)
             if not history:
                 self.report.notes.append(
-                    f"key {key.encode()} (given with --trust) is not a party of this log: "
+                    f"key {key.encode()} (given with --trust) is not a party of this bundle: "
                     "used to check cosignatures only"
                 )
                 continue
@@ -1408,17 +1417,47 @@ class _Verifier:
                     "check the party's verifier key with the party, out of band",
                 )
 
+    def _key_timeline(
+        self, events: Mapping[int, Event], parties: Parties, cp_bytes: bytes, log_key: VerifierKey
+    ) -> None:
+        """Spec §2.1: the bundle carries the key timeline of every party its entries sign
+        or name, and (noted, not failed) nothing beyond that and its checkpoint's cosigners.
+
+        A signer without a key entry is already a signature failure; a party an entry
+        only names (the sender a refusal names, say) is checked here.
+        """
+        needed = parties_needed(events.values())
+        for name, index in sorted(needed.items(), key=lambda kv: kv[1]):
+            if name not in parties.keys:
+                self.fail(
+                    "keys",
+                    STATEMENT,
+                    f"lists no key entry of party '{name}', whom log entry {index} names: the "
+                    "bundle leaves out part of the key timeline its entries need",
+                    _HINT_REEXPORT,
+                    index=index,
+                )
+        cosigners = set(cosigner_names(cp_bytes, log_key.name))
+        extra = sorted(set(parties.keys) - set(needed) - cosigners)
+        if extra:
+            self.report.notes.append(
+                f"the bundle carries the key entries of {', '.join(extra)}, whom none of its "
+                "entries signs or names: it tells more than it must (docs/spec/bundle.md §2.1)"
+            )
+
     # -- 8. custody rules ------------------------------------------------------------------
 
-    def _rules(self, signed: Mapping[int, SignedEntry], parties: Parties) -> None:
+    def _rules(
+        self, signed: Mapping[int, SignedEntry], events: Mapping[int, Event], parties: Parties
+    ) -> None:
         chain = Chain()
         for index, s in sorted(signed.items()):
             if s.entry.type == "key":
                 continue
-            if s.entry.get("case") not in (None, self.report.case):
-                self.report.notes.append(
-                    f"log entry {index} is about case {s.entry.get('case')}, not this case"
-                )
+            typed = events[index].typed
+            case = typed.case_id if typed is not None else None
+            if case not in (None, self.report.case):
+                self.report.notes.append(f"log entry {index} is about case {case}, not this case")
             try:
                 chain.apply(index, s, parties)
             except EntryError as exc:
@@ -1607,36 +1646,34 @@ class _Verifier:
 
     # -- 11. items -------------------------------------------------------------------------------
 
-    def _items(
-        self, manifest: Manifest, signed: Mapping[int, SignedEntry], statement: Statement
-    ) -> None:
+    def _items(self, manifest: Manifest, events: Mapping[int, Event], statement: Statement) -> None:
         defined: dict[str, _Item] = {}
-        for index, s in sorted(signed.items()):
-            e = s.entry
-            if e.type in ("ingest", "derive") and e.get("case") == statement.case:
-                item = e.get("item")
-                if item is not None and item not in defined:
-                    defined[item] = _Item(index, e)
+        for index, ev in sorted(events.items()):
+            t = ev.typed
+            if (
+                isinstance(t, Ingest | Derive)
+                and t.case == statement.case
+                and t.item not in defined
+            ):
+                defined[t.item] = _Item(index, t)
         listed = {mi.item for mi in manifest.items}
         for b3, it in defined.items():
             if b3 not in listed:
                 self.fail(
                     "item",
                     MANIFEST,
-                    f"exhibit {it.entry.get('exhibit')} (log entry {it.index}) is missing from "
+                    f"exhibit {it.typed.exhibit} (log entry {it.index}) is missing from "
                     "the manifest",
                     index=it.index,
                 )
-        exhibits = {b3: it.entry.get("exhibit") or b3[:16] for b3, it in defined.items()}
-        about: dict[str, list[tuple[int, SignedEntry]]] = {}
-        for index, s in sorted(signed.items()):
-            named = set(s.entry.get_all("item"))
-            if s.entry.get("parent") is not None:
-                named.add(s.entry.get("parent") or "")
-            if not named and s.entry.type != "key":
-                self.report.case_events.append(_event(index, s, exhibits, None))
+        exhibits = {b3: it.typed.exhibit or b3[:16] for b3, it in defined.items()}
+        about: dict[str, list[Event]] = {}
+        for _, ev in sorted(events.items()):
+            named = ev.items
+            if not named and ev.type != "key":
+                self.report.case_events.append(_listed(ev, exhibits, None))
             for b3 in named:
-                about.setdefault(b3, []).append((index, s))
+                about.setdefault(b3, []).append(ev)
         for mi in manifest.items:
             report = ItemReport(
                 mi.item, mi.exhibit, mi.name, mi.kind, mi.size, mi.entry, mi.parent, mi.media
@@ -1663,7 +1700,7 @@ class _Verifier:
                 self._lineage(found, defined, exhibits)
 
     def _item_fields(self, mi: ManifestItem, it: _Item, report: ItemReport) -> None:
-        e = it.entry
+        e = it.typed
         mine: dict[str, object] = {
             "exhibit": mi.exhibit,
             "name": mi.name,
@@ -1673,12 +1710,12 @@ class _Verifier:
             "parent": mi.parent,
         }
         theirs: dict[str, object] = {
-            "exhibit": e.get("exhibit"),
-            "name": e.get("name"),
-            "size": e.get("size"),
-            "kind": e.get("kind"),
+            "exhibit": e.exhibit,
+            "name": e.name,
+            "size": str(e.size),
+            "kind": e.kind,
             "entry": it.index,
-            "parent": e.get("parent"),
+            "parent": e.parent if isinstance(e, Derive) else None,
         }
         for key, value in mine.items():
             if value != theirs[key]:
@@ -1695,27 +1732,24 @@ class _Verifier:
     def _history(
         self,
         b3: str,
-        about: Mapping[str, Sequence[tuple[int, SignedEntry]]],
+        about: Mapping[str, Sequence[Event]],
         report: ItemReport,
         exhibits: Mapping[str, str],
     ) -> None:
-        for index, s in about.get(b3, ()):
-            e = s.entry
-            if e.type == "ingest":
-                by = e.get("by") or "?"
-                report.holders.append((by, "ingest", index))
-            elif e.type == "derive" and e.get("item") == b3:
-                parent = e.get("parent") or ""
-                report.holders.append(
-                    (e.get("by") or "?", f"derive from {exhibits.get(parent, parent[:16])}", index)
-                )
-            elif e.type == "handoff":
-                report.holders.append((e.get("to") or "?", f"handoff from {e.get('from')}", index))
-            report.events.append(_event(index, s, exhibits, b3))
+        for ev in about.get(b3, ()):
+            e = ev.typed
+            if isinstance(e, Ingest):
+                report.holders.append((e.by, "ingest", ev.index))
+            elif isinstance(e, Derive) and e.item == b3:
+                label = exhibits.get(e.parent, e.parent[:16])
+                report.holders.append((e.by, f"derive from {label}", ev.index))
+            elif isinstance(e, Handoff):
+                report.holders.append((e.receiver, f"handoff from {e.sender}", ev.index))
+            report.events.append(_listed(ev, exhibits, b3))
 
     def _sidecars(self, mi: ManifestItem, it: _Item, report: ItemReport) -> MediaRecord | None:
-        e = it.entry
-        metadata, content = e.get("metadata"), e.get("content")
+        e = it.typed
+        metadata, content = e.metadata, e.content
         if not mi.sidecars:
             if metadata is not None or content is not None:
                 self.fail(
@@ -1773,11 +1807,13 @@ class _Verifier:
                 field="content",
                 item=report,
             )
-        for line in e.get_all("stream"):
+        for line in e.streams:
             # `<index> <type> <codec> <packets> <digest> [<extradata>]`: the layout has grown
             # over versions, so each stream's digest and packet count are looked up by value.
             parts = line.split(" ")
-            if not parts[0].isdigit():
+            # ASCII digits only (str.isdigit() accepts superscripts, which int() refuses),
+            # and no more than a stream index can have (int() refuses 4300).
+            if not (parts[0].isascii() and parts[0].isdigit()) or len(parts[0]) > _MAX_DIGITS:
                 continue
             n = int(parts[0])
             have = next((s for s in record.streams if s.index == n), None)
@@ -1849,7 +1885,7 @@ class _Verifier:
                 item=report,
             )
             return
-        size = _as_int(it.entry.get("size"))
+        size = it.typed.size
         if d.blake3_hex != mi.item or d.size != size:
             other = defined.get(d.blake3_hex)
             if other is not None:
@@ -1857,7 +1893,7 @@ class _Verifier:
                     "media",
                     mi.media,
                     f"holds the bytes of exhibit {exhibits[d.blake3_hex]} "
-                    f"({other.entry.get('name')}), not those of exhibit {mi.exhibit} "
+                    f"({other.typed.name}), not those of exhibit {mi.exhibit} "
                     f"({mi.name}): the media files were swapped",
                     _HINT_REEXPORT,
                     index=it.index,
@@ -1889,7 +1925,7 @@ class _Verifier:
                 item=report,
             )
             return
-        sha = it.entry.get("sha256")
+        sha = it.typed.sha256
         if sha is not None and d.sha256_hex != sha:
             self.fail(
                 "media",
@@ -1910,8 +1946,8 @@ class _Verifier:
         self._reprobe(mi, it, report)
 
     def _reprobe(self, mi: ManifestItem, it: _Item, report: ItemReport) -> None:
-        e = it.entry
-        metadata, content = e.get("metadata"), e.get("content")
+        e = it.typed
+        metadata, content = e.metadata, e.content
         if self.prober is None or mi.media is None or (metadata is None and content is None):
             return
         try:
@@ -1919,7 +1955,7 @@ class _Verifier:
         except CustodyError as exc:
             self.report.notes.append(f"{mi.media} could not be re-probed: {exc.message}")
             return
-        same_tool = e.get("tool") == self.prober.tool
+        same_tool = e.tool == self.prober.tool
         got = (fresh.metadata_digest, fresh.content_digest) if fresh is not None else (None, None)
         if got == (metadata, content):
             report.checked.append(f"re-probed with {self.prober.tool}: identical")
@@ -1943,7 +1979,7 @@ class _Verifier:
         else:
             self.report.notes.append(
                 f"{mi.media}: re-probed with {self.prober.tool}, which prints the snapshot "
-                f"differently from {e.get('tool') or 'the ingesting tool'}{changes} (not counted)"
+                f"differently from {e.tool or 'the ingesting tool'}{changes} (not counted)"
             )
 
     def _lineage(
@@ -1955,33 +1991,32 @@ class _Verifier:
         the declared range); a redaction or transcode that declares its sound
         copied has that part proven; the rest of those is declared, not proven.
         """
-        e = it.entry
+        e = it.typed
         report = it.report
-        if e.type != "derive" or report is None:
+        if not isinstance(e, Derive) or report is None:
             return
-        parent_b3 = e.get("parent") or ""
-        parent = defined.get(parent_b3)
-        label = exhibits.get(parent_b3, parent_b3[:16])
-        op = e.get("op")
+        parent = defined.get(e.parent)
+        label = exhibits.get(e.parent, e.parent[:16])
+        op = e.op
         records = (
             None
             if parent is None or parent.record is None or it.record is None
             else (parent.record.packets, it.record.packets)
         )
         if op != "trim":
-            params = "; ".join(e.get_all("param"))
+            params = "; ".join(e.params)
             report.checked.append(
                 f"a declared {op} of {label} (log entry {it.index}"
                 + (f": {params})" if params else ")")
             )
             if records is not None and op in ("redact", "transcode"):
-                self._copied_sound(it, report, label, records)
+                self._copied_sound(it, e, report, label, records)
             return
         if records is None:
             report.checked.append(f"a declared trim of {label}; packets not compared")
             return
         try:
-            declared = trim_range(dict(derive_params(e.get_all("param"), it.index)))
+            declared = trim_range(dict(derive_params(e.params, it.index)))
         except VerificationError:
             # Entries written by other tools may state the range otherwise
             # (HH:MM:SS, say): the excerpt is still proven a contiguous run, only
@@ -2005,15 +2040,16 @@ class _Verifier:
     def _copied_sound(
         self,
         it: _Item,
+        e: Derive,
         report: ItemReport,
         label: str,
         records: tuple[PacketList, PacketList],
     ) -> None:
         """Prove the sound a redaction or transcode declares copied is its parent's, packet
         for packet (`prove_audio_copied`)."""
-        op = it.entry.get("op")
+        op = e.op
         try:
-            params = dict(derive_params(it.entry.get_all("param"), it.index))
+            params = dict(derive_params(e.params, it.index))
             if params.get("audio-codec") != "copy":
                 return
             copies = prove_audio_copied(*records)
@@ -2028,11 +2064,11 @@ class _Verifier:
     ) -> None:
         self.fail(
             "lineage",
-            sidecar_path(it.entry.get("item") or "", "framehash"),
+            sidecar_path(it.typed.item, "framehash"),
             f"exhibit {report.exhibit} is recorded as {what} (log entry {it.index}), "
             f"but {exc.message}",
             "the excerpt is not what its derive entry says it is"
-            if it.entry.get("op") == "trim"
+            if isinstance(it.typed, Derive) and it.typed.op == "trim"
             else "the copy is not what its derive entry says it is",
             index=it.index,
             field="parent",
@@ -2110,23 +2146,81 @@ class _Verifier:
             )
 
 
-def _event(index: int, s: SignedEntry, exhibits: Mapping[str, str], b3: str | None) -> Event:
-    """One entry as the verdict lists it: the sentence `custody.model.describe` gives it,
-    from the point of view of item `b3` (None: the case's own events)."""
+def _listed(ev: Event, exhibits: Mapping[str, str], b3: str | None) -> Event:
+    """One entry as the verdict lists it: with the sentence `custody.model.describe` gives
+    it from the point of view of item `b3` (None: the case's own events)."""
     return Event(
-        index,
-        s.entry.type,
-        s.entry.time,
-        s.signer_names,
-        describe(s.entry, about=b3, exhibits=exhibits),
+        ev.index,
+        ev.type,
+        ev.time,
+        ev.signers,
+        ev.fields,
+        ev.describe(about=b3, exhibits=exhibits),
     )
 
 
-def parties_of(entries: Iterable[tuple[int, bytes]]) -> Parties:
-    """The party key timeline from the key entries among `entries` (index order)."""
+def parties_needed(events: Iterable[Event]) -> dict[str, int]:
+    """The parties whose key timeline a bundle of these entries must carry (spec §2.1):
+    everyone who signs or is named by a non-key entry, each with the first such entry.
+
+    An entry this version cannot type contributes its signers only.
+    """
+    needed: dict[str, int] = {}
+    for ev in sorted(events, key=lambda e: e.index):
+        if ev.type == "key":
+            continue
+        typed = ev.typed
+        for name in (*ev.signers, *(named_parties(typed) if typed is not None else ())):
+            needed.setdefault(name, ev.index)
+    return needed
+
+
+def cosigner_names(checkpoint: bytes, origin: str) -> tuple[str, ...]:
+    """The names on the cosignature lines of a signed checkpoint (every signer but the log).
+
+    Raises FormatError if the note does not parse.
+    """
+    return tuple(s.name for s in Note.parse(checkpoint).signatures if s.name != origin)
+
+
+def select_entries(
+    events: Iterable[Event],
+    *,
+    size: int | None = None,
+    cosigners: Collection[str] = (),
+) -> list[int]:
+    """The indexes of the entries a bundle carries, chosen from the case's entries and
+    candidate key entries (spec §2.1), ascending.
+
+    Kept: every non-key entry; every key entry (register, rotate, revoke) of a party that
+    one of those signs or names (`parties_needed`), or whose name is in `cosigners` (the
+    witnesses on the bundle's checkpoint).  Of key entries only those below `size` (the
+    checkpoint's tree size, when it is known) can be proven, so only those are kept.
+    """
+    listed = sorted(events, key=lambda e: e.index)
+    wanted = set(parties_needed(listed)) | set(cosigners)
+    kept = []
+    for ev in listed:
+        if ev.type != "key":
+            kept.append(ev.index)
+            continue
+        typed = ev.typed
+        if (
+            isinstance(typed, KeyEvent)
+            and typed.party in wanted
+            and (size is None or ev.index < size)
+        ):
+            kept.append(ev.index)
+    return kept
+
+
+def parties_of(events: Iterable[Event]) -> Parties:
+    """The party key timeline from the key entries among `events` (in index order).
+
+    Raises EntryError if a key entry breaks a key rule (`custody.model.parties`).
+    """
     parties = Parties()
-    for index, data in sorted(entries):
-        entry = SignedEntry.parse(data).entry
-        if entry.type == "key":
-            parties.apply(index, entry)
+    for ev in sorted(events, key=lambda e: e.index):
+        if ev.type == "key":
+            parties.apply(ev.index, ev.entry)
     return parties

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from custody.cli.common import (
+    MAX_INDEX,
     DbOpt,
     HomeOpt,
     JsonOpt,
@@ -74,6 +75,8 @@ def export_cmd(
         int | None,
         typer.Option(
             "--checkpoint",
+            min=0,
+            max=MAX_INDEX,
             help="Prove against this stored checkpoint size (e.g. a cosigned one); default: "
             "the latest, or a new one if it does not cover the case.",
             show_default=False,
@@ -242,7 +245,7 @@ def render_report(report: BundleReport) -> list[str]:
             who = f"{c.name} ({c.role})" if c.role else c.name
             trusted = ", key given with --trust" if c.trusted else ""
             out.append(f"               cosigned by {who} at {j['time']}{trusted}")
-        bad = _checks_failed(report, "entry", "proof", "signature", "rule", "trust")
+        bad = _checks_failed(report, "entry", "proof", "signature", "keys", "rule", "trust")
         state = (
             "PROBLEMS (below)"
             if bad

@@ -1,0 +1,160 @@
+"""Entries on a timeline: one log entry as an item's (or a case's) history lists it (pure).
+
+`custody history`, the court report and `custody verify-bundle` all list the entries
+about an item.  `Event` is that listing's unit: the entry's index, its text, who signed
+it, and, once it is placed on a timeline, the sentence `custody.model.describe` gives it
+from that timeline's point of view.  The entry is typed (`custody.model.types`) once,
+when it is first needed, and the typed value is kept with the event.
+
+Which entries belong to an item's timeline is decided here too (`named_items`,
+`concerns`): by the entry's `item` and `parent` lines, for every entry, known type or
+not, so that a timeline never hides an entry this version cannot type.  Which parties an
+entry names is `named_parties`, over the typed entry.
+
+Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from custody.errors import FormatError
+from custody.model.describe import describe
+from custody.model.entry import Entry, SignedEntry
+from custody.model.types import (
+    Access,
+    Consent,
+    Derive,
+    Handoff,
+    Ingest,
+    Reject,
+    Typed,
+    parse_typed,
+)
+
+__all__ = ["Event", "concerns", "named_items", "named_parties"]
+
+
+def named_items(entry: Entry) -> frozenset[str]:
+    """The items (BLAKE3) an entry is about: its `item` lines and its `parent`."""
+    named = set(entry.get_all("item"))
+    parent = entry.get("parent")
+    if parent is not None:
+        named.add(parent)
+    return frozenset(named)
+
+
+def concerns(type_: str, fields: Sequence[tuple[str, str]], item: str) -> bool:
+    """Whether an entry of an item's case (its type and fields) is about the item: it
+    names the item, derives from it, or is a consent of the case that may cover it."""
+    items = [v for k, v in fields if k == "item"]
+    if type_ == "consent":
+        action = next((v for k, v in fields if k == "action"), None)
+        return not items or item in items or action == "revoke"
+    return item in items or any(k == "parent" and v == item for k, v in fields)
+
+
+def named_parties(typed: Typed) -> tuple[str, ...]:
+    """The parties a (non-key) entry names, besides those who sign it, in field order.
+
+    These are the parties whose keys the custody rules may look up: the one who
+    ingests, holds, consents, releases, receives, refuses, accesses or derives.
+    A `key` entry names its own party, which is the key timeline's business.
+    """
+    if isinstance(typed, Ingest):
+        return (typed.by,) + ((typed.holder,) if typed.holder else ())
+    if isinstance(typed, Consent):
+        return (typed.owner,)
+    if isinstance(typed, Handoff):
+        return (typed.sender, typed.receiver)
+    if isinstance(typed, Reject):
+        return (typed.sender, typed.receiver, typed.by)
+    if isinstance(typed, Access | Derive):
+        return (typed.by,)
+    return ()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One log entry on a timeline: its index, type, claimed time, signers and fields.
+
+    `what` is the sentence the timeline shows for it (`describe()` from the point of
+    view of the timeline's item), or None where the caller describes it when showing it
+    (`custody history`).  Equality is by these fields; the parsed entry and its typed
+    form are computed once, on first use, and kept.
+    """
+
+    index: int
+    type: str
+    time: str
+    signers: tuple[str, ...]
+    fields: tuple[tuple[str, str], ...]
+    what: str | None = None
+
+    @classmethod
+    def of(cls, index: int, signed: SignedEntry, *, what: str | None = None) -> Event:
+        """The event of log entry `index`, from the entry as signed (parsed once, kept)."""
+        entry = signed.entry
+        event = cls(index, entry.type, entry.time, signed.signer_names, entry.fields, what)
+        # The entry is already parsed: seed the cached property instead of rebuilding it.
+        event.__dict__["entry"] = entry
+        return event
+
+    @cached_property
+    def entry(self) -> Entry:
+        """The generic entry (`custody.model.entry.Entry`) of this event."""
+        return Entry(self.type, self.time, self.fields)
+
+    @cached_property
+    def typed(self) -> Typed | None:
+        """The typed entry (`custody.model.types`), or None if this version cannot type it
+        (an unknown type, or a field missing or malformed: the rules report those)."""
+        try:
+            return parse_typed(self.entry)
+        except FormatError:
+            return None
+
+    @property
+    def items(self) -> frozenset[str]:
+        """The items this entry names (`named_items`)."""
+        return named_items(self.entry)
+
+    def concerns(self, item: str) -> bool:
+        """Whether this entry belongs on `item`'s timeline (`concerns`)."""
+        return concerns(self.type, self.fields, item)
+
+    def describe(
+        self, *, about: str | None = None, exhibits: Mapping[str, str] | None = None
+    ) -> str:
+        """The sentence for this entry (`custody.model.describe.describe`); never raises."""
+        return describe(self.entry, about=about, exhibits=exhibits)
+
+    def as_json(self) -> dict[str, Any]:
+        """The event as `custody history --json` prints it (repeated fields as lists)."""
+        fields: dict[str, Any] = {}
+        for k, v in self.fields:
+            if k in fields:
+                existing = fields[k]
+                fields[k] = [*existing, v] if isinstance(existing, list) else [existing, v]
+            else:
+                fields[k] = v
+        return {
+            "index": self.index,
+            "type": self.type,
+            "time": self.time,
+            "signed_by": list(self.signers),
+            "fields": fields,
+        }
+
+    def verdict_json(self) -> dict[str, Any]:
+        """The event as `custody verify-bundle --json` lists it: its sentence, not its fields."""
+        return {
+            "index": self.index,
+            "type": self.type,
+            "time": self.time,
+            "signers": list(self.signers),
+            "what": self.what if self.what is not None else self.describe(),
+        }
