@@ -62,6 +62,15 @@ class StorageError(CustodyError):
     exit_code = EXIT_INPUT
 
 
+class LockTimeoutError(StorageError):
+    """The log's write lock stayed held by another process for longer than the lock
+    timeout (`CUSTODY_LOCK_TIMEOUT`, docs/errors.md).
+
+    A batch (an ingest of many files) stops at the first one: every later file would
+    wait as long and fail the same way.
+    """
+
+
 class NotFoundError(InputError):
     """Something named (a key, a case, an item, a log entry) does not exist."""
 

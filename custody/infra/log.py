@@ -31,6 +31,7 @@ from custody.errors import (
     UsageError,
     VerificationError,
 )
+from custody.infra.crash import crash_point
 from custody.infra.state import DbState, compare, write_all
 from custody.infra.store import CheckpointRow, Session, Store
 from custody.model.entry import Entry, SignedEntry
@@ -232,6 +233,8 @@ class Log:
         """Sign and store a checkpoint of the current tree; returns the signed note.
 
         If a checkpoint of this size exists already it is returned unchanged.
+        Raises UsageError if `signer` is not the log's key, StorageError (or its
+        LockTimeoutError) if the checkpoint cannot be stored.
         """
         if signer.name != self.origin:
             raise UsageError(f"key '{signer.name}' is not this log's key ('{self.origin}')")
@@ -243,7 +246,8 @@ class Log:
             root = merkle.root_from_frontier(self._frontier(s, size))
             note = sign_checkpoint(Checkpoint(self.origin, size, root), signer)
             s.add(CheckpointRow(size=size, root=root, note=note))
-            return note
+        crash_point("checkpoint.committed")
+        return note
 
     def checkpoint_note(self, size: int | None = None) -> bytes:
         row = self.store.checkpoint(size)

@@ -22,15 +22,37 @@ gets them on open, and the log fills them by one replay before its next append.
 
 The other tables (parties, cases, items) are indexes derived from the log for
 fast look-ups; `custody log verify` never trusts them.
+
+Faults (docs/errors.md):
+
+* A writer waits at most `CUSTODY_LOCK_TIMEOUT` seconds (default 10) for the
+  write lock, says on stderr after a second that it is waiting, then raises
+  LockTimeoutError.
+* A database that cannot be written (a read-only mount, an immutable file, a
+  PostgreSQL standby or read-only transaction) is opened read-only: every query
+  that only reads works, nothing is ever written (no schema change either), and
+  a writer fails at once saying the database is read-only.  SQLite in WAL mode
+  needs its `-shm` and `-wal` files: where the folder cannot be written and no
+  write-ahead log is pending, the file is opened `immutable` (read as it is, no
+  locks), which is right for an archived copy that nothing else writes.
+* Every database error becomes a StorageError naming its real cause (a full
+  disk, an I/O error, a read-only database, the lock) and the database, from the
+  SQLite result code or the PostgreSQL SQLSTATE.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
+import os
+import sqlite3
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import (
     BigInteger,
@@ -50,16 +72,27 @@ from sqlalchemy import (
 from sqlalchemy import select as core_select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql.elements import TextClause
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-__all__ = ["STATE_MARKER", "STATE_TABLES", "Session", "Store"]
+__all__ = ["ENV_LOCK_TIMEOUT", "STATE_MARKER", "STATE_TABLES", "Session", "Store", "lock_timeout"]
 
-from custody.errors import StorageError
+from custody.errors import LockTimeoutError, StorageError, UsageError
+from custody.infra.files import NoSpaceError
 
 SCHEMA_VERSION = "1"
 APPEND_ONLY_TABLES = ("entries", "tree_nodes", "checkpoints")
 _PG_LOCK_ID = 0x637573746F6479  # "custody": the log's advisory write lock
+
+ENV_LOCK_TIMEOUT = "CUSTODY_LOCK_TIMEOUT"
+DEFAULT_LOCK_TIMEOUT = 10.0
+MAX_LOCK_TIMEOUT = 86400.0
+#: How long a writer waits for the lock before saying on stderr that it is waiting.
+NOTICE_AFTER = 1.0
+#: Free space below which an I/O error is reported as a full disk (SQLite says only
+#: "disk I/O error" when, for one, its shared-memory file cannot grow).
+_NEARLY_FULL = 1 << 20
 
 
 class Meta(SQLModel, table=True):
@@ -289,36 +322,148 @@ def _describe(url: str) -> str:
     return url
 
 
-class Store:
-    """A custody database.  `Store.open(url)` connects and creates the schema if needed."""
+def lock_timeout() -> float:
+    """How many seconds a writer waits for the log's write lock: `CUSTODY_LOCK_TIMEOUT`,
+    or 10 when it is unset or empty.
 
-    def __init__(self, engine: Engine, url: str) -> None:
+    Raises UsageError if the variable is not a number of seconds from 0 to 86400.
+    """
+    raw = os.environ.get(ENV_LOCK_TIMEOUT, "").strip()
+    if not raw:
+        return DEFAULT_LOCK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= MAX_LOCK_TIMEOUT:  # NaN fails this too
+        raise UsageError(
+            f"{ENV_LOCK_TIMEOUT} must be a number of seconds from 0 to "
+            f"{MAX_LOCK_TIMEOUT:g}, not {raw!r}"
+        )
+    return value
+
+
+def _seconds(t: float) -> str:
+    return f"{t:g} s"
+
+
+def lock_timeout_error(timeout: float) -> LockTimeoutError:
+    """The error of a writer that gave up waiting for the log's write lock."""
+    return LockTimeoutError(
+        f"the log's write lock is held by another process: gave up after {_seconds(timeout)}",
+        hint=f"let the other custody process finish and run the command again, or set "
+        f"{ENV_LOCK_TIMEOUT} to wait longer",
+    )
+
+
+def _waiting_notice(timeout: float) -> None:
+    """Say on stderr that a writer is waiting for the lock (once per wait)."""
+    sys.stderr.write(
+        "custody: waiting for the log's write lock (held by another custody process; "
+        f"up to {_seconds(timeout)}, {ENV_LOCK_TIMEOUT})\n"
+    )
+    sys.stderr.flush()
+
+
+def _sqlite_access(path: Path) -> str:
+    """How an existing SQLite file can be opened: "rw", "ro" or "immutable".
+
+    Read-only ("ro") where the file or its folder cannot be written.  SQLite in WAL
+    mode then still needs the `-shm` file (and `-wal`, if changes are pending in it):
+    it can create them where the folder is writable, and read them where they exist.
+    Where the folder is read-only and no write-ahead log is pending, "immutable"
+    reads the file as it is, without locks or side files.
+
+    Raises StorageError if the folder is read-only and the write-ahead log holds
+    changes that SQLite cannot read without its shared-memory file.
+    """
+    folder = path.parent
+    folder_w = os.access(folder, os.W_OK)
+    if os.access(path, os.W_OK) and folder_w:
+        return "rw"
+    if folder_w:
+        return "ro"
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    try:
+        pending = wal.stat().st_size > 0
+    except OSError:
+        pending = False
+    if not pending:
+        return "immutable"
+    if shm.exists():
+        return "ro"
+    raise StorageError(
+        f"the custody database {path} is on a read-only disk with changes still in "
+        f"{wal.name} and no {shm.name}: SQLite cannot read them there",
+        hint=f"copy {path.name} and {wal.name} to a writable folder and read that copy "
+        "(--db sqlite:///COPY)",
+    )
+
+
+def _disk_nearly_full(path: Path) -> bool:
+    """Whether the file system holding `path` has (almost) no space left."""
+    folder = path if path.is_dir() else path.parent
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    free = st.f_bfree if os.geteuid() == 0 else st.f_bavail
+    return free * st.f_frsize < _NEARLY_FULL
+
+
+class Store:
+    """A custody database.  `Store.open(url)` connects and creates the schema if needed.
+
+    `read_only` is true where the database cannot be written (see the module doc);
+    `where` names it in messages (the file, or the URL without password).
+    """
+
+    def __init__(
+        self, engine: Engine, url: str, *, read_only: bool = False, path: Path | None = None
+    ) -> None:
         self.engine = engine
         self.url = url
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.read_only = read_only
+        self.path = path
+        self.where = str(path) if path is not None else _describe(url)
 
     @classmethod
     def open(cls, url: str, *, create: bool = False) -> Store:
         """Connect to `url`; with `create`, make the schema (idempotent).
 
-        Raises StorageError (one line, the URL without password) if the database
-        cannot be opened.
+        A database that cannot be written is opened read-only (`read_only`); it is
+        never written, not even to add tables.  Raises StorageError (one line, the
+        URL without password, the real cause) if the database cannot be opened, and
+        UsageError if CUSTODY_LOCK_TIMEOUT is not a number of seconds.
         """
-        if url.startswith("sqlite:///") and not create:
+        path: Path | None = None
+        if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///") :])
-            if not path.exists():
+            if not create and not path.exists():
                 raise StorageError(
                     f"no custody database at {path}",
                     hint="run 'custody init --origin NAME' first, or pass --home / set "
                     "CUSTODY_HOME to an existing home",
                 )
+        timeout = lock_timeout()
+        store: Store | None = None
         try:
-            if url.startswith("sqlite"):
-                engine = create_engine(url, connect_args={"timeout": 60})
-                _sqlite_setup(engine)
+            if path is not None:
+                access = "rw" if create else _sqlite_access(path)
+                engine = _sqlite_engine(url, path, access, timeout)
+                store = cls(engine, url, read_only=access != "rw", path=path)
+            elif url.startswith("sqlite"):
+                engine = create_engine(url, connect_args={"timeout": timeout})
+                _sqlite_setup(engine, read_only=False)
+                store = cls(engine, url)
             else:
                 engine = create_engine(url, pool_pre_ping=True)
-            store = cls(engine, url)
+                store = cls(engine, url)
+                with engine.connect() as conn:
+                    # A hot standby, or a database or role set to read-only transactions.
+                    ro = conn.exec_driver_sql("SHOW transaction_read_only").scalar()
+                store.read_only = ro == "on"
             if create:
                 store._create_schema()
             else:
@@ -326,11 +471,28 @@ class Store:
             return store
         except StorageError:
             raise
-        except (SQLAlchemyError, OSError, ImportError) as exc:
+        except (SQLAlchemyError, sqlite3.Error) as exc:
+            mapped = (store or cls._bare(url, path))._mapped(exc)
+            if mapped is not None:
+                raise mapped from exc
             raise StorageError(
                 f"cannot open the custody database {_describe(url)}: {_first_line(exc)}",
                 hint="check --db / CUSTODY_DB, or run 'custody init' first",
             ) from exc
+        except (OSError, ImportError) as exc:
+            raise StorageError(
+                f"cannot open the custody database {_describe(url)}: {_first_line(exc)}",
+                hint="check --db / CUSTODY_DB, or run 'custody init' first",
+            ) from exc
+
+    @classmethod
+    def _bare(cls, url: str, path: Path | None) -> Store:
+        """A store object without a usable engine, to name errors met while opening."""
+        store = cls.__new__(cls)
+        store.url, store.path, store.read_only = url, path, False
+        store.is_sqlite = url.startswith("sqlite")
+        store.where = str(path) if path is not None else _describe(url)
+        return store
 
     def _create_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -367,28 +529,135 @@ class Store:
                 f"database schema version {row.value} is not supported (this custody "
                 f"reads version {SCHEMA_VERSION})"
             )
+        if self.read_only:
+            # Never written: without the state tables, the log replays the state in
+            # memory where it needs it (custody.infra.log.Log.state).
+            return
         # The custody state tables came after schema 1's first release: a database
         # made before them gets them here (idempotent), and the log fills them by one
         # replay before its next append (see custody.infra.log).
         tables = [t.__table__ for t in STATE_TABLES]  # type: ignore[attr-defined]
-        with self.engine.connect() as conn:
-            names = set(inspect(conn).get_table_names())
+        with self.session() as s:
+            names = set(inspect(s.connection()).get_table_names())
         if not all(t.name in names for t in tables):
-            with self.engine.begin() as conn:
-                SQLModel.metadata.create_all(conn, tables=tables)
+            with self.writer() as s:
+                SQLModel.metadata.create_all(s.connection(), tables=tables)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    # -- errors -----------------------------------------------------------------
+
+    def require_writable(self) -> None:
+        """Raise the read-only error now if the database cannot be written.
+
+        For use cases that write files (a key file, an evidence copy) before their
+        entry: they call this first, so that a read-only home fails saying so before
+        anything else is attempted.  Raises StorageError (see `read_only_error`).
+        """
+        if self.read_only:
+            raise self.read_only_error()
+
+    def read_only_error(self) -> StorageError:
+        """The error of a write to a database opened read-only."""
+        what = (
+            f"the custody database {self.where} is read-only (a read-only disk or folder, "
+            "or a file that may not be changed)"
+            if self.is_sqlite
+            else f"the custody database {self.where} is read-only (the server or the "
+            "transaction is read-only)"
+        )
+        return StorageError(
+            f"{what}: nothing can be recorded in it",
+            hint="commands that only read (log verify, show, history, verify, export) work on "
+            "it; record events in a writable home",
+        )
+
+    def _mapped(self, exc: BaseException, *, timeout: float | None = None) -> StorageError | None:
+        """The StorageError that names the real cause of a database error, or None where
+        the error is not one of the faults below (the caller keeps its own message).
+
+        SQLite result codes: SQLITE_FULL, SQLITE_IOERR (a full disk where the file
+        system has no space left), SQLITE_READONLY, SQLITE_CANTOPEN in a read-only
+        folder, SQLITE_BUSY and SQLITE_LOCKED (the lock), SQLITE_CORRUPT and
+        SQLITE_NOTADB.  PostgreSQL SQLSTATEs: 53100 disk_full, 25006
+        read_only_sql_transaction, 55P03 lock_not_available and 57014 query_canceled
+        (lock_timeout), 42501 insufficient_privilege, and class 08 (the connection).
+        """
+        orig = getattr(exc, "orig", None) or exc
+        detail = _first_line(exc)
+        where = self.where
+        if isinstance(orig, sqlite3.Error):
+            code = int(getattr(orig, "sqlite_errorcode", -1) or -1) & 0xFF
+            name = str(getattr(orig, "sqlite_errorname", "") or "")
+            if code == 13 or (
+                code == 10 and self.path is not None and _disk_nearly_full(self.path)
+            ):
+                return self._full()
+            if code == 10:
+                return StorageError(
+                    f"disk I/O error on the custody database {where} ({name or detail})",
+                    hint="check the disk and its file system (dmesg); once it is fixed, "
+                    "'custody log verify' checks the log",
+                )
+            if code == 8 or (code == 14 and self.path is not None and _unwritable(self.path)):
+                return self.read_only_error()
+            if code in (5, 6):
+                return lock_timeout_error(lock_timeout() if timeout is None else timeout)
+            if code in (11, 26):
+                return StorageError(
+                    f"the custody database {where} is damaged or not a database ({detail})",
+                    hint="restore it from a backup; 'custody log verify' on a copy says what "
+                    "is wrong",
+                )
+            return None
+        state = str(getattr(orig, "sqlstate", "") or "")
+        if state == "53100":
+            return self._full()
+        if state == "25006":
+            return self.read_only_error()
+        if state in ("55P03", "57014"):
+            return lock_timeout_error(lock_timeout() if timeout is None else timeout)
+        if state == "42501":
+            return StorageError(
+                f"the database role may not do this on {where}: {detail}",
+                hint="ask the database's owner for the privileges custody's role needs",
+            )
+        if state.startswith("08"):
+            return StorageError(
+                f"lost the connection to the database server {where}: {detail}",
+                hint="check that the server is running and reachable, then run the command "
+                "again (nothing half-written is kept)",
+            )
+        return None
+
+    def _full(self) -> NoSpaceError:
+        """A full disk is a NoSpaceError, which stops a batch (every later file would
+        meet it too)."""
+        what = (
+            f"the disk holding {self.where} is full"
+            if self.is_sqlite
+            else f"the PostgreSQL server's disk is full (database {self.where})"
+        )
+        return NoSpaceError(
+            f"{what}: nothing was written",
+            hint="free some space and run the command again (the transaction was rolled "
+            "back: the log is as it was)",
+        )
 
     # -- sessions -------------------------------------------------------------
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """A read (or unlocked write) session; database errors become StorageError."""
+        """A read (or unlocked write) session; database errors become StorageError
+        (naming the real cause: see `_mapped`)."""
         try:
             with Session(self.engine) as s:
                 yield s
         except SQLAlchemyError as exc:
+            mapped = self._mapped(exc)
+            if mapped is not None:
+                raise mapped from exc
             raise StorageError(f"database error: {_first_line(exc)}") from exc
 
     @contextlib.contextmanager
@@ -396,24 +665,41 @@ class Store:
         """One write transaction holding the log's write lock; commits on success.
 
         Everything done in the block (entries, nodes, index rows) commits together
-        or not at all: an interrupted process leaves no orphan entry.
+        or not at all: an interrupted process leaves no orphan entry.  The lock is
+        waited for at most `lock_timeout()` seconds (saying so on stderr after
+        NOTICE_AFTER).
+
+        Raises StorageError at once if the database is read-only, LockTimeoutError
+        if the lock stays held, StorageError naming the cause for any other database
+        failure (a full disk, an I/O error), UsageError for a bad CUSTODY_LOCK_TIMEOUT.
         """
+        if self.read_only:
+            raise self.read_only_error()
+        timeout = lock_timeout()
         try:
             with self.engine.connect() as conn:
-                conn = conn.execution_options(custody_write=True)
+                conn = conn.execution_options(custody_write=True, custody_lock_timeout=timeout)
                 with conn.begin():
                     if not self.is_sqlite:
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+                        _pg_write_lock(conn, timeout)
                     with Session(bind=conn) as s:
                         yield s
                         s.flush()
+        except sqlite3.Error as exc:
+            # Raised by BEGIN IMMEDIATE, run on the driver's connection (see
+            # _sqlite_begin_immediate), so not wrapped by SQLAlchemy.
+            raise self._mapped(exc, timeout=timeout) or StorageError(
+                f"database refused the write: {_first_line(exc)}"
+            ) from exc
         except OperationalError as exc:
-            raise StorageError(
+            raise self._mapped(exc, timeout=timeout) or StorageError(
                 f"database is busy or unavailable: {_first_line(exc)}",
                 hint="another custody process may hold the log's write lock; try again",
             ) from exc
         except DBAPIError as exc:
-            raise StorageError(f"database refused the write: {_first_line(exc)}") from exc
+            raise self._mapped(exc, timeout=timeout) or StorageError(
+                f"database refused the write: {_first_line(exc)}"
+            ) from exc
 
     # -- the log tables ---------------------------------------------------------
 
@@ -681,27 +967,140 @@ class Store:
             return s.exec(select(CheckpointRow).order_by(desc("size")).limit(1)).first()
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _unwritable(path: Path) -> bool:
+    """Whether the SQLite file, or the folder that must hold its side files, is read-only."""
+    if not os.access(path.parent, os.W_OK):
+        return True
+    return path.exists() and not os.access(path, os.W_OK)
+
+
+def _sqlite_engine(url: str, path: Path, access: str, timeout: float) -> Engine:
+    """An engine on the SQLite file `path`, opened as `_sqlite_access` decided.
+
+    Read-only connections go through an explicit `file:` URI (`mode=ro`, and
+    `immutable=1` for "immutable"), made here rather than parsed from a URL so that
+    any character in the path is quoted as SQLite expects.
+    """
+    if access == "rw":
+        engine = create_engine(url, connect_args={"timeout": timeout})
+    else:
+        uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+        if access == "immutable":
+            uri += "&immutable=1"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(uri, uri=True, timeout=timeout, check_same_thread=False)
+
+        engine = create_engine("sqlite://", creator=connect, poolclass=QueuePool)
+    _sqlite_setup(engine, read_only=access != "rw")
+    return engine
+
+
+def _sqlite_setup(engine: Engine, *, read_only: bool) -> None:
     """WAL, synchronous=FULL, and explicit BEGIN (IMMEDIATE for writers).
 
     pysqlite's own transaction handling is switched off so that the write lock
     is taken at BEGIN, before the log size is read: two writers then queue
     instead of both reading size n and one failing (or, worse, forking) later.
+    A read-only connection sets no journal mode (that would be a write).
     """
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=FULL")
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
-        write = conn.get_execution_options().get("custody_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        options = conn.get_execution_options()
+        if options.get("custody_write", False):
+            dbapi_conn = conn.connection.dbapi_connection
+            assert dbapi_conn is not None  # a connection being begun is open
+            _sqlite_begin_immediate(dbapi_conn, float(options["custody_lock_timeout"]))
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = int(getattr(exc, "sqlite_errorcode", -1) or -1) & 0xFF
+    return code in (5, 6)  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def _sqlite_begin_immediate(dbapi_conn: Any, timeout: float) -> None:
+    """BEGIN IMMEDIATE (take the write lock), waiting at most `timeout` seconds.
+
+    SQLite's busy handler waits NOTICE_AFTER first; if the lock is still held, the
+    waiting notice goes to stderr and the handler waits out the rest.  The busy
+    timeout is set back to `timeout` for the statements of the transaction.
+    Raises LockTimeoutError if the lock stays held; other sqlite3 errors (a full
+    disk creating the write-ahead log) propagate.
+    """
+    start = time.monotonic()
+    first = min(timeout, NOTICE_AFTER)
+    try:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(first * 1000)}")
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise
+            if timeout <= first:
+                raise lock_timeout_error(timeout) from exc
+        _waiting_notice(timeout)
+        rest = max(timeout - (time.monotonic() - start), 0.001)
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(rest * 1000)}")
+        try:
+            dbapi_conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            if _is_busy(exc):
+                raise lock_timeout_error(timeout) from exc
+            raise
+    finally:
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+
+
+def _pg_try_lock(conn: Connection) -> bool:
+    return bool(
+        conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID}).scalar()
+    )
+
+
+def _pg_write_lock(conn: Connection, timeout: float) -> None:
+    """Take the log's advisory write lock in this transaction, waiting at most `timeout` s.
+
+    The lock is tried every 50 ms for NOTICE_AFTER; then the waiting notice goes to
+    stderr and the server waits out the rest under `lock_timeout`, which stays set
+    for the transaction (any other lock it waits for is bounded the same way).
+    Raises LockTimeoutError if the lock stays held (SQLSTATE 55P03).
+    """
+    start = time.monotonic()
+    first = min(timeout, NOTICE_AFTER)
+    while True:
+        if _pg_try_lock(conn):
+            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(int(timeout * 1000), 1)}")
+            return
+        if time.monotonic() - start >= first:
+            break
+        time.sleep(0.05)
+    if timeout <= first:
+        raise lock_timeout_error(timeout)
+    _waiting_notice(timeout)
+    rest = max(timeout - (time.monotonic() - start), 0.001)
+    # lock_timeout = 0 would mean "wait for ever": never below 1 ms.
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(int(rest * 1000), 1)}")
+    try:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_ID})
+    except DBAPIError as exc:
+        if str(getattr(exc.orig, "sqlstate", "")) in ("55P03", "57014"):
+            raise lock_timeout_error(timeout) from exc
+        raise
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {max(int(timeout * 1000), 1)}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -158,3 +158,71 @@ def test_concurrent_writers_on_postgres(
 
     report = json.loads(cli.run("log", "verify", "--json").stdout)
     assert report["size"] == 2 + 2 + 80
+
+
+def test_a_held_write_lock_on_postgres_is_waited_for_then_named(
+    cli, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9, finding 4, on PostgreSQL: the advisory lock is waited for at most
+    CUSTODY_LOCK_TIMEOUT seconds (lock_timeout), saying so, then exit 3 naming it."""
+    import threading
+
+    from custody.infra.store import Store
+
+    monkeypatch.setenv("CUSTODY_DB", pg_url)
+    cli.run("init", "--origin", "pg.example/custody")
+    monkeypatch.setenv("CUSTODY_LOCK_TIMEOUT", "2")
+    holder = Store.open(pg_url)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        # Another writer, on its own connection, holds the lock (for 30 s at most, so
+        # that a writer that waits for ever shows up as a failure, not a hang).
+        with holder.writer():
+            locked.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    try:
+        assert locked.wait(30)
+        start = time.monotonic()
+        r = invoke("case", "new", "C1")
+        elapsed = time.monotonic() - start
+    finally:
+        release.set()
+        thread.join()
+        holder.close()
+    assert r.code == 3, r
+    lines = r.stderr.rstrip("\n").split("\n")
+    assert lines[0] == (
+        "custody: waiting for the log's write lock (held by another custody process; "
+        "up to 2 s, CUSTODY_LOCK_TIMEOUT)"
+    ), r
+    assert lines[1] == (
+        "custody: error: the log's write lock is held by another process: gave up after 2 s"
+    ), r
+    assert 1.8 <= elapsed < 6, elapsed
+    cli.run("case", "new", "C1")  # released: the same command goes through
+
+
+def test_a_read_only_postgres_database_is_read_and_never_written(
+    cli, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 9, finding 5, on PostgreSQL: a database set to read-only transactions (as a
+    hot standby is) serves every reading command; writers fail saying it is read-only."""
+    import psycopg
+
+    monkeypatch.setenv("CUSTODY_DB", pg_url)
+    cli.run("init", "--origin", "pg.example/custody")
+    cli.run("key", "new", "bob", "--role", "agency")
+    cli.run("log", "checkpoint")
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as con:
+        con.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    assert cli.run("log", "verify").stdout.startswith("OK: the log verifies: 1 entries")
+    assert "bob" in cli.run("key", "list").stdout
+    cli.run("log", "prove", "0")
+    for args in (("case", "new", "C1"), ("log", "checkpoint")):
+        r = cli.fail(3, *args)
+        assert "is read-only" in r.stderr and "custody_test_" in r.stderr, r
