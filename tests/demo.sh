@@ -52,7 +52,8 @@ run ingest "$CLIP" --case 2026-0142 --by det-jones --source "Android phone, shar
   --legal-basis consent --ref "CONSENT-2026-0142-01" --sha256
 say ""
 say "Running the same command again appends nothing:"
-run ingest "$CLIP" --case 2026-0142 --by det-jones
+run ingest "$CLIP" --case 2026-0142 --by det-jones --source "Android phone, shared by owner" \
+  --legal-basis consent --ref "CONSENT-2026-0142-01" --sha256
 
 bold "3. What the log now says about the exhibit"
 run show 2026-0142/0001

@@ -28,9 +28,10 @@ does the I/O (ffmpeg runs, the store, the log); the proofs are pure and live in
 
 from __future__ import annotations
 
+import errno
 import math
+import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,10 +40,27 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeVar
 
-from custody.app.evidence import Prepared, Source, exhibit_label, item_record, prepare, resolve_item
+from custody.app.evidence import (
+    Prepared,
+    Source,
+    exhibit_label,
+    item_record,
+    prepare,
+    recover,
+    resolve_item,
+)
 from custody.app.home import Custody
-from custody.errors import InputError, NotFoundError, UsageError, VerificationError
+from custody.errors import (
+    CustodyError,
+    InputError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+    VerificationError,
+)
 from custody.infra import ffmpeg as media
+from custody.infra.crash import crash_point
+from custody.infra.files import no_space_error, work_dir
 from custody.infra.indexer import append_indexed
 from custody.infra.store import ItemRow
 from custody.infra.vault import Vault, hash_file
@@ -118,6 +136,9 @@ _REDACT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".ts", ".mts", ".m
 # samples (otherwise a blur spills one luma pixel outside the declared box).
 _CHROMA_ALIGN = {"yuv411p": (4, 1), "yuv410p": (4, 4), "yuvj411p": (4, 1)}
 _MICRO = 1_000_000
+# A render that fails with less than this free on its disk failed for want of space
+# (ffmpeg's own message only says the muxer could not write).
+_MIN_FREE = 1024 * 1024
 
 T = TypeVar("T")
 
@@ -638,14 +659,64 @@ def _finish(
     now: Callable[[], datetime],
     sha256: bool,
 ) -> Derived:
-    """Run ffmpeg, store and measure the child, prove it, then append its entry."""
+    """Run ffmpeg, stage and measure the child, prove it, append its entry, then place it.
+
+    The render runs in a work folder `<home>/.derive-*` that a killed run's
+    successor removes (`custody.infra.files.work_dir`); the child enters the
+    evidence store's objects/ only once its entry is committed, as at ingest.
+
+    Raises:
+        InputError: the render is not media, or its lineage cannot be proven.
+        StorageError: the home or store cannot be written (a full disk is named).
+    """
     vault = Vault(c.home.vault_root)
+    recover(c, vault)
     parent_path = vault.path_for(row.blake3)
     stem = Path(row.name).stem or "clip"
-    with tempfile.TemporaryDirectory(prefix=".derive-", dir=c.home.root) as tmp:
-        out = Path(tmp) / f"{stem}.{op}{suffix}"
-        rendered = render(parent_path, out, row.exhibit)
+    with work_dir(c.home.root, ".derive-") as tmp:
+        out = tmp / f"{stem}.{op}{suffix}"
+        try:
+            rendered = render(parent_path, out, row.exhibit)
+        except CustodyError as exc:
+            # ffmpeg reports a full disk as a failed render: name the real cause.
+            raise _full_disk(tmp, op, row) or exc from None
         prepared = prepare(vault, Source(out), sha256 or row.sha256 is not None, None)
+    try:
+        crash_point("derive.child-staged")
+        return _commit(c, row, record, op, params, rendered.recipe, prepared, reason, by, now)
+    finally:
+        # Placed once committed; otherwise (refused, already there) the copy goes.
+        prepared.staged.discard()
+
+
+def _full_disk(folder: Path, op: str, row: ItemRow) -> StorageError | None:
+    """A NoSpaceError if the disk holding `folder` has no space left, else None."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return None
+    if st.f_bavail * st.f_frsize >= _MIN_FREE:
+        return None
+    return no_space_error(
+        OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)),
+        folder.parent,
+        f"ffmpeg could not write the {op} of {row.exhibit}",
+    )
+
+
+def _commit(
+    c: Custody,
+    row: ItemRow,
+    record: MediaRecord,
+    op: str,
+    params: tuple[tuple[str, str], ...],
+    recipe: str,
+    prepared: Prepared,
+    reason: str,
+    by: Signer,
+    now: Callable[[], datetime],
+) -> Derived:
+    """Prove the staged child, append its `derive` entry, place it in the store."""
     info = prepared.info
     if info is None:
         raise InputError(
@@ -653,25 +724,29 @@ def _finish(
         )
     existing = c.store.item_in_case(row.case_id, prepared.blake3)
     if existing is not None:
+        prepared.staged.place()  # restores the object, should it be missing
         return Derived("already", op, row, existing, existing.ingest_idx, params, None)
+    parent_path = Vault(c.home.vault_root).path_for(row.blake3)
     try:
         proof = _prove(
             op,
             dict(params),
             (parent_path, record, row.exhibit),
-            (vault.path_for(prepared.blake3), info.record, f"the {op} of {row.exhibit}"),
+            (prepared.staged.path, info.record, f"the {op} of {row.exhibit}"),
         )
     except VerificationError as exc:
         raise InputError(
             f"the {op} of {row.exhibit} could not be proven, so it was not recorded: {exc.message}",
             hint="nothing was appended to the log; please report this with the clip's details",
         ) from exc
-    recorded = (*params, ("ffmpeg", rendered.recipe))
+    recorded = (*params, ("ffmpeg", recipe))
     with c.log.transaction() as w:
         number = c.store.next_exhibit_number(w.session, row.case_id)
         exhibit = exhibit_label(row.case_id, number)
         data = _derive_entry(prepared, row, exhibit, op, recorded, reason, by, now())
         index = append_indexed(w, data)
+    crash_point("derive.entry-committed")
+    prepared.staged.place()
     child = c.store.item_in_case(row.case_id, prepared.blake3)
     assert child is not None
     return Derived("derived", op, row, child, index, recorded, proof)

@@ -12,12 +12,14 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from custody.cli.common import (
+    MAX_JOBS,
     CaseOpt,
     DbOpt,
     HomeOpt,
@@ -145,7 +147,11 @@ def ingest_cmd(
     ] = None,
     legal_basis: Annotated[
         str | None,
-        typer.Option("--legal-basis", help="consent, warrant, subpoena, exigent or voluntary."),
+        typer.Option(
+            "--legal-basis",
+            help="Required (or a manifest row's legal_basis): consent, warrant, subpoena, "
+            "exigent or voluntary.",
+        ),
     ] = None,
     ref: Annotated[
         str | None, typer.Option("--ref", help="Warrant, subpoena or consent reference.")
@@ -158,7 +164,7 @@ def ingest_cmd(
         ),
     ] = None,
     jobs: Annotated[
-        int, typer.Option("--jobs", help="Files hashed and probed at once.", min=1)
+        int, typer.Option("--jobs", help="Files hashed and probed at once.", min=1, max=MAX_JOBS)
     ] = max(1, os.cpu_count() or 1),
     sha256: Annotated[
         bool, typer.Option("--sha256", help="Also record SHA-256 (same read pass).")
@@ -198,6 +204,20 @@ def ingest_cmd(
             )
     if not sources:
         raise UsageError("nothing to ingest: give files, folders or --manifest")
+    # Every ingest entry states its legal basis: without one, the consent rules have
+    # nothing to hold the evidence to (docs/ingest.md).
+    unstated = [s for s in sources if s.legal_basis is None]
+    if unstated:
+        raise UsageError(
+            "--legal-basis is required"
+            + (
+                f" ({len(unstated)} manifest row(s) give none)"
+                if manifest is not None and len(unstated) < len(sources)
+                else ""
+            ),
+            hint=f"give --legal-basis ({', '.join(evidence.LEGAL_BASES)}), or a "
+            "legal_basis for every manifest row",
+        )
     with open_home(home, db) as c:
         evidence.get_case(c, case)
         signer = c.signer(by, passphrases(passphrase_file))
@@ -249,17 +269,23 @@ def _run_ingest(
         if progress is not None:
             progress.advance(bytes_task, n)
 
+    stopped: evidence.BatchStopped | None = None
     try:
-        for outcome in evidence.ingest(
-            c,
-            sources,
-            case_id=case,
-            by=signer,
-            now=now,
-            sha256=sha256,
-            jobs=jobs,
-            on_bytes=on_bytes,
+        for outcome in _outcomes(
+            evidence.ingest(
+                c,
+                sources,
+                case_id=case,
+                by=signer,
+                now=now,
+                sha256=sha256,
+                jobs=jobs,
+                on_bytes=on_bytes,
+            )
         ):
+            if isinstance(outcome, evidence.BatchStopped):
+                stopped = outcome
+                break
             counts[outcome.status] += 1
             if progress is not None:
                 done = sum(counts.values())
@@ -280,11 +306,25 @@ def _run_ingest(
             progress.stop()
     failed = counts["failed"]
     if not json_:
+        left = f", {len(sources) - sum(counts.values())} not attempted" if stopped else ""
         typer.echo(
-            f"{counts['ingested']} ingested, {counts['already']} already ingested, {failed} failed",
+            f"{counts['ingested']} ingested, {counts['already']} already ingested, {failed} failed"
+            + left,
             err=True,
         )
+    if stopped is not None:
+        raise stopped
     return failed
+
+
+def _outcomes(run: Iterator[Any]) -> Iterator[Any]:
+    """The outcomes of an ingest run, then the BatchStopped that ended it early, if any."""
+    from custody.app import evidence
+
+    try:
+        yield from run
+    except evidence.BatchStopped as exc:
+        yield exc
 
 
 def _outcome_line(o: Any) -> str:

@@ -25,7 +25,7 @@ from typer._coercion import PassThroughRuntimeParam
 from typer.core import TyperGroup, TyperOption
 
 from custody import __version__
-from custody.cli import bundle, derive, evidence, home, keys, log, report
+from custody.cli import bundle, derive, evidence, home, keys, log, report, vault
 from custody.cli import custody as parties
 from custody.errors import EXIT_INPUT, EXIT_USAGE, CustodyError
 
@@ -98,6 +98,7 @@ app.add_typer(parties.consent_app, name="consent", cls=_Group)
 app.add_typer(parties.handoff_app, name="handoff", cls=_Group)
 app.add_typer(derive.derive_app, name="derive", cls=_Group)
 app.add_typer(bundle.witness_app, name="witness", cls=_Group)
+app.add_typer(vault.vault_app, name="vault", cls=_Group)
 
 
 # -- the one exit boundary ---------------------------------------------------------------

@@ -53,7 +53,7 @@ _MEDIA_EXTENSION_WORDS = (
     ".mpeg .vob .m4a .mp3 .aac .wav .ogg .oga .ogv .opus .flac .dav .h264 .264 .h265 .265 "
     ".hevc .mxf .dv .rm .rmvb .amr"
 )
-_MEDIA_EXTENSIONS = frozenset(_MEDIA_EXTENSION_WORDS.split())
+MEDIA_EXTENSIONS = frozenset(_MEDIA_EXTENSION_WORDS.split())
 _BOXES = (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip")
 _MAGIC: tuple[tuple[int, bytes], ...] = (
     (0, b"\x1a\x45\xdf\xa3"),  # EBML: Matroska, WebM
@@ -169,7 +169,7 @@ def ffmpeg_version() -> str:
 
 
 def _looks_like_media(path: Path, name: str) -> bool:
-    if Path(name).suffix.lower() in _MEDIA_EXTENSIONS:
+    if Path(name).suffix.lower() in MEDIA_EXTENSIONS:
         return True
     try:
         with path.open("rb") as f:

@@ -4,6 +4,8 @@ Layout under the vault root (docs/spec/media.md, "Evidence store"):
 
     objects/<first 2 hex>/<BLAKE3 hex>              the file's exact bytes, mode 0444
     sidecars/<first 2 hex>/<BLAKE3 hex>.<kind>       e.g. .probe, .framehash, mode 0444
+    staging/<BLAKE3 hex>.<random>                    complete copies whose entry is not yet
+                                                     committed (`Vault.stage_file`)
     tmp/                                             writes in progress
 
 A file is copied in one read pass that hashes what it copies: each 16 MiB window
@@ -14,6 +16,14 @@ Then: fsync the temp file, make it read-only, hard-link it to its final name
 the directory, remove the temp name.  An interrupted run (Ctrl-C, kill, power
 loss) leaves at most a temp file under tmp/, which the next `Vault` open removes;
 an object under objects/ is always complete.
+
+Ingest and derive do not put a copy straight into objects/: `Vault.stage_file`
+leaves the complete, fsynced copy under staging/, the caller commits the log
+entry, and only then `Staged.place` links it into objects/ (docs/ingest.md,
+"What a crash leaves").  So an object never exists without its entry; a copy
+refused before its entry is committed is discarded; and a crash between the
+commit and the placing leaves a staged copy that `Vault.recover` moves into
+place on the next run (or removes, when no entry names it).
 
 Why mmap rather than read(): copying every byte out of the page cache costs as
 much CPU as BLAKE3 itself on a 2-core machine, so a read() loop reaches only about
@@ -33,6 +43,7 @@ import hashlib
 import mmap
 import os
 import re
+import secrets
 import stat
 import tempfile
 import threading
@@ -49,10 +60,17 @@ from custody.errors import (
     StorageError,
     VerificationError,
 )
-from custody.infra.files import fsync_dir
+from custody.infra.files import fsync_dir, no_space_error
 from custody.media.digest import CHUNK_SIZE, FileDigests, Hasher
 
-__all__ = ["StoredFile", "Vault", "display_path", "hash_file"]
+__all__ = [
+    "Recovery",
+    "Staged",
+    "StoredFile",
+    "Vault",
+    "display_path",
+    "hash_file",
+]
 
 Progress = Callable[[int], None]
 
@@ -64,6 +82,7 @@ _COPY_WINDOW = CHUNK_SIZE
 _HASH_WINDOW = 4 * CHUNK_SIZE
 _HEX = re.compile(r"[0-9a-f]{64}")
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
+_STAGED = re.compile(r"([0-9a-f]{64})\.[0-9a-f]{16}")
 
 # Set once the kernel has refused MADV_POPULATE_READ: use read() from then on.
 _populate_unsupported = threading.Event()
@@ -126,12 +145,17 @@ def _map_window(fd: int, offset: int, length: int) -> mmap.mmap:
 
 
 def _write_all(fd: int, view: memoryview) -> None:
-    try:
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-    except OSError as exc:
-        raise _WriteError(exc) from exc
+    # Every slice is released before an error propagates: a slice kept alive by the
+    # traceback would pin the mapped window, whose close() then fails with
+    # "BufferError: cannot close exported pointers exist" instead of reporting the
+    # write error (a full disk, typically).
+    done, total = 0, len(view)
+    while done < total:
+        with view[done:] as rest:
+            try:
+                done += os.write(fd, rest)
+            except OSError as exc:
+                raise _WriteError(exc) from None
 
 
 def _drain_window(
@@ -379,7 +403,10 @@ class Vault:
         self._objects = self.root / "objects"
         self._sidecars = self.root / "sidecars"
         self._tmp = self.root / "tmp"
+        self._staging = self.root / "staging"
         try:
+            # staging/ is made by the first `stage_file`: a store made by an older
+            # custody, opened read-only, must still open.
             for directory in (self.root, self._objects, self._sidecars, self._tmp):
                 directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -453,14 +480,19 @@ class Vault:
         finally:
             os.close(fd)
 
-    def _put_open(
+    def _copy(
         self,
         src: Path,
         fd: int,
         before: os.stat_result,
         sha256: bool,
         progress: Progress | None,
-    ) -> StoredFile:
+    ) -> tuple[FileDigests, int, Path]:
+        """Copy `fd` into a new locked temp file: (digests, temp fd, temp path).
+
+        The caller owns the temp file (closes the fd, unlinks the path); on an
+        error both are gone already.
+        """
         tmp_fd, tmp_path = self._new_temp()
         try:
             try:
@@ -471,6 +503,22 @@ class Vault:
                 raise self._storage_error("cannot write a copy", exc.error) from None
             if not _unchanged(before, os.fstat(fd)) or digests.size != before.st_size:
                 raise _changed_error(src)
+        except BaseException:
+            os.close(tmp_fd)
+            _unlink_quietly(tmp_path)
+            raise
+        return digests, tmp_fd, tmp_path
+
+    def _put_open(
+        self,
+        src: Path,
+        fd: int,
+        before: os.stat_result,
+        sha256: bool,
+        progress: Progress | None,
+    ) -> StoredFile:
+        digests, tmp_fd, tmp_path = self._copy(src, fd, before, sha256, progress)
+        try:
             dest = self.path_for(digests.blake3_hex)
             if self._present(dest, digests.size):
                 return StoredFile(digests=digests, path=dest, already_present=True)
@@ -487,6 +535,164 @@ class Vault:
             os.close(tmp_fd)
             _unlink_quietly(tmp_path)
 
+    def stage_file(
+        self, src: Path, *, sha256: bool = False, progress: Progress | None = None
+    ) -> Staged:
+        """Copy `src` into staging/ in one read pass that hashes what it copies.
+
+        The copy is complete and fsynced, but not in objects/: the caller commits
+        the entry that names it, then calls `Staged.place` (or `Staged.discard`
+        when the file is refused).  While the `Staged` is open its file is locked,
+        so `recover` in another process leaves it alone.  When the object is in
+        objects/ already, nothing is copied to staging/ (`Staged.already_present`).
+
+        Raises:
+            InputError: as `put_file`.
+            StorageError: as `put_file`; a full disk is a `custody.infra.files.NoSpaceError`.
+        """
+        fd, before = _open_source(src)
+        try:
+            if before.st_size == 0:
+                raise InputError(
+                    f"{display_path(src)} is empty (0 bytes)",
+                    hint="an empty file is not evidence of anything; check the export",
+                )
+            digests, tmp_fd, tmp_path = self._copy(src, fd, before, sha256, progress)
+        finally:
+            os.close(fd)
+        try:
+            dest = self.path_for(digests.blake3_hex)
+            if self._present(dest, digests.size):
+                os.close(tmp_fd)
+                return Staged(self, digests, dest, None, None)
+            staged = self._staging / f"{digests.blake3_hex}.{secrets.token_hex(8)}"
+            try:
+                if not self._staging.is_dir():
+                    self._staging.mkdir(exist_ok=True)
+                    fsync_dir(self.root)  # the folder itself must survive a crash too
+                os.fsync(tmp_fd)
+                os.fchmod(tmp_fd, 0o444)
+                # The staged name is a second link to the locked temp inode: the
+                # lock (held through `tmp_fd`) covers it too.
+                os.link(tmp_path, staged)
+                fsync_dir(self._staging)
+            except OSError as exc:
+                _unlink_quietly(staged)
+                os.close(tmp_fd)
+                raise self._storage_error("cannot stage the copy", exc) from None
+            return Staged(self, digests, staged, staged, tmp_fd)
+        finally:
+            _unlink_quietly(tmp_path)
+
+    def recover(self, referenced: Callable[[str], bool]) -> Recovery:
+        """Finish or undo what interrupted runs left in staging/.
+
+        A staged copy that no live process holds is moved into objects/ when
+        `referenced(blake3_hex)` says an entry on the log names it (the run died
+        between the commit and the placing), and removed otherwise (it died before
+        the commit, or the file was refused).  Safe to call while other processes
+        ingest: their staged copies are locked.
+
+        Raises:
+            StorageError: staging/ cannot be listed, or a copy cannot be placed.
+        """
+        placed: list[str] = []
+        removed: list[str] = []
+        for name, path in self._staged_names():
+            fd = _lock_if_free(path)
+            if fd is None:
+                continue
+            try:
+                hexd = name[:64]
+                if referenced(hexd):
+                    self._place_staged(path, hexd)
+                    placed.append(hexd)
+                else:
+                    _unlink_quietly(path)
+                    removed.append(hexd)
+            finally:
+                os.close(fd)
+        if placed or removed:
+            with contextlib.suppress(OSError):
+                fsync_dir(self._staging)
+        return Recovery(tuple(placed), tuple(removed))
+
+    def staged(self) -> list[tuple[str, bool]]:
+        """The copies in staging/: (BLAKE3 hex, whether a live process holds it).
+
+        Raises:
+            StorageError: staging/ cannot be listed.
+        """
+        out = []
+        for name, path in self._staged_names():
+            fd = _lock_if_free(path)
+            if fd is not None:
+                os.close(fd)
+            out.append((name[:64], fd is None))
+        return out
+
+    def objects(self) -> list[str]:
+        """The BLAKE3 hex names of every object in objects/, sorted.
+
+        Raises:
+            StorageError: objects/ cannot be listed.
+        """
+        out = []
+        try:
+            for shard in sorted(os.listdir(self._objects)):
+                folder = self._objects / shard
+                if folder.is_dir():
+                    out += [n for n in os.listdir(folder) if _HEX.fullmatch(n)]
+        except OSError as exc:
+            raise self._storage_error("cannot list objects/", exc) from None
+        return sorted(out)
+
+    def quarantine(self, blake3_hex: str) -> Path:
+        """Move an object that no entry names out of objects/ into quarantine/.
+
+        Kept, not deleted: a person decides what it was.  The caller checks that
+        no entry names it.
+
+        Raises:
+            NotFoundError: no such object.
+            StorageError: it cannot be moved.
+        """
+        src = self.path_for(blake3_hex)
+        folder = self.root / "quarantine"
+        dest = folder / blake3_hex
+        try:
+            folder.mkdir(exist_ok=True)
+            os.rename(src, dest)
+            fsync_dir(src.parent)
+            fsync_dir(folder)
+        except FileNotFoundError:
+            raise NotFoundError(f"evidence store has no object {blake3_hex}") from None
+        except OSError as exc:
+            raise self._storage_error(f"cannot quarantine object {blake3_hex}", exc) from None
+        return dest
+
+    def _staged_names(self) -> list[tuple[str, Path]]:
+        try:
+            names = sorted(os.listdir(self._staging))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise self._storage_error("cannot list staging/", exc) from None
+        return [(n, self._staging / n) for n in names if _STAGED.fullmatch(n)]
+
+    def _place_staged(self, staged: Path, blake3_hex: str) -> Path:
+        """Link a staged copy into objects/ (unless there already) and drop its staged name."""
+        dest = self.path_for(blake3_hex)
+        try:
+            size = staged.stat().st_size
+            if not self._present(dest, size):
+                self._install(staged, dest)
+            self._present(dest, size)  # raises if the one there is damaged
+            os.unlink(staged)
+        except OSError as exc:
+            raise self._storage_error(f"cannot place object {blake3_hex}", exc) from None
+        return dest
+
     def put_sidecar(self, blake3_hex: str, kind: str, data: bytes) -> Path:
         """Store `data` as the object's `kind` sidecar, write-once and durable.
 
@@ -494,12 +700,12 @@ class Vault:
         bytes under an existing sidecar are refused, never overwritten.
 
         Raises:
-            NotFoundError: the object is not in the store.
+            NotFoundError: the object is neither in the store nor staged.
             FormatError: a bad digest or kind.
             StorageError: the sidecar exists with other content, or cannot be written.
         """
         dest = self.sidecar_path(blake3_hex, kind)
-        if not self.has(blake3_hex):
+        if not self.has(blake3_hex) and not self._is_staged(blake3_hex):
             raise NotFoundError(
                 f"evidence store has no object {blake3_hex}",
                 hint="store the file (put_file) before its sidecars",
@@ -586,10 +792,20 @@ class Vault:
     # -- internals -----------------------------------------------------------------
 
     def _storage_error(self, what: str, exc: OSError) -> StorageError:
-        hint = "free some space" if exc.errno == errno.ENOSPC else "check the store's permissions"
+        full = no_space_error(exc, self.root, what)
+        if full is not None:
+            return full
         return StorageError(
-            f"evidence store {display_path(self.root)}: {what} ({exc.strerror or exc})", hint=hint
+            f"evidence store {display_path(self.root)}: {what} ({exc.strerror or exc})",
+            hint="check the store's permissions",
         )
+
+    def _is_staged(self, blake3_hex: str) -> bool:
+        prefix = _check_hex(blake3_hex) + "."
+        try:
+            return any(n.startswith(prefix) for n in os.listdir(self._staging))
+        except OSError:
+            return False
 
     def _sidecar_conflict(self, blake3_hex: str, kind: str) -> StorageError:
         return StorageError(
@@ -685,6 +901,95 @@ class Vault:
                 pass  # best effort: the next open tries again
             finally:
                 os.close(fd)
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What `Vault.recover` did: staged copies placed in objects/, and removed."""
+
+    placed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+class Staged:
+    """A complete copy in staging/, waiting for its entry (`Vault.stage_file`).
+
+    `path` is where to read the bytes now (the staged copy, or the object when it
+    was in objects/ already).  Call `place` once the entry is committed, or
+    `discard` when it will not be; either releases the lock.
+    """
+
+    def __init__(
+        self,
+        vault: Vault,
+        digests: FileDigests,
+        path: Path,
+        staged: Path | None,
+        fd: int | None,
+    ) -> None:
+        self.digests = digests
+        self.path = path
+        self._vault = vault
+        self._staged = staged
+        self._fd = fd
+
+    @property
+    def already_present(self) -> bool:
+        """Whether the object was in objects/ already (nothing was staged)."""
+        return self._staged is None
+
+    def place(self) -> Path:
+        """Move the copy into objects/ (write-once: an object there already is kept).
+
+        Raises:
+            StorageError: it cannot be linked into place.
+        """
+        try:
+            if self._staged is not None:
+                self.path = self._vault._place_staged(self._staged, self.digests.blake3_hex)
+                self._staged = None
+                with contextlib.suppress(OSError):
+                    fsync_dir(self._staged_dir())
+            return self.path
+        finally:
+            self._release()
+
+    def discard(self) -> None:
+        """Remove the staged copy (the file was refused); a no-op once placed."""
+        if self._staged is not None:
+            _unlink_quietly(self._staged)
+            self._staged = None
+        self._release()
+
+    def _staged_dir(self) -> Path:
+        return self._vault.root / "staging"
+
+    def _release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _lock_if_free(path: Path) -> int | None:
+    """An fd holding an exclusive flock on `path`, or None if a live process holds it
+    (or it is gone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    try:
+        if os.stat(path).st_ino != os.fstat(fd).st_ino:
+            os.close(fd)
+            return None
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _check_hex(blake3_hex: str) -> str:

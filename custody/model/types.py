@@ -66,7 +66,13 @@ def _key_of(f: dataclasses.Field[Any]) -> str:
 
 
 def _parse_int(type_: str, key: str, text: str) -> int:
-    if not text.isdigit() or len(text) > _MAX_DIGITS or (len(text) > 1 and text[0] == "0"):
+    # str.isdigit() is true of every Unicode digit (superscripts too, which int() refuses);
+    # the format's numbers are ASCII.
+    if (
+        not (text.isascii() and text.isdigit())
+        or len(text) > _MAX_DIGITS
+        or (len(text) > 1 and text[0] == "0")
+    ):
         raise FormatError(f"{type_} entry field '{key}' is not a decimal number: {text[:40]!r}")
     return int(text)
 
@@ -196,6 +202,7 @@ class _Evidence(Typed):
     exhibit: str = req()
     item: str = req()
     name: str = req()
+    name_bytes: str | None = opt()  # the raw name (hex) when `name` is escaped (entry.md)
     size: int = num()
     kind: str = req()
     sha256: str | None = opt()

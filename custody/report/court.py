@@ -21,6 +21,8 @@ format characters (e.g. U+202E, which reverses the text after it) as visible
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import html
 import io
 import os
@@ -38,6 +40,8 @@ from custody.app.evidence import Event, case_histories, concerns, display, get_c
 from custody.app.home import Custody
 from custody.errors import CustodyError, InputError, NotFoundError, UsageError
 from custody.infra import ffmpeg as media
+from custody.infra.crash import crash_point
+from custody.infra.files import fsync_dir, no_space_error, reclaim
 from custody.infra.store import ItemRow, Store
 from custody.infra.vault import Vault
 from custody.model.describe import describe
@@ -716,18 +720,36 @@ def write_report(
 def save(data: bytes, out: Path) -> None:
     """Write `data` to `out` whole or not at all: a temp file beside it, fsync, rename.
 
-    Raises InputError if it cannot be written.
+    The temp file (`.NAME.PID.tmp`) is locked while it is written, so the temp
+    files a killed run left beside `out` are removed by the next save to it.
+
+    Raises:
+        NoSpaceError: the disk holding `out` is full (a StorageError naming it).
+        InputError: `out` cannot be written for another reason.
     """
+    folder = out.parent
+    reclaim(folder, f".{out.name}.", suffix=".tmp")
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        with tmp.open("wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with os.fdopen(os.dup(fd), "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+        finally:
+            os.close(fd)
+        with contextlib.suppress(OSError):  # a folder that cannot be opened: best effort
+            fsync_dir(folder)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
+        full = no_space_error(exc, folder, f"cannot write the report {display(out)}")
+        if full is not None:
+            raise full from None
         raise InputError(f"cannot write the report {display(out)}: {exc.strerror or exc}") from None
+    crash_point("report.written")
 
 
 # -- the document, once for both formats ---------------------------------------------------

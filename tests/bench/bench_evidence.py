@@ -148,7 +148,16 @@ def bench_evidence(bench: Path, gib: float, clips: int, say: Say, record: Record
     for _ in range(2):
         _home(home)
         took, peak = _run_measuring_rss(
-            _custody("ingest", str(big), "--case", "BENCH", "--by", "bench-agency")
+            _custody(
+                "ingest",
+                str(big),
+                "--case",
+                "BENCH",
+                "--by",
+                "bench-agency",
+                "--legal-basis",
+                "warrant",
+            )
         )
         ingests.append(took)
         rss = max(rss, peak)
@@ -186,6 +195,8 @@ def bench_evidence(bench: Path, gib: float, clips: int, say: Say, record: Record
             "BENCH",
             "--by",
             "bench-agency",
+            "--legal-basis",
+            "warrant",
             "--jobs",
             str(os.cpu_count() or 1),
         )

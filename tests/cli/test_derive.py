@@ -228,7 +228,7 @@ def test_redaction_of_the_whole_clip_and_of_mpeg_ts(  # type: ignore[no-untyped-
     assert not any(p["name"] == "frames" for p in whole["params"])  # type: ignore[attr-defined]
     # MPEG-TS starts its timeline at 1.4 s and its AAC has ADTS headers: the copy stays
     # in MPEG-TS so the sound keeps its exact packets, and times count from the start.
-    cli.run("ingest", str(footage["ts"]), "--case", CASE, "--by", "bob")
+    cli.run("ingest", str(footage["ts"]), "--case", CASE, "--by", "bob", "--legal-basis", "warrant")
     ts = derive_json(
         "redact",
         f"{CASE}/0003",
@@ -246,7 +246,9 @@ def test_redaction_of_the_whole_clip_and_of_mpeg_ts(  # type: ignore[no-untyped-
 def test_redaction_of_video_h264_cannot_keep_uses_ffv1(  # type: ignore[no-untyped-def]
     cli, agency: Path, footage: dict[str, Path]
 ) -> None:
-    cli.run("ingest", str(footage["odd"]), "--case", CASE, "--by", "bob")
+    cli.run(
+        "ingest", str(footage["odd"]), "--case", CASE, "--by", "bob", "--legal-basis", "warrant"
+    )
     redact = ("redact", f"{CASE}/0002", "--box", "11,11,41,31", "--start", "0.5", "--end", "1")
     r = cli.fail(2, "derive", *redact, "--style", "blur", "--by", "bob", "--reason", "x")
     assert "yuv440p video, which the blur cannot keep" in r.stderr
@@ -385,7 +387,9 @@ def test_bad_parameters_are_usage_errors(  # type: ignore[no-untyped-def]
 def test_attachments_and_missing_reasons_are_refused(  # type: ignore[no-untyped-def]
     cli, agency: Path, footage: dict[str, Path]
 ) -> None:
-    cli.run("ingest", str(footage["sidecar"]), "--case", CASE, "--by", "bob")
+    cli.run(
+        "ingest", str(footage["sidecar"]), "--case", CASE, "--by", "bob", "--legal-basis", "warrant"
+    )
     times = ("--start", "0", "--end", "1")
     r = cli.fail(2, "derive", "trim", f"{CASE}/0002", *times, "--by", "bob", "--reason", "x")
     assert "is an attachment, not footage" in r.stderr

@@ -127,6 +127,9 @@ def scenario(cli, home: Path, footage: dict[str, Path], tmp_path: Path) -> Scena
             ("by", "alice"),
         ]
         _append(c, sign_entry(Entry.build("derive", NOW, fields), [alice]))
+        # The copy was only staged: it enters the store once its entry is committed.
+        assert p.staged is not None
+        p.staged.place()
         trim = c.store.items_in_case(CASE)[-1]
     cli.run("log", "checkpoint")
     return Scenario(home, rows, trim)
@@ -248,7 +251,9 @@ def test_entries_after_the_checkpoint_are_marked(  # type: ignore[no-untyped-def
     cli, home: Path, footage: dict[str, Path]
 ) -> None:
     cli.run("case", "new", CASE)
-    cli.run("ingest", str(footage["csv"]), "--case", CASE, "--by", "bob")
+    cli.run(
+        "ingest", str(footage["csv"]), "--case", CASE, "--by", "bob", "--legal-basis", "warrant"
+    )
     cli.run("log", "checkpoint")
     with Custody.open() as c:
         [row] = c.store.items_in_case(CASE)
@@ -278,7 +283,18 @@ def test_edited_log_entry_fails_and_the_report_still_renders(  # type: ignore[no
     cli, home: Path, footage: dict[str, Path]
 ) -> None:
     cli.run("case", "new", CASE)
-    cli.run("ingest", str(footage["csv"]), "--case", CASE, "--by", "bob", "--source", "DVR")
+    cli.run(
+        "ingest",
+        str(footage["csv"]),
+        "--case",
+        CASE,
+        "--by",
+        "bob",
+        "--source",
+        "DVR",
+        "--legal-basis",
+        "warrant",
+    )
     db = sqlite3.connect(home / "custody.db")
     for (trigger,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
         db.execute(f"DROP TRIGGER {trigger}")  # an attacker with the database file

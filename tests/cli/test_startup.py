@@ -118,7 +118,17 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         ok("case", "new", "2026-0142")
         clip = clips.make_clip(root / "footage" / "doorbell.mp4")
         notes = clips.write_sidecar_json(root / "footage" / "export-info.json")
-        ok("ingest", str(clip), str(notes), "--case", "2026-0142", "--by", "bob")
+        ok(
+            "ingest",
+            str(clip),
+            str(notes),
+            "--case",
+            "2026-0142",
+            "--by",
+            "bob",
+            "--legal-basis",
+            "warrant",
+        )
         ok("log", "checkpoint")
         out = root / "bundle"
         ok("export", "2026-0142", "--to", str(out), "--with-media")

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
@@ -313,3 +314,125 @@ def test_peak_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
     assert int(out) < 150, f"peak RSS {out.strip()} MB"
+
+
+# -- staging: nothing in objects/ before its entry is committed ---------------------------------
+
+
+def _staging(v: Vault) -> list[Path]:
+    # staging/ is made by the first stage_file.
+    folder = v.root / "staging"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_a_staged_copy_is_complete_but_not_an_object_until_placed(vault: Vault, big: Path) -> None:
+    staged = vault.stage_file(big, sha256=True)
+    hexd = staged.digests.blake3_hex
+    assert staged.digests == hash_bytes(big.read_bytes(), sha256=True)
+    assert not vault.has(hexd) and _objects(vault) == [] and _tmp_files(vault) == []
+    assert [p.name[:64] for p in _staging(vault)] == [hexd]
+    assert staged.path.read_bytes() == big.read_bytes()
+    # Sidecars may be written for a staged copy (they are measured before the entry).
+    vault.put_sidecar(hexd, "probe", b"{}")
+    assert vault.staged() == [(hexd, True)]  # held by this (live) Staged
+    assert staged.place() == vault.path_for(hexd)
+    assert vault.has(hexd) and _staging(vault) == []
+    assert stat.S_IMODE(vault.path_for(hexd).stat().st_mode) == 0o444
+    again = vault.stage_file(big)
+    assert again.already_present and _staging(vault) == []
+    again.place()
+
+
+def test_a_discarded_copy_leaves_nothing(vault: Vault, tmp_path: Path) -> None:
+    src = tmp_path / "refused.bin"
+    src.write_bytes(b"refused at the append")
+    staged = vault.stage_file(src)
+    staged.discard()
+    staged.discard()  # idempotent
+    assert _staging(vault) == [] and _objects(vault) == [] and _tmp_files(vault) == []
+
+
+def test_recover_places_what_the_log_names_and_removes_the_rest(
+    tmp_path: Path,
+) -> None:
+    """What a killed run leaves in staging/: run in a child that exits without cleaning."""
+    root = tmp_path / "vault"
+    kept, dropped = tmp_path / "kept.bin", tmp_path / "dropped.bin"
+    kept.write_bytes(b"its entry was committed")
+    dropped.write_bytes(b"its entry was not")
+    child = textwrap.dedent(
+        f"""
+        import os
+        from pathlib import Path
+        from custody.infra.vault import Vault
+        v = Vault(Path({str(root)!r}))
+        v.stage_file(Path({str(kept)!r}))
+        v.stage_file(Path({str(dropped)!r}))
+        os._exit(137)
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", child], check=False, capture_output=True)
+    assert r.returncode == 137, r.stderr
+    v = Vault(root)
+    k = blake3.blake3(kept.read_bytes()).hexdigest()
+    d = blake3.blake3(dropped.read_bytes()).hexdigest()
+    assert sorted(v.staged()) == sorted([(k, False), (d, False)])
+    done = v.recover(lambda h: h == k)
+    assert done.placed == (k,) and done.removed == (d,)
+    assert v.has(k) and not v.has(d) and _staging(v) == []
+    assert v.recover(lambda h: True) == vault_module.Recovery((), ())
+
+
+def test_recover_leaves_a_live_process_s_staged_copy_alone(vault: Vault, tmp_path: Path) -> None:
+    src = tmp_path / "in-flight.bin"
+    src.write_bytes(b"being ingested right now")
+    staged = vault.stage_file(src)
+    assert Vault(vault.root).recover(lambda h: False) == vault_module.Recovery((), ())
+    assert staged.place() == vault.path_for(staged.digests.blake3_hex)
+
+
+def test_quarantine_moves_an_unnamed_object_out_of_objects(vault: Vault, tmp_path: Path) -> None:
+    src = tmp_path / "stray.bin"
+    src.write_bytes(b"no entry names me")
+    hexd = vault.put_file(src).digests.blake3_hex
+    assert vault.objects() == [hexd]
+    assert vault.quarantine(hexd) == vault.root / "quarantine" / hexd
+    assert vault.objects() == [] and not vault.has(hexd)
+    with pytest.raises(NotFoundError):
+        vault.quarantine(hexd)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (skipped, visibly, where none can be mounted)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip(f"disk-full tests need a tmpfs mount (as root): {r.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@pytest.mark.parametrize("stage", [False, True])
+def test_a_really_full_disk_names_the_disk_and_keeps_nothing(
+    tiny_disk: Path, big: Path, stage: bool
+) -> None:
+    """A real ENOSPC in the middle of a mapped window: once a BufferError ("cannot close
+    exported pointers exist") from the window's close, now the disk's name."""
+    v = Vault(tiny_disk / "vault")
+    with pytest.raises(StorageError) as err:
+        if stage:
+            v.stage_file(big)
+        else:
+            v.put_file(big)
+    assert err.value.message.startswith(f"no space left on the disk holding {v.root}: ")
+    assert "No space left on device" in err.value.message and err.value.hint == "free some space"
+    assert _objects(v) == [] and _tmp_files(v) == [] and _staging(v) == []

@@ -1,0 +1,84 @@
+"""CLI: the evidence store against the log: `custody vault check`.
+
+Thin: parse, call `custody.app.evidence.check_vault`, print (docs/ingest.md,
+"Checking the store").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, emit_json, open_home
+from custody.errors import VerificationError
+
+if TYPE_CHECKING:
+    from custody.app.evidence import VaultCheck
+
+vault_app = typer.Typer(
+    help="The write-once evidence store: check it against the log.", no_args_is_help=True
+)
+
+
+@vault_app.command("check")
+def check_cmd(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Also finish or remove what interrupted runs left in staging/, and move "
+            "objects no entry names into vault/quarantine/.",
+        ),
+    ] = False,
+    json_: JsonOpt = False,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """List objects without entries, entries without objects, and crash leftovers.
+
+    Exit 0 when every object is named by an entry and every entry's object is
+    there; 1 otherwise.  Without --repair nothing is changed.
+    """
+    from custody.app import evidence
+
+    with open_home(home, db) as c:
+        found = evidence.check_vault(c, repair=repair)
+    if json_:
+        emit_json(found.as_json())
+    else:
+        _print(found)
+    if not found.ok:
+        problems = len(found.orphans) + len(found.missing) + len(found.leftovers)
+        raise VerificationError(
+            f"the evidence store does not match the log: {problems} problem(s) (see above)",
+            hint="run 'custody vault check --repair' to finish or remove crash leftovers "
+            "and quarantine unnamed objects; a missing object must be restored from a backup "
+            "or re-ingested from the original medium",
+        )
+
+
+def _print(found: VaultCheck) -> None:
+    if found.repaired is not None:
+        for h in found.repaired.placed:
+            typer.echo(f"placed    {h}  (staged copy whose entry was committed)")
+        for h in found.repaired.removed:
+            typer.echo(f"removed   {h}  (staged copy that no entry names)")
+        for h in found.quarantined:
+            typer.echo(f"quarantined {h}  (object that no entry names)")
+    for h in found.orphans:
+        typer.echo(f"object without entry: {h}")
+    for m in found.missing:
+        note = (
+            "  (a staged copy is waiting: the next ingest or --repair places it)"
+            if m.staged
+            else ""
+        )
+        typer.echo(f"entry without object: exhibit {m.exhibit}  {m.blake3}{note}")
+    for h in found.leftovers:
+        typer.echo(f"staged leftover: {h}  (from an interrupted run)")
+    verdict = "OK" if found.ok else "PROBLEMS"
+    typer.echo(
+        f"{verdict}: evidence store {found.as_json()['vault']}: {found.objects} object(s), "
+        f"{found.items} exhibit(s) on the log"
+    )
