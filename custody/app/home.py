@@ -17,13 +17,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from custody.errors import NotFoundError, StorageError, UsageError
+from custody.errors import (
+    CustodyError,
+    FormatError,
+    KeyFileError,
+    NotFoundError,
+    StorageError,
+    UsageError,
+)
+from custody.infra.crash import crash_point
 from custody.infra.indexer import append_indexed
-from custody.infra.keystore import KeyFile, KeyStore
+from custody.infra.keystore import ROLES, KeyFile, KeyStore, seal
 from custody.infra.log import Log
 from custody.infra.store import Meta, PartyRow, Store, sqlite_url
 from custody.model.entry import Entry, sign_entry
-from custody.tlog.note import Signer, VerifierKey, check_key_name
+from custody.model.names import check_origin, check_party_name, find_confusable
+from custody.tlog.note import Signer, VerifierKey
 
 ENV_HOME = "CUSTODY_HOME"
 ENV_DB = "CUSTODY_DB"
@@ -53,19 +62,63 @@ class Home:
         return self.root / "vault"
 
 
+def _usage(check: Callable[[str], str], name: str) -> str:
+    """`check(name)`, its FormatError turned into a UsageError (a bad argument: exit 2)."""
+    try:
+        return check(name)
+    except FormatError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+
+
+def _create_private_db(url: str) -> None:
+    """Create an empty SQLite database file at `url` with mode 0600, if it is one and missing.
+
+    SQLite gives the `-wal` and `-shm` files it creates later the mode of the
+    database file, so the whole database stays private to its owner.
+    """
+    if not url.startswith("sqlite:///"):
+        return
+    path = Path(url[len("sqlite:///") :])
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot create the custody database {path}: {exc.strerror}") from exc
+    os.close(fd)
+
+
 def init(home: Home, origin: str, passphrase: PassphraseFn) -> VerifierKey:
     """Create the home, the database and the log's own signing key.
 
-    The log key's name is the log origin (C2SP tlog-checkpoint).  Raises
-    UsageError if the home or database is initialised already.
+    The log key's name is the log origin (C2SP tlog-checkpoint), which must keep
+    the origin rule (`custody.model.names.check_origin`).  Everything is checked
+    before anything is written; the home, `custody.db` and `vault/` are created
+    without access for the group or others.  The key is written only after the
+    database records it as pending, so that a re-run after a crash between the two
+    finishes with that key (given its passphrase) instead of refusing it.
+
+    Raises UsageError for a bad origin or if the home or database is initialised
+    already, KeyFileError for a wrong passphrase when finishing an interrupted
+    init, StorageError when the home or database cannot be written.
     """
-    check_key_name(origin)
+    _usage(check_origin, origin)
+    keystore = home.keystore
+    key_path = keystore.path(origin)  # a name too long for a file fails here, not half-way
     secret = passphrase(f"New passphrase for the log key '{origin}': ")  # before any write
+    new_keyfile = seal(Signer.generate(origin), "log", "", secret)
     try:
         home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
         raise StorageError(f"cannot create the custody home {home.root}: {exc.strerror}") from exc
-    store = Store.open(home.db_url, create=True)
+    _create_private_db(home.db_url)
+    # Files SQLite creates while opening (the -wal and -shm) get no group or other
+    # access either, whatever the caller's umask.
+    umask = os.umask(0o077)
+    try:
+        store = Store.open(home.db_url, create=True)
+    finally:
+        os.umask(umask)
     try:
         existing = store.meta("origin")
         if existing is not None:
@@ -73,17 +126,75 @@ def init(home: Home, origin: str, passphrase: PassphraseFn) -> VerifierKey:
                 f"{home.root} is already initialised (log origin '{existing}')",
                 hint="use another --home or --db for a new log",
             )
-        if home.keystore.exists(origin):
-            raise UsageError(f"a key for '{origin}' already exists in {home.keystore.root}")
-        keyfile, _ = home.keystore.create(origin, "log", "", secret)
-        with store.writer() as s:
-            if s.get(Meta, "origin") is not None:
-                raise UsageError("another process initialised this database meanwhile")
-            s.add(Meta(key="origin", value=origin))
-            s.add(Meta(key="log_vkey", value=keyfile.verifier_key.encode()))
+        try:
+            home.vault_root.mkdir(exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the evidence store {home.vault_root}: {exc.strerror}"
+            ) from exc
+        pending = store.meta(_PENDING)
+        written = False
+        if keystore.exists(origin):
+            keyfile = keystore.load(origin)
+            if pending is None or keyfile.verifier_key.encode() != pending:
+                raise UsageError(f"a key for '{origin}' already exists in {keystore.root}")
+            # The key of this database's own interrupted init: finish with it.
+            try:
+                keyfile.unlock(secret, str(key_path))
+            except KeyFileError as exc:
+                raise KeyFileError(
+                    exc.message,
+                    hint=f"an interrupted 'custody init' left {key_path}: give the "
+                    "passphrase chosen then, or delete that file (it never signed anything) "
+                    "and run init again",
+                ) from None
+        else:
+            keyfile = new_keyfile
+            _forget_pending_key(store, keystore, pending)
+            with store.writer() as s:
+                s.merge(Meta(key=_PENDING, value=keyfile.verifier_key.encode()))
+            crash_point("init.pending-committed")
+            keystore.write(keyfile)
+            written = True
+            crash_point("init.key-written")
+        try:
+            with store.writer() as s:
+                if s.get(Meta, "origin") is not None:
+                    raise UsageError("another process initialised this database meanwhile")
+                s.add(Meta(key="origin", value=origin))
+                s.add(Meta(key="log_vkey", value=keyfile.verifier_key.encode()))
+                marker = s.get(Meta, _PENDING)
+                if marker is not None:
+                    s.delete(marker)
+        except BaseException:
+            # The key never became the log's: remove it so that a re-run starts afresh.
+            if written:
+                key_path.unlink(missing_ok=True)
+            raise
+        crash_point("init.committed")
         return keyfile.verifier_key
     finally:
         store.close()
+
+
+# The meta row naming the log key an init has started to write (see `init`).
+_PENDING = "init_pending_vkey"
+
+
+def _forget_pending_key(store: Store, keystore: KeyStore, pending: str | None) -> None:
+    """Remove the key file of an earlier interrupted init that named another origin.
+
+    Such a key was recorded as pending in this database and never became any log's
+    key, so it has signed nothing; other key files are left alone.
+    """
+    if pending is None:
+        return
+    try:
+        vkey = VerifierKey.parse(pending)
+        if keystore.exists(vkey.name) and keystore.load(vkey.name).verifier_key == vkey:
+            keystore.path(vkey.name).unlink()
+    except (CustodyError, OSError):
+        return  # not ours to judge: leave whatever is there
 
 
 class Custody:
@@ -135,18 +246,79 @@ class Custody:
             raise UsageError(f"the key of '{name}' is {party.status} and may not sign")
         return signer
 
+    def unregistered_key_file(self, name: str) -> bool:
+        """Whether `name` has a key file here but is not a party of this log.
+
+        `new_key` registers such a file instead of creating a new key.  Raises
+        UsageError if `name` breaks the party-name rule.
+        """
+        _usage(check_party_name, name)
+        return self.keystore.exists(name) and self.store.party(name) is None
+
     def new_key(
         self, name: str, role: str, org: str, passphrase: PassphraseFn, now: datetime
     ) -> tuple[KeyFile, int]:
-        """Create a party key and register it on the log with a self-signed `key` entry."""
-        check_key_name(name)
+        """Create a party key and register it on the log with a self-signed `key` entry.
+
+        All or nothing: the name (`custody.model.names.check_party_name`), role,
+        organisation and passphrase are checked and the entry is built and signed
+        before the key file is written, and the file is removed again if the entry
+        is not committed.  A key file for `name` that is not registered on this log
+        (left by an interrupted `key new`, or this party's key from another log) is
+        registered as it is when its role and organisation are the ones given and
+        the passphrase opens it.
+
+        Raises UsageError for a bad or taken name (one differing from a registered
+        party's only by case or by look-alike characters included), a bad role or
+        organisation, or a key file that does not fit; KeyFileError for a wrong
+        passphrase of an existing key file; the append's errors otherwise.
+        """
+        _usage(check_party_name, name)
+        if role not in ROLES:
+            raise UsageError(f"role {role!r} is not one of: {', '.join(ROLES)}")
         if name == self.origin:
             raise UsageError(f"'{name}' is the log's own key name")
-        if self.store.party(name) is not None:
-            raise UsageError(f"party '{name}' is already registered on this log")
-        keyfile, signer = self.keystore.create(
-            name, role, org, passphrase(f"New passphrase for key '{name}': ")
-        )
+        known = self.store.party(name)
+        if known is not None:
+            raise UsageError(
+                f"party '{name}' is already registered on this log",
+                hint=f"its key entry is log entry {known.entry_idx}",
+            )
+        alike = find_confusable(name, [p.name for p in self.store.parties()] + [self.origin])
+        if alike is not None:
+            raise UsageError(
+                f"party name '{name}' looks like '{alike}', already on this log",
+                hint="choose a name that cannot be mistaken for another",
+            )
+        self.store.require_writable()  # a read-only home: fail before a key file is written
+        path = self.keystore.path(name)
+        leftover = self.keystore.exists(name)
+        if leftover:
+            keyfile = self.keystore.load(name)
+            if keyfile.name != name:
+                raise UsageError(
+                    f"the key file {path} holds the key of '{keyfile.name}', not '{name}'",
+                    hint="move the file away to create a new key",
+                )
+            if (keyfile.role, keyfile.org) != (role, org):
+                raise UsageError(
+                    f"a key file for '{name}' exists ({path}) with role {keyfile.role} and "
+                    f"org {keyfile.org!r}, but '{name}' is not registered on this log",
+                    hint="re-run with that --role and --org to register it, or move the file "
+                    "away to create a new key",
+                )
+            try:
+                signer = keyfile.unlock(passphrase(f"Passphrase for key '{name}': "), str(path))
+            except KeyFileError as exc:
+                raise KeyFileError(
+                    exc.message,
+                    hint=f"'{name}' has a key file but is not registered on this log (an "
+                    "interrupted 'key new'?): give that key's passphrase to register it, or "
+                    "move the file away to create a new key",
+                ) from None
+        else:
+            signer = Signer.generate(name)
+            keyfile = seal(signer, role, org, passphrase(f"New passphrase for key '{name}': "))
         entry = Entry.build(
             "key",
             now,
@@ -159,13 +331,19 @@ class Custody:
             ],
         )
         data = sign_entry(entry, [signer])
+        if not leftover:
+            self.keystore.write(keyfile)
+            crash_point("key.file-written")
         try:
             with self.log.transaction() as w:
                 index = append_indexed(w, data)
         except BaseException:
-            # The key never reached the log: remove the unused file so the name is free.
-            self.keystore.path(name).unlink(missing_ok=True)
+            # The key never reached the log: remove the file written for it, so the
+            # name is free (a file that was here before is left as it was).
+            if not leftover:
+                path.unlink(missing_ok=True)
             raise
+        crash_point("key.entry-committed")
         return keyfile, index
 
     def parties(self) -> list[PartyRow]:

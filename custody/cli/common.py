@@ -67,6 +67,14 @@ CaseOpt = Annotated[
 
 # The most a small input file (a checkpoint, a proof, a cosigned note) may weigh.
 MAX_SMALL_FILE = 1 << 20
+# The most a --passphrase-file may weigh (docs/spec/keyfile.md): one line.
+MAX_PASSPHRASE_FILE = 1024
+# The largest log index or tree size an option may name: a log's indices are SQL
+# BIGINTs (SQLite's INTEGER), so nothing larger can exist; bounding them turns a
+# typo of 25 digits into a usage error instead of an integer overflow.
+MAX_INDEX = (1 << 63) - 1
+# The most worker processes an option may ask for.
+MAX_JOBS = 256
 
 
 def now() -> datetime:
@@ -77,7 +85,8 @@ def now() -> datetime:
 def passphrases(passphrase_file: Path | None) -> Callable[[str], str]:
     """Where passphrases come from: --passphrase-file, then $CUSTODY_PASSPHRASE, then a prompt.
 
-    The returned function raises InputError when the file cannot be read or is empty,
+    The returned function raises InputError when the file cannot be read, is empty
+    or is larger than MAX_PASSPHRASE_FILE,
     and UsageError when a prompt is needed but there is no terminal, or when a new
     passphrase and its repetition differ.
     """
@@ -85,8 +94,19 @@ def passphrases(passphrase_file: Path | None) -> Callable[[str], str]:
     def get(prompt: str) -> str:
         if passphrase_file is not None:
             try:
-                text = passphrase_file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
+                with passphrase_file.open("rb") as f:
+                    raw = f.read(MAX_PASSPHRASE_FILE + 1)
+            except OSError as exc:
+                raise InputError(f"cannot read --passphrase-file {passphrase_file}: {exc}") from exc
+            if len(raw) > MAX_PASSPHRASE_FILE:
+                # Reading on would hang on /dev/zero or a never-ending pipe.
+                raise InputError(
+                    f"--passphrase-file {passphrase_file} is larger than "
+                    f"{MAX_PASSPHRASE_FILE} bytes: it should hold one line, the passphrase"
+                )
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
                 raise InputError(f"cannot read --passphrase-file {passphrase_file}: {exc}") from exc
             line = text.splitlines()[0] if text else ""
             if not line:

@@ -17,7 +17,8 @@ def init_cmd(
         str,
         typer.Option(
             "--origin",
-            help="The log's name, e.g. 'metro-police.example/custody'. No spaces or '+'.",
+            help="The log's name, e.g. 'metro-police.example/custody': lower-case ASCII "
+            "letters, digits, '-', '.', '_' and '/', at most 128 characters.",
         ),
     ],
     home: HomeOpt = None,

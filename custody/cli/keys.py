@@ -31,7 +31,13 @@ key_app = typer.Typer(
 
 @key_app.command("new")
 def key_new(
-    name: Annotated[str, typer.Argument(help="Party name: no spaces, no '+'.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="Party name: lower-case ASCII letters, digits, '-', '.' and '_', "
+            "starting with a letter or digit, at most 64 characters."
+        ),
+    ],
     role: Annotated[str, typer.Option("--role", help="owner, agency, lab, court or defence.")],
     org: Annotated[str, typer.Option("--org", help="Organisation, e.g. 'Metro Police'.")] = "",
     home: HomeOpt = None,
@@ -40,8 +46,13 @@ def key_new(
 ) -> None:
     """Create a party's Ed25519 key (encrypted with a passphrase) and register it on the log."""
     with open_home(home, db) as c:
+        # A key file already here (from an interrupted 'key new') is registered as it is.
+        existing = c.unregistered_key_file(name)
         keyfile, index = c.new_key(name, role, org, passphrases(passphrase_file), now())
-    typer.echo(f"created key '{name}' ({role}) and registered it as log entry {index}")
+    if existing:
+        typer.echo(f"registered the existing key file of '{name}' ({role}) as log entry {index}")
+    else:
+        typer.echo(f"created key '{name}' ({role}) and registered it as log entry {index}")
     typer.echo(f"verifier key: {keyfile.verifier_key.encode()}")
 
 

@@ -14,6 +14,8 @@ from typing import Annotated
 import typer
 
 from custody.cli.common import (
+    MAX_INDEX,
+    MAX_JOBS,
     DbOpt,
     HomeOpt,
     JsonOpt,
@@ -57,7 +59,7 @@ def log_checkpoint(
 
 @log_app.command("entry")
 def log_entry(
-    index: Annotated[int, typer.Argument(help="Entry index (0-based).")],
+    index: Annotated[int, typer.Argument(help="Entry index (0-based).", min=0, max=MAX_INDEX)],
     home: HomeOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -71,11 +73,14 @@ def log_entry(
 
 @log_app.command("prove")
 def log_prove(
-    index: Annotated[int, typer.Argument(help="Entry index (0-based).")],
+    index: Annotated[int, typer.Argument(help="Entry index (0-based).", min=0, max=MAX_INDEX)],
     size: Annotated[
         int | None,
         typer.Option(
-            "--size", help="Prove against the stored checkpoint of this size (default: latest)."
+            "--size",
+            help="Prove against the stored checkpoint of this size (default: latest).",
+            min=0,
+            max=MAX_INDEX,
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Write the proof here.")] = None,
@@ -90,8 +95,12 @@ def log_prove(
 
 @log_app.command("consistency")
 def log_consistency(
-    old: Annotated[int, typer.Argument(help="Size of the older stored checkpoint.")],
-    new: Annotated[int, typer.Argument(help="Size of the newer stored checkpoint.")],
+    old: Annotated[
+        int, typer.Argument(help="Size of the older stored checkpoint.", min=0, max=MAX_INDEX)
+    ],
+    new: Annotated[
+        int, typer.Argument(help="Size of the newer stored checkpoint.", min=0, max=MAX_INDEX)
+    ],
     home: HomeOpt = None,
     db: DbOpt = None,
     json_: JsonOpt = False,
@@ -127,7 +136,12 @@ def log_verify(
     json_: JsonOpt = False,
     jobs: Annotated[
         int | None,
-        typer.Option("--jobs", help="Processes for signature checks (default: all cores)."),
+        typer.Option(
+            "--jobs",
+            help="Processes for signature checks (default: all cores).",
+            min=1,
+            max=MAX_JOBS,
+        ),
     ] = None,
 ) -> None:
     """Recompute the whole log from its entries and check every signature and checkpoint.

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from custody.errors import CustodyError, VerificationError
 from custody.model.entry import Entry, SignedEntry
+from custody.model.names import check_party_name
 from custody.model.state import Change, KeyEnded, KeyRegistered, PartyKey, key_at
 from custody.model.types import ROLES, KeyEvent
 from custody.tlog.note import VerifierKey
@@ -122,14 +123,16 @@ def key_changes(
     """The rule for a `key` entry (docs/spec/entry.md §key): what it changes.
 
     `keys_of(name)` is the key history of a party so far.  Raises EntryError when
-    a name is registered twice, a role is unknown, a key's name is not the
-    party's, or a key that is not active is rotated or revoked.  Signatures (and
+    a name is registered twice or breaks the party-name rule
+    (`custody.model.names.check_party_name`), a role is unknown, a key's name is
+    not the party's, or a key that is not active is rotated or revoked.  Signatures (and
     the proof of possession) are `check_entry`'s business.
     """
     name = e.party
     history = keys_of(name)
     try:
         if e.action == "register":
+            check_party_name(name)
             if history:
                 first = history[0].registered_at
                 raise EntryError(index, f"party '{name}' was already registered at entry {first}")
