@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import errno
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Sequence
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
-from custody.app.evidence import Source, display, prepare, resolve_item
+from custody.app.evidence import Source, display, get_case, prepare, recover, resolve_item
 from custody.app.home import Custody
 from custody.errors import (
     CustodyError,
@@ -42,19 +45,27 @@ from custody.errors import (
     PolicyError,
     UsageError,
 )
-from custody.infra.files import write_new
+from custody.infra.crash import crash_point
+from custody.infra.files import fsync_dir, write_new
 from custody.infra.indexer import append_indexed
 from custody.infra.log import LogWriter
 from custody.infra.store import ItemRow, PartyRow, Store
-from custody.infra.vault import Vault, hash_file
+from custody.infra.vault import Staged, Vault, hash_file
 from custody.model.entry import Entry, SignedEntry, sign_entry
 from custody.model.parties import EntryError
-from custody.model.rules import Parsed, entry_hash, evaluate
+from custody.model.rules import (
+    Parsed,
+    RuleError,
+    entry_hash,
+    evaluate,
+    judge_in_context,
+)
 from custody.tlog.note import Signer, VerifierKey, add_signatures
 from custody.tlog.tlogproof import TlogProof, verify_tlog_proof
 
 OFFER_VERSION = "custody/offer/v1"
 RECEIPT_VERSION = "custody/receipt/v1"
+HANDOFF_ENTRY_PREFIX = b"custody/entry/v1\ntype handoff\n"
 PassphraseFn = Callable[[str], str]
 
 
@@ -205,7 +216,14 @@ def revoke_consent(
 
 
 def _find_entry(c: Custody, ref: str) -> tuple[bytes, int]:
-    if ref.isdigit():
+    """The bytes and index of the entry `ref` names (a log index or an entry hash).
+
+    Raises NotFoundError if the log has no such entry (an index beyond any log's
+    size, such as a 25-digit number, included).
+    """
+    if ref.isascii() and ref.isdigit():
+        if len(ref) > 19 or int(ref) >= 1 << 63:
+            raise NotFoundError(f"the log has no entry {ref}")
         data = c.store.entry(int(ref))
         if data is None:
             raise NotFoundError(f"the log has no entry {ref}")
@@ -222,6 +240,16 @@ def _find_entry(c: Custody, ref: str) -> tuple[bytes, int]:
 # -- access ----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Opened:
+    """What `open_item` did: the item, the index of its `access` entry, and how many
+    unfinished copies an interrupted earlier `open` to the same path had left."""
+
+    row: ItemRow
+    index: int
+    leftovers: int = 0
+
+
 def open_item(
     c: Custody,
     ref: str,
@@ -232,18 +260,41 @@ def open_item(
     case: str | None,
     passphrase: PassphraseFn,
     now: datetime,
-) -> tuple[ItemRow, int]:
+) -> Opened:
     """Copy an item out of the store to `out`, logging an `access` entry first.
 
-    The copy is written to a temp file and verified against the item's digest;
-    the entry is appended (the log refuses a non-holder or use outside consent);
-    only then is the file moved into place.  Nothing leaves the store unlogged.
+    The copy is written to a temp file next to `out` and verified against the
+    item's digest; the entry is appended (the log refuses a non-holder or use
+    outside consent); only then is the file linked into place, never over anything
+    (a file, or a symbolic link, dangling or not).  Nothing leaves the store
+    unlogged.  Unfinished copies that an interrupted `open` to the same path left
+    (`.<name>.<hex>.part`) are removed first and counted in the result: a run
+    whose access entry was committed but whose copy never reached `out` is on the
+    log, and the re-run logs its own access (docs/handoff.md, "Access").
+
+    Raises NotFoundError for an unknown case or item, or an item not in `case`;
+    UsageError if `out` exists; InputError if `out` is a symbolic link or cannot be
+    written, or the stored copy does not match its digest; PolicyError if the log
+    refuses the access.
     """
+    if case is not None:
+        get_case(c, case)
     row = resolve_item(c, ref, case)
+    if case is not None and row.case_id != case:
+        raise NotFoundError(
+            f"{row.exhibit} is not in case {case!r}",
+            hint=f"list the case's items with 'custody case show {case}'",
+        )
     if out.exists():
         raise UsageError(f"{out} already exists; refusing to overwrite it")
+    if out.is_symlink():  # a dangling one: `exists` follows links
+        raise InputError(
+            f"{out} is a symbolic link; refusing to write through it or replace it",
+            hint="give a path that does not exist yet",
+        )
     signer = c.signer(by, passphrase)
     vault = Vault(c.home.vault_root)
+    leftovers = clear_stale_temps(out, "part")
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.part")
     try:
         try:
@@ -269,10 +320,67 @@ def open_item(
             ],
         )
         index = _sign_and_append(c, entry, [signer])
-        os.replace(tmp, out)
+        crash_point("open.access-committed")
+        _link_into_place(tmp, out, index)
     finally:
         tmp.unlink(missing_ok=True)
-    return row, index
+    return Opened(row, index, leftovers)
+
+
+def _link_into_place(tmp: Path, out: Path, index: int) -> None:
+    """Link the finished copy to `out`, never replacing whatever appeared there meanwhile.
+
+    On a file system without hard links (FAT or exFAT on a USB stick) the copy is
+    renamed instead, after checking once more that nothing is at `out`.  Raises
+    InputError naming `out` (the access is logged by then, and the message says so).
+    """
+    try:
+        try:
+            os.link(tmp, out)
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(out):
+                raise FileExistsError(errno.EEXIST, "exists", str(out)) from exc
+            os.rename(tmp, out)
+    except FileExistsError:
+        raise InputError(
+            f"{out} appeared while the copy was made; refusing to replace it "
+            f"(the access is logged as entry {index})",
+            hint="run 'custody open' again with a path that does not exist",
+        ) from None
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {out}: {exc.strerror} (the access is logged as entry {index})"
+        ) from exc
+    # Some file systems cannot sync a folder; the copy is complete and in place anyway.
+    with contextlib.suppress(OSError):
+        fsync_dir(out.parent)
+
+
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV})
+
+
+def clear_stale_temps(path: Path, suffix: str) -> int:
+    """Remove `.<name>.<8 hex>.<suffix>` files next to `path` (what an interrupted durable
+    write to `path` leaves: custody.infra.files, `open`); returns how many.
+
+    Only names of exactly that shape are touched, so no other file of the folder
+    can match.  Raises nothing: a folder that cannot be listed has nothing to clear.
+    """
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[0-9a-f]{{8}}\.{re.escape(suffix)}")
+    removed = 0
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in names:
+        if pattern.fullmatch(name):
+            stale = path.with_name(name)
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 # -- handoffs ------------------------------------------------------------------------------
@@ -362,12 +470,6 @@ def _lines(data: bytes, where: str, version: str) -> list[tuple[str, str]]:
     return out
 
 
-def _case_entries(c: Custody, case: str) -> list[bytes]:
-    """The bytes of a case's entries in log order (an offer's context)."""
-    with c.store.session() as s:
-        return [data for _index, data in Store.case_entries(s, case)]
-
-
 def make_offer(
     c: Custody,
     refs: Sequence[str],
@@ -385,6 +487,8 @@ def make_offer(
     Raises EntryError (exit 1) if `sender` does not hold an item or the consent does
     not cover handing it to `receiver`; nothing is appended by an offer.
     """
+    if case is not None:
+        get_case(c, case)  # an unknown --case is an error, never silently ignored
     rows = [resolve_item(c, ref, case) for ref in refs]
     cases = {r.case_id for r in rows}
     if len(cases) != 1:
@@ -410,24 +514,30 @@ def make_offer(
             evaluate(index, Parsed(data, entry, (sender, receiver)), state)
         except EntryError as exc:
             raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
-    case_datas = _case_entries(c, case_id)
-    key_entries = _key_entries(c, {sender} | _signers_of(case_datas))
-    return Offer(data, tuple(key_entries + case_datas))
+    with c.store.session() as s:
+        case_rows = Store.case_entries(s, case_id)
+    names = {sender, receiver} | _signers_of(d for _i, d in case_rows)
+    # The context is in the sender's log order (key entries and case entries merged by
+    # index): the receiver judges it in exactly that order (docs/handoff.md).
+    ordered = sorted(_key_rows(c, names) + case_rows)
+    return Offer(data, tuple(d for _i, d in ordered))
 
 
 def _signers_of(datas: Iterable[bytes]) -> set[str]:
     return {name for d in datas for name in SignedEntry.parse(d).signer_names}
 
 
-def _key_entries(c: Custody, names: set[str]) -> list[bytes]:
-    """Every key entry of these parties (register, rotations, revocations), in log order."""
+def _key_rows(c: Custody, names: set[str]) -> list[tuple[int, bytes]]:
+    """(index, bytes) of every key entry of these parties (register, rotations,
+    revocations), in log order."""
     with c.store.session() as s:
         rows = Store.key_entries(s)
-    out = []
-    for _index, data in rows:
-        if SignedEntry.parse(data).entry.get("party") in names:
-            out.append(data)
-    return out
+    return [(i, d) for i, d in rows if SignedEntry.parse(d).entry.get("party") in names]
+
+
+def _key_entries(c: Custody, names: set[str]) -> list[bytes]:
+    """Every key entry of these parties, in log order."""
+    return [d for _i, d in _key_rows(c, names)]
 
 
 def _media_by_digest(folder: Path, wanted: set[str]) -> dict[str, Path]:
@@ -443,10 +553,41 @@ def _media_by_digest(folder: Path, wanted: set[str]) -> dict[str, Path]:
     return found
 
 
-def _import_context(w: LogWriter, context: Sequence[bytes]) -> int:
-    """Append the offer's context entries this log lacks; returns how many."""
+@dataclass(frozen=True)
+class NotCopied:
+    """A context entry the receiving log did not append: its rules, in its own order,
+    refuse it, while the sender's log, in its order, holds it (docs/handoff.md)."""
+
+    position: int  # 1-based, among the context's entries
+    etype: str
+    hash: str
+    reason: str
+
+    def describe(self) -> str:
+        return (
+            f"context entry {self.position} ({self.etype} {self.hash[:12]}) was not copied "
+            f"to this log: {self.reason}; it was checked in the sender's log order and "
+            "stays on the sender's log"
+        )
+
+
+def _import_context(
+    w: LogWriter, context: Sequence[bytes], *, judged: bool
+) -> tuple[int, list[NotCopied]]:
+    """Append the context entries this log lacks, in the context's order.
+
+    Returns how many were appended and the ones not copied.  An entry already on
+    this log (same entry hash) is never appended twice.  When the context was
+    `judged` in its own log's order (`custody.model.rules.judge_in_context`), an
+    entry that this log's rules refuse in this log's order is not copied (it
+    changes nothing this log's custody chain holds; the handoff itself must still
+    pass this log's rules).  Otherwise such an entry refuses the import.  Raises
+    EntryError for an entry whose signatures or key rules fail, InputError for a
+    party registered here with another key, PolicyError as said.
+    """
     added = 0
-    for data in context:
+    skipped: list[NotCopied] = []
+    for position, data in enumerate(context, 1):
         with_hash = entry_hash(data)
         if Store.index_of(w.session, with_hash) is not None:
             continue
@@ -461,13 +602,31 @@ def _import_context(w: LogWriter, context: Sequence[bytes]) -> int:
                         hint="two parties share a name: check with the other side out of band",
                     )
                 continue  # registered here already (by its own entry)
-        append_indexed(w, data)
+        try:
+            append_indexed(w, data)
+        except PolicyError as exc:
+            if not judged:
+                raise
+            reason = exc.message.removeprefix("refused: ")
+            skipped.append(NotCopied(position, e.type, with_hash, reason))
+            continue
         added += 1
-    return added
+    return added, skipped
 
 
 def _was_key_of(w: LogWriter, name: str, entry: Entry) -> bool:
     return any(k.vkey.encode() == entry.get("vkey") for k in w.state.party_keys(name))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """What `accept_offer` did: the handoff's index on this log, the receipt, whether
+    the handoff was on the log already (a re-run), and the context entries not copied."""
+
+    index: int
+    receipt: Receipt
+    already: bool = False
+    not_copied: tuple[NotCopied, ...] = ()
 
 
 def accept_offer(
@@ -477,14 +636,25 @@ def accept_offer(
     by: str,
     media: Path | None,
     passphrase: PassphraseFn,
-) -> tuple[int, Receipt]:
-    """Accept an offer: re-hash what was received, countersign, append, sign a receipt.
+) -> Accepted:
+    """Accept an offer: judge it, re-hash what was received, countersign, append, sign a
+    receipt.
 
-    The entry's claimed time is the sender's (it is signed already); the receiver's
-    countersignature covers the same text.
+    The offer is judged first in the sender's own order: its context is replayed
+    over a state built from the context alone, and the handoff must pass the
+    custody rules there (`custody.model.rules.judge_in_context`).  Then the context
+    entries this log lacks and the countersigned handoff are appended in one
+    transaction, each under this log's rules (docs/handoff.md, "Entries from
+    another log").  The entry's claimed time is the sender's (it is signed
+    already); the receiver's countersignature covers the same text.
+
+    If the handoff is already on this log (a re-run after a crash or a lost
+    receipt), nothing is appended: a fresh receipt is made for it (`already`).
 
     Raises InputError naming the file if a received file is missing or not the one
-    offered; EntryError (exit 1) if the handoff breaks a custody rule here.
+    offered; `custody.model.rules.ContextError` (exit 1) if the context does not hold up in its own
+    order; EntryError (exit 1) for a bad signature; PolicyError if the handoff
+    breaks a custody rule, in the sender's order or here.
     """
     entry = offer.entry
     if entry.type != "handoff":
@@ -492,9 +662,19 @@ def accept_offer(
     if entry.require("to") != by:
         raise UsageError(f"this offer is for '{entry.require('to')}', not '{by}'")
     signer = c.signer(by, passphrase)
+    vault = Vault(c.home.vault_root)
+    done = _handoff_on_log(c, entry)
+    if done is not None:
+        index, data = done
+        # A run interrupted after its commit may have left the received copies staged:
+        # their items are on the log now, so this places them.
+        recover(c, vault)
+        return Accepted(index, _receipt(c, index, data, by, passphrase), already=True)
+    countersigned = add_signatures(offer.handoff, [signer])
+    _judge(c, offer, countersigned, by)
     items = entry.get_all("item")
     details = _item_details(offer)
-    vault = Vault(c.home.vault_root)
+    received: list[Staged] = []
     if media is not None:
         found = _media_by_digest(media, set(items))
         for item in items:
@@ -512,8 +692,12 @@ def accept_offer(
                 raise InputError(
                     f"the offered file {name} (BLAKE3 {item[:16]}…) is not in {display(media)}"
                 )
-        for item in items:
-            prepare(vault, Source(found[item]), False, None)
+        try:
+            for item in items:
+                received.append(prepare(vault, Source(found[item]), False, None).staged)
+        except BaseException:
+            _discard(received)
+            raise
     else:
         for item in items:
             if not vault.has(item):
@@ -522,15 +706,63 @@ def accept_offer(
                     hint="pass --media DIR with the files you received",
                 )
             vault.verify_object(item)
-    countersigned = add_signatures(offer.handoff, [signer])
-    with c.log.transaction() as w:
-        _import_context(w, offer.context)
-        index = append_indexed(w, countersigned)
+    try:
+        with c.log.transaction() as w:
+            _added, skipped = _import_context(w, offer.context, judged=True)
+            index = append_indexed(w, countersigned)
+    except BaseException:
+        _discard(received)  # nothing enters the store without its entry
+        raise
+    crash_point("accept.handoff-committed")
+    for copy in received:
+        copy.place()
+    receipt = _receipt(c, index, countersigned, by, passphrase)
+    return Accepted(index, receipt, not_copied=tuple(skipped))
+
+
+def _discard(staged: Sequence[Staged]) -> None:
+    for copy in staged:
+        copy.discard()
+
+
+def _judge(c: Custody, offer: Offer, countersigned: bytes, by: str) -> None:
+    """Judge the offer in the sender's order (see `accept_offer`); raises as it says."""
+    with c.log.state() as state:
+        keys = [k for k in state.party_keys(by) if k.ended_at is None]
+    signed = SignedEntry.parse(countersigned)
+    try:
+        judge_in_context(
+            offer.context,
+            Parsed(countersigned, signed.entry, signed.signer_names),
+            known_keys={by: keys[-1]} if keys else None,
+        )
+    except RuleError as exc:
+        raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
+
+
+def _handoff_on_log(c: Custody, entry: Entry) -> tuple[int, bytes] | None:
+    """(index, bytes) of the handoff with this text (same offer) on this log, if any."""
+    offer_id = entry.require("offer")
+    with c.store.session() as s:
+        rows = Store.case_entries(s, entry.require("case"))
+    for index, data in rows:
+        # The cheap byte tests pick the candidates; the parsed text decides.
+        if (
+            data.startswith(HANDOFF_ENTRY_PREFIX)
+            and offer_id.encode() in data
+            and SignedEntry.parse(data).entry == entry
+        ):
+            return index, data
+    return None
+
+
+def _receipt(c: Custody, index: int, data: bytes, by: str, passphrase: PassphraseFn) -> Receipt:
+    """A receipt for handoff `index`, against a checkpoint that covers it (signed now if
+    the latest one does not)."""
     # A fresh checkpoint covering the handoff, for the receipt's inclusion proof.
     c.log.checkpoint(c.log_signer(passphrase))
     proof = c.log.tlog_proof(index)
-    receipt = Receipt(c.log_key, countersigned, tuple(_key_entries(c, {by})), proof)
-    return index, receipt
+    return Receipt(c.log_key, data, tuple(_key_entries(c, {by})), proof)
 
 
 def _item_details(offer: Offer) -> dict[str, tuple[str, int]]:
@@ -564,12 +796,27 @@ def reject_offer(
     return _sign_and_append(c, Entry.build("reject", now, fields), [signer])
 
 
-def take_receipt(c: Custody, receipt: Receipt, *, trusted: VerifierKey | None) -> int:
+@dataclass(frozen=True)
+class Recorded:
+    """What `take_receipt` did: the handoff's index on this log, and whether it was
+    there already (a re-run)."""
+
+    index: int
+    already: bool = False
+
+
+def take_receipt(c: Custody, receipt: Receipt, *, trusted: VerifierKey | None) -> Recorded:
     """Check a receipt and append its handoff to this (the releasing) log.
 
     The receipt's proof must verify under the receiving log's key: `trusted` if
     given, else the key recorded the first time this origin sent a receipt
-    (trust on first use, kept in `<home>/known-logs/`).
+    (trust on first use, kept in `<home>/known-logs/`).  Idempotent: if the
+    handoff is on this log already (a re-run, e.g. after a crash), nothing is
+    appended, and the pinned key and the copy of the receipt in `<home>/receipts/`
+    are completed if they are missing.
+
+    Raises InputError for a key other than the pinned or trusted one, a
+    VerificationError if the proof does not verify, what an append raises.
     """
     key = trusted or receipt.log_key
     pinned = _pinned_log_key(c, receipt.log_key.name)
@@ -582,16 +829,25 @@ def take_receipt(c: Custody, receipt: Receipt, *, trusted: VerifierKey | None) -
         raise InputError("the receipt names another log key than the one you trust")
     verify_tlog_proof(receipt.proof, receipt.entry, key)
     with c.log.transaction() as w:
-        _import_context(w, receipt.context)
-        if Store.index_of(w.session, entry_hash(receipt.entry)) is not None:
-            raise UsageError("this receipt's handoff is already on this log")
-        index = append_indexed(w, receipt.entry)
+        existing = Store.index_of(w.session, entry_hash(receipt.entry))
+        if existing is None:
+            _import_context(w, receipt.context, judged=False)
+            index = append_indexed(w, receipt.entry)
+    if existing is None:
+        # Committed: what follows only completes this home's files, and a re-run
+        # (which finds the handoff on the log) completes them too.
+        crash_point("receipt.recorded")
     if pinned is None:
         _pin_log_key(c, key)
     folder = c.home.root / "receipts"
     folder.mkdir(exist_ok=True)
-    write_new(folder / f"{entry_hash(receipt.entry)}.receipt", receipt.encode(), mode=0o644)
-    return index
+    kept = folder / f"{entry_hash(receipt.entry)}.receipt"
+    clear_stale_temps(kept, "tmp")  # what an interrupted earlier write of it left
+    if not kept.exists():
+        write_new(kept, receipt.encode(), mode=0o644)
+    if existing is not None:
+        return Recorded(existing, already=True)
+    return Recorded(index)
 
 
 def _known_logs(c: Custody) -> Path:

@@ -41,6 +41,12 @@ def _write_new(path: Path, data: bytes) -> None:
     write_new(path, data, mode=0o644)
 
 
+def _replace(path: Path, data: bytes) -> None:
+    from custody.infra.files import replace_durably
+
+    replace_durably(path, data, mode=0o644)
+
+
 # -- consent ----------------------------------------------------------------------------------
 
 
@@ -159,16 +165,30 @@ def handoff_accept(
 ) -> None:
     """Re-hash the received files, countersign, append the handoff and write a receipt."""
     from custody.app import events
+    from custody.infra.crash import crash_point
 
     offer = events.Offer.parse(read_input(offer_path, "offer"), str(offer_path))
     with open_home(home, db) as c:
-        index, rec = events.accept_offer(
+        done = events.accept_offer(
             c, offer, by=by, media=media, passphrase=passphrases(passphrase_file)
         )
     out = receipt or offer_path.with_name(offer_path.name + ".receipt")
-    _write_new(out, rec.encode())
+    # What an interrupted earlier write of this receipt left (a crash) goes first.
+    events.clear_stale_temps(out, "tmp")
+    if done.already:
+        # A re-run: the handoff is on the log, so finishing the job is (re)writing the
+        # receipt, whatever an earlier run left at that path.
+        _replace(out, done.receipt.encode())
+    else:
+        _write_new(out, done.receipt.encode())
+    crash_point("accept.receipt-written")
+    if done.already:
+        typer.echo(f"already accepted at entry {done.index}; receipt written to {out}")
+        return
+    for skipped in done.not_copied:
+        sys.stderr.write(f"note: {skipped.describe()}\n")
     typer.echo(
-        f"accepted: handoff recorded as log entry {index}, signed by "
+        f"accepted: handoff recorded as log entry {done.index}, signed by "
         f"{offer.entry.require('from')} and {by}"
     )
     typer.echo(f"receipt for the sender: {out}")
@@ -211,9 +231,16 @@ def handoff_receipt(
     rec = events.Receipt.parse(read_input(path, "receipt"), str(path))
     trusted = VerifierKey.parse(log_key) if log_key else None
     with open_home(home, db) as c:
-        index = events.take_receipt(c, rec, trusted=trusted)
+        done = events.take_receipt(c, rec, trusted=trusted)
+    if done.already:
+        typer.echo(
+            f"receipt verified against {rec.log_key.name}; handoff already recorded here as "
+            f"log entry {done.index}"
+        )
+        return
     typer.echo(
-        f"receipt verified against {rec.log_key.name}; handoff recorded here as log entry {index}"
+        f"receipt verified against {rec.log_key.name}; handoff recorded here as log entry "
+        f"{done.index}"
     )
 
 
@@ -272,7 +299,7 @@ def open_cmd(
     from custody.app import events
 
     with open_home(home, db) as c:
-        row, index = events.open_item(
+        done = events.open_item(
             c,
             item,
             by=by,
@@ -282,5 +309,12 @@ def open_cmd(
             passphrase=passphrases(passphrase_file),
             now=now(),
         )
-    sys.stderr.write(f"logged as entry {index}: {by} exported {row.exhibit} ({purpose})\n")
+    if done.leftovers:
+        sys.stderr.write(
+            f"note: removed {done.leftovers} unfinished copy(ies) that an interrupted open to "
+            f"{out} left; an interrupted open whose access was logged stays on the log\n"
+        )
+    sys.stderr.write(
+        f"logged as entry {done.index}: {by} exported {done.row.exhibit} ({purpose})\n"
+    )
     typer.echo(str(out))

@@ -17,9 +17,11 @@ rule broken or returns the `Change`s the entry makes:
 
 `admit` is the whole check of one new entry (format, signatures by keys valid at
 its index, then the rules) and `replay` feeds entries through it in log order over
-a `MemoryState`.  The log applies the same engine before appending, over its
-indexed state in the database, so it never accepts an entry that a replay would
-refuse.
+a `MemoryState`.  `judge_in_context` judges an entry made on another log (a handoff
+offer) in that log's own order, over a state built only from the context it came
+with (docs/handoff.md, "Entries from another log").  The log applies the same
+engine before appending, over its indexed state in the database, so it never
+accepts an entry that a replay would refuse.
 
 `Chain` is the older interface (items, consents, `apply` with a separate party
 timeline), kept as a thin wrapper over the engine for its callers.
@@ -28,8 +30,8 @@ timeline), kept as a thin wrapper over the engine for its callers.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from custody.errors import CustodyError
@@ -39,6 +41,7 @@ from custody.model.state import (
     Change,
     Consent,
     ItemState,
+    KeyRegistered,
     MemoryState,
     PartyKey,
     PutConsent,
@@ -70,6 +73,7 @@ __all__ = [
     "Admitted",
     "Chain",
     "Consent",
+    "ContextError",
     "ItemState",
     "Parsed",
     "RuleError",
@@ -78,6 +82,7 @@ __all__ = [
     "check_access",
     "entry_hash",
     "evaluate",
+    "judge_in_context",
     "replay",
 ]
 
@@ -223,6 +228,82 @@ def replay(entries: Iterable[tuple[int, bytes]], state: MemoryState | None = Non
     for index, data in entries:
         state.apply(admit(index, data, state).changes)
     return state
+
+
+def judge_in_context(
+    context: Sequence[bytes],
+    signed: Signed,
+    *,
+    known_keys: Mapping[str, PartyKey] | None = None,
+) -> MemoryState:
+    """Judge `signed`, an entry made on another log, in that log's order and state.
+
+    `context` is what the other log sent with the entry (an offer's context): exact
+    entry bytes in that log's order.  They are admitted one by one (format,
+    signatures by the keys valid at each position, key and custody rules) over a
+    `MemoryState` that starts empty, at positions 0 to n-1; then the custody rules
+    of `signed` are evaluated at position n.  Only the relative order of the
+    context matters: a key is valid for the entries after its registration and
+    before its end, a consent for the entries after its grant, as on the log that
+    wrote them.  Nothing of the judging log's own state is read, so entries of
+    another log are never re-ordered against local ones.
+
+    The signatures of `signed` itself are not checked here (the log that appends it
+    does that).  A party who signed `signed` but whom the context does not
+    introduce (the receiver of an offer, whose key the sender may not have) is
+    taken from `known_keys`, as a key valid from position n: the rules read only
+    its role.
+
+    Returns the state after `signed`.  Raises ContextError naming the context
+    entry (1-based) that fails and why; RuleError (position n) if `signed` breaks
+    a custody rule in that state.
+    """
+    state = MemoryState()
+    total = len(context)
+    for position, data in enumerate(context):
+        # An entry may appear twice, as on the log that wrote it (two identical
+        # accesses in one second are the same bytes): it is judged each time.
+        try:
+            state.apply(admit(position, data, state).changes)
+        except EntryError as exc:
+            raise ContextError(position + 1, total, _type_of(data), exc.reason) from exc
+    index = total
+    for name in signed.signer_names:
+        if not state.party_keys(name) and known_keys is not None and name in known_keys:
+            key = replace(known_keys[name], registered_at=index, ended_at=None, end_reason=None)
+            state.apply([KeyRegistered(key)])
+    state.apply(evaluate(index, signed, state))
+    return state
+
+
+class ContextError(EntryError):
+    """An entry of another log's context fails when replayed in that log's own order.
+
+    `position` counts from 1 among the context's `total` entries.  That is tampering,
+    or a sending log that does not hold up: a verification failure (exit 1), not a
+    refusal by the judging log's rules.
+    """
+
+    def __init__(self, position: int, total: int, etype: str, reason: str) -> None:
+        super().__init__(
+            position,
+            reason,
+            hint="the offer was altered, or the sender's log does not hold up: ask the sender "
+            "to run 'custody log verify' and to make a new offer",
+        )
+        self.position = position
+        self.total = total
+        what = f" ({etype})" if etype else ""
+        # EntryError says "log entry N: ..."; a context entry is not one of this log's.
+        self.message = f"the offer's context entry {position} of {total}{what}: {reason}"
+        self.args = (self.message,)
+
+
+def _type_of(data: bytes) -> str:
+    try:
+        return SignedEntry.parse(data).entry.type
+    except CustodyError:
+        return ""
 
 
 def _parties_of(view: StateView, names: Iterable[str]) -> Parties:

@@ -113,6 +113,9 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
     assert "signed by garcia and jones" in r.stdout
     # The owner's side takes the receipt: its own log now shows the handoff too.
     owner.run("handoff", "receipt", str(offer1) + ".receipt")
+    # Taking the same receipt again records nothing twice (a re-run after a crash).
+    again = owner.run("handoff", "receipt", str(offer1) + ".receipt").stdout
+    assert "handoff already recorded here as log entry" in again
     hist = json.loads(owner.run("history", f"{CASE}/0001", "--json").stdout)["timeline"]
     assert [e["type"] for e in hist] == ["ingest", "consent", "handoff"]
     assert hist[-1]["signed_by"] == ["garcia", "jones"]
