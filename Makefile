@@ -6,13 +6,14 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 SYSDEPS := .ci/sysdeps.sh
 
-.PHONY: help venv sysdeps demo test lint fmt bench clean
+.PHONY: help venv sysdeps demo test lint fmt bench fuzz clean
 
 help:
 	@echo "make demo   - run the whole custody story on a real clip (sets everything up)"
 	@echo "make test   - lint (ruff), type-check (mypy --strict) and run the test suite"
 	@echo "make lint   - ruff check, ruff format --check, mypy, import-linter layer contracts"
 	@echo "make bench  - benchmarks (log appends, proofs, verify, hashing vs b3sum)"
+	@echo "make fuzz   - a long fuzzing campaign on every parser of untrusted input"
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -44,6 +45,12 @@ demo: venv sysdeps
 
 bench: venv sysdeps
 	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
+
+# `make test` runs every fuzzer for a bounded number of examples; this runs
+# FUZZ_FACTOR times as many, with fresh random seeds (docs/faults.md).
+FUZZ_FACTOR ?= 50
+fuzz: venv sysdeps
+	CUSTODY_FUZZ=long CUSTODY_FUZZ_FACTOR=$(FUZZ_FACTOR) $(BIN)/python -m pytest -q tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .demo .bench

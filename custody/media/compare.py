@@ -147,6 +147,21 @@ def _int_field(text: str, what: str, line_no: int) -> int:
         ) from None
 
 
+# A stream index or extradata size longer than this is malformed: ffmpeg writes small
+# numbers, and int() refuses more than 4300 digits with ValueError.
+_MAX_INDEX_DIGITS = 20
+
+
+def _index_field(text: str, what: str, line_no: int) -> int:
+    """A run of ASCII digits from a header regex as an int; FormatError if it is too long."""
+    if len(text) > _MAX_INDEX_DIGITS:
+        raise FormatError(
+            f"framehash line {line_no}: {what} has {len(text)} digits; "
+            f"at most {_MAX_INDEX_DIGITS} are possible"
+        )
+    return int(text)
+
+
 def _hex32(text: str, what: str, line_no: int) -> bytes:
     text = text.strip()
     if not re.fullmatch(r"[0-9a-f]{64}", text):
@@ -193,9 +208,11 @@ def parse_framehash(data: bytes) -> PacketList:
                 m = _HEADER_EXTRADATA.fullmatch(line)
                 if not m:
                     raise FormatError(f"framehash line {line_no}: malformed #extradata line")
-                extradata[int(m[1])] = (int(m[2]), m[3])
+                index = _index_field(m[1], "extradata stream index", line_no)
+                extradata[index] = (_index_field(m[2], "extradata size", line_no), m[3])
             elif m := _HEADER_STREAM.fullmatch(line):
-                key, index, value = m[1], int(m[2]), m[3].strip()
+                key, value = m[1], m[3].strip()
+                index = _index_field(m[2], f"#{key} stream index", line_no)
                 if key == "tb":
                     num, slash, den = value.partition("/")
                     n = _int_field(num, "time base", line_no)
@@ -280,6 +297,11 @@ def parse_streamhash(data: bytes) -> dict[int, tuple[str, str]]:
             raise FormatError(
                 f"streamhash line {line_no}: expected '<index>,<type>,SHA256=<hex>'",
                 hint="produce it with `ffmpeg ... -f streamhash -hash sha256`",
+            )
+        if len(m[1]) > _MAX_INDEX_DIGITS:
+            raise FormatError(
+                f"streamhash line {line_no}: stream index has {len(m[1])} digits; "
+                f"at most {_MAX_INDEX_DIGITS} are possible"
             )
         index = int(m[1])
         if index in result:

@@ -270,12 +270,19 @@ def parse_snapshot(data: bytes) -> dict[str, Any]:
     version marker, so whatever parses here hashes to the digest it was stored under.
 
     Raises:
-        FormatError: not UTF-8 JSON, not canonical, or not a ``custody/snapshot/v1``.
+        FormatError: not UTF-8 JSON, a number of more than 4300 digits, nesting deeper
+            than Python's recursion limit, not canonical, or not a ``custody/snapshot/v1``.
     """
     try:
         value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise FormatError(f"snapshot: not UTF-8 JSON ({exc})") from exc
+    except ValueError:
+        # json raises a plain ValueError for an integer beyond int()'s 4300-digit limit;
+        # ffprobe never prints one.
+        raise FormatError("snapshot: a number has more than 4300 digits") from None
+    except RecursionError:
+        raise FormatError("snapshot: JSON nested too deeply to be ffprobe's") from None
     if not isinstance(value, dict):
         raise FormatError("snapshot: not a JSON object")
     version = value.get("version")
@@ -286,7 +293,14 @@ def parse_snapshot(data: bytes) -> dict[str, Any]:
         )
     if not isinstance(value.get("format"), dict) or not isinstance(value.get("streams"), list):
         raise FormatError("snapshot: needs a `format` object and a `streams` list")
-    if canonical_json(value) != data:
+    try:
+        canonical = canonical_json(value)
+    except RecursionError:
+        # The encoder recurses in Python; json's C decoder counts its depth apart from
+        # that (from Python 3.12 against a separate, higher limit), so a nesting that
+        # json.loads accepted can still be too deep to encode.
+        raise FormatError("snapshot: JSON nested too deeply to be ffprobe's") from None
+    if canonical != data:
         raise FormatError(
             "snapshot: bytes are not in canonical form",
             hint="a snapshot is stored exactly as custody wrote it; it was altered",

@@ -55,6 +55,9 @@ __all__ = [
 _TIMESTAMP_SIZE = 8  # u64, big-endian (RFC 8446 §3.3 presentation language)
 _SIGNATURE_SIZE = 64  # Ed25519
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
+# The digits of 2^64-1.  A longer size is out of range whatever its digits, and must be
+# refused before int(): Python refuses int() of more than 4300 digits with ValueError.
+_MAX_DIGITS = len(str(MAX_SIZE))
 _CHECKPOINT_HINT = "a checkpoint is 'origin', 'tree size', 'base64 root hash', one per line"
 
 
@@ -137,6 +140,14 @@ class Checkpoint:
                 "without leading zeroes",
                 hint=_CHECKPOINT_HINT,
             )
+        if len(size_text) > _MAX_DIGITS:
+            # The constructor's message, with the number cut short: it stays one line.
+            shown = (
+                size_text
+                if len(size_text) <= 40
+                else f"{size_text[:40]}… ({len(size_text)} digits)"
+            )
+            raise FormatError(f"checkpoint tree size {shown} is outside 0..2^64-1")
         size = int(size_text)
         try:
             root = base64.b64decode(root_text.encode("ascii"), validate=True)

@@ -35,6 +35,9 @@ MAX_PROOF_HASHES = 64
 """An inclusion proof in a tree of at most 2^64-1 leaves has at most 64 hashes."""
 
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
+# The digits of 2^64-1.  A longer index is out of range whatever its digits, and must be
+# refused before int(): Python refuses int() of more than 4300 digits with ValueError.
+_MAX_DIGITS = len(str(MAX_SIZE))
 _HINT = "a tlog-proof starts 'c2sp.org/tlog-proof@v1', then 'index N', hashes, a blank line"
 
 
@@ -141,6 +144,14 @@ class TlogProof:
                 "without leading zeroes",
                 hint=_HINT,
             )
+        if len(index_text) > _MAX_DIGITS:
+            # The constructor's message, with the number cut short: it stays one line.
+            shown = (
+                index_text
+                if len(index_text) <= 40
+                else f"{index_text[:40]}… ({len(index_text)} digits)"
+            )
+            raise FormatError(f"tlog-proof index {shown} is outside 0..2^64-2")
         index = int(index_text)
         hash_lines = lines[pos + 1 :]
         if len(hash_lines) > MAX_PROOF_HASHES:
