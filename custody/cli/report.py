@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import DbOpt, HomeOpt, JsonOpt, emit_json, now, open_home
+from custody.cli.common import MAX_INDEX, DbOpt, HomeOpt, JsonOpt, emit_json, now, open_home
 from custody.errors import UsageError, VerificationError
 
 
@@ -32,6 +32,8 @@ def report_cmd(
         int | None,
         typer.Option(
             "--checkpoint",
+            min=0,
+            max=MAX_INDEX,
             help="Rest the report on the stored checkpoint of this size. Default: the latest.",
             show_default=False,
         ),
