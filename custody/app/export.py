@@ -68,7 +68,7 @@ from custody.errors import (
     VerificationError,
 )
 from custody.infra.crash import crash_point
-from custody.infra.files import fsync_dir, reclaim, work_dir
+from custody.infra.files import fsync_dir, no_space_error, reclaim, work_dir
 from custody.infra.store import Store
 from custody.infra.vault import Vault, display_path
 from custody.media.digest import CHUNK_SIZE, Hasher
@@ -402,17 +402,29 @@ class _Writer(Protocol):
 def _copy(
     src: Path, write: Callable[[bytes], Any], expect: str | None, progress: Progress | None
 ) -> FileInfo:
-    """Stream `src` to `write`, hashing what is copied; check its BLAKE3 if `expect`."""
+    """Stream `src` to `write`, hashing what is copied; check its BLAKE3 if `expect`.
+
+    A failure to read `src` is a StorageError naming it; an OSError from `write`
+    propagates, for the bundle writer to name the bundle and the real cause (a full
+    disk is the disk being written, never the evidence store being read).
+    """
     hasher = Hasher(sha256=True)
     try:
-        with src.open("rb") as f:
-            while chunk := f.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                write(chunk)
-                if progress is not None:
-                    progress(len(chunk))
+        f = src.open("rb")
     except OSError as exc:
         raise StorageError(f"cannot read {display_path(src)}: {exc.strerror}") from exc
+    with f:
+        while True:
+            try:
+                chunk = f.read(CHUNK_SIZE)
+            except OSError as exc:
+                raise StorageError(f"cannot read {display_path(src)}: {exc.strerror}") from exc
+            if not chunk:
+                break
+            hasher.update(chunk)
+            write(chunk)
+            if progress is not None:
+                progress(len(chunk))
     d = hasher.finish()
     if expect is not None and d.blake3_hex != expect:
         raise VerificationError(
@@ -420,6 +432,12 @@ def _copy(
             hint="restore it from a backup before exporting",
         )
     return FileInfo(d.size, d.sha256_hex or "")
+
+
+def _write_failed(final: Path, what: str, exc: OSError) -> StorageError:
+    """The error of a failed write of the bundle `final`: a NoSpaceError naming the
+    disk when it is full, else `what` with the system's reason."""
+    return no_space_error(exc, final.parent, what) or StorageError(f"{what}: {exc.strerror}")
 
 
 def _partial_prefix(final: Path) -> str:
@@ -465,9 +483,7 @@ class _FolderWriter:
                 self.tmp.mkdir(mode=0o755)
                 self.fd = os.open(self.tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             except OSError as exc:
-                raise StorageError(
-                    f"cannot create {display_path(self.tmp)}: {exc.strerror}"
-                ) from exc
+                raise _write_failed(final, f"cannot create {display_path(self.tmp)}", exc) from exc
             if _locked(self.tmp, self.fd):
                 break
             os.close(self.fd)
@@ -485,7 +501,7 @@ class _FolderWriter:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise StorageError(f"cannot write {name} of the bundle: {exc.strerror}") from exc
+            raise _write_failed(self.final, f"cannot write {name} of the bundle", exc) from exc
         return FileInfo(len(data), hashlib.sha256(data).hexdigest())
 
     def add_file(
@@ -497,7 +513,7 @@ class _FolderWriter:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as exc:
-            raise StorageError(f"cannot write {name} of the bundle: {exc.strerror}") from exc
+            raise _write_failed(self.final, f"cannot write {name} of the bundle", exc) from exc
         return info
 
     def commit(self) -> None:
@@ -510,7 +526,9 @@ class _FolderWriter:
             os.rename(self.tmp, self.final)
             fsync_dir(self.final.parent)
         except OSError as exc:
-            raise StorageError(f"cannot finish {display_path(self.final)}: {exc.strerror}") from exc
+            raise _write_failed(
+                self.final, f"cannot finish {display_path(self.final)}", exc
+            ) from exc
         finally:
             os.close(self.fd)
         crash_point("export.renamed")
@@ -530,9 +548,7 @@ class _ZipWriter:
             try:
                 fd = os.open(self.tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
             except OSError as exc:
-                raise StorageError(
-                    f"cannot create {display_path(self.tmp)}: {exc.strerror}"
-                ) from exc
+                raise _write_failed(final, f"cannot create {display_path(self.tmp)}", exc) from exc
             if _locked(self.tmp, fd):
                 break
             os.close(fd)
@@ -552,7 +568,7 @@ class _ZipWriter:
         try:
             self.zf.writestr(self._info(name, zipfile.ZIP_DEFLATED), data)
         except OSError as exc:
-            raise StorageError(f"cannot write {display_path(self.tmp)}: {exc.strerror}") from exc
+            raise _write_failed(self.final, f"cannot write {display_path(self.tmp)}", exc) from exc
         return FileInfo(len(data), hashlib.sha256(data).hexdigest())
 
     def add_file(
@@ -564,7 +580,7 @@ class _ZipWriter:
             with self.zf.open(self._info(name, compress), "w", force_zip64=True) as dst:
                 return _copy(src, dst.write, expect_blake3, progress)
         except OSError as exc:
-            raise StorageError(f"cannot write {display_path(self.tmp)}: {exc.strerror}") from exc
+            raise _write_failed(self.final, f"cannot write {display_path(self.tmp)}", exc) from exc
 
     def commit(self) -> None:
         try:
@@ -580,7 +596,9 @@ class _ZipWriter:
                 f"{display_path(self.final)} already exists; not replacing it"
             ) from None
         except OSError as exc:
-            raise StorageError(f"cannot finish {display_path(self.final)}: {exc.strerror}") from exc
+            raise _write_failed(
+                self.final, f"cannot finish {display_path(self.final)}", exc
+            ) from exc
         finally:
             self.file.close()
         crash_point("export.renamed")
