@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CliRunnerNS, invoke
-from db_mounts import fill, small_disk
+from mounts import fill, small_disk
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ reads, and leaves no partial bundle (issue 9: findings 3 and 13)."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import clips
 import pytest
 from conftest import CliRunnerNS, invoke
+from mounts import small_disk
 
 CASE = "C-13"
 
@@ -18,20 +18,8 @@ CASE = "C-13"
 @pytest.fixture
 def small_out(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs to export onto (skipped, visibly, where none can be mounted)."""
-    disk = tmp_path / "out"
-    disk.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"disk-full tests need a tmpfs mount (as root): {r.stderr.strip()}")
-    try:
+    with small_disk(tmp_path / "out", "1m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 @pytest.mark.parametrize("name", ["bundle", "bundle.zip"])

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import clips
+import mounts
 import pytest
 from conftest import CliRunnerNS, invoke
 
@@ -73,21 +74,9 @@ def assert_clean(home: Path) -> None:
 @pytest.fixture
 def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A 6 MiB tmpfs holding the custody home (skipped, visibly, where none can be mounted)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(disk)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if r.returncode != 0:
-        pytest.skip(f"disk-full tests need a tmpfs mount (as root): {r.stderr.strip()}")
-    monkeypatch.setenv("CUSTODY_HOME", str(disk / "home"))
-    try:
+    with mounts.small_disk(tmp_path / "disk", "6m") as disk:
+        monkeypatch.setenv("CUSTODY_HOME", str(disk / "home"))
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def fill(disk: Path) -> None:

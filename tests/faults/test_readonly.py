@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CliRunnerNS
-from db_mounts import read_only_view
+from mounts import read_only_view
 
 READ_ONLY = "is read-only"
 

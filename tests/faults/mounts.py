@@ -1,4 +1,4 @@
-"""Mounts for the database fault tests: a read-only view of a folder, a tiny disk.
+"""Mounts for the fault tests: a read-only view of a folder, a tiny disk.
 
 Root ignores file modes, so a read-only home is made with a read-only bind mount,
 and a full disk with a small tmpfs.  Where mounting is not permitted (not root, no
