@@ -1013,6 +1013,11 @@ def _sqlite_setup(engine: Engine, *, read_only: bool) -> None:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
+        # 64 MiB of page cache (the default is 2 MiB): an append touches a few pages of
+        # each index (the entry hash index at random), and on a large log those pages no
+        # longer fit the default cache.  Measured at 1,000,000 entries: 407 -> 586
+        # appends/s.  (mmap would give more, but turns an I/O error into SIGBUS.)
+        cur.execute("PRAGMA cache_size=-65536")
         cur.close()
 
     @event.listens_for(engine, "begin")
