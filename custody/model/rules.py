@@ -523,23 +523,10 @@ class Chain:
         return self.state.item(case, item)
 
     def apply(self, index: int, signed: Signed, parties: Parties) -> None:
-        """Take entry `index` into the chain, or raise EntryError naming the rule it breaks.
-
-        An entry without bytes is a dry run of the rules (a derive checked before
-        ffmpeg makes the copy): of a `derive`, only the fields the rule reads are
-        required then.
-        """
-        entry = signed.entry
-        if entry.type == "key":
+        """Take entry `index` into the chain, or raise EntryError naming the rule it breaks."""
+        if signed.entry.type == "key":
             return  # party keys are the business of custody.model.parties
-        typed: Typed | None = None
-        if not signed.data and entry.type == "derive":
-            try:
-                typed = DeriveRequest.from_entry(entry)
-            except CustodyError as exc:
-                raise RuleError(index, exc.message) from exc
-        view = _WithParties(self.state, parties)
-        self.state.apply(evaluate(index, signed, view, typed))
+        self.state.apply(evaluate(index, signed, _WithParties(self.state, parties)))
 
     def check_access(self, index: int, case: str, item: str, by: str, time: str) -> None:
         """The rule for an `access` entry whose signature by `by` is already checked."""

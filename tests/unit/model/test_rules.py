@@ -35,7 +35,7 @@ from custody.model.state import (
     SetHolder,
     SettleOffer,
 )
-from custody.model.types import REGISTRY
+from custody.model.types import REGISTRY, DeriveRequest
 from custody.tlog.note import Signer
 
 WHEN = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -559,32 +559,23 @@ def test_the_chain_interface_wraps_the_engine() -> None:
     assert list(chain.consents) == [GRANT] and chain.offers == {"0f" * 16}
     with pytest.raises(EntryError, match="'ann' may not access"):
         chain.check_access(8, CASE, A, "ann", "2026-11-23T12:00:00Z")
-    # A derive dry run (no bytes yet, only the fields the rule reads) is checked too.
-    probe = Entry.build(
-        "derive",
-        WHEN,
-        [
-            ("case", CASE),
-            ("exhibit", f"{CASE}/0000"),
-            ("parent", W),
-            ("item", "0" * 64),
-            ("by", "ann"),
-        ],
-    )
-    chain.apply(8, Parsed(b"", probe, ("ann",)), parties)
+
+
+def test_a_derive_dry_run_reads_only_what_the_rule_needs() -> None:
+    """Before ffmpeg makes the copy (no bytes, no child file yet), the derive rule is
+    checked over the state as derive's `_precheck` does: `DeriveRequest` carries only
+    the fields the rule reads."""
+    state = replay(enumerate([*BASE, handoff()]))
+
+    def probe(by: str, child: str) -> Entry:
+        fields = [("case", CASE), ("exhibit", f"{CASE}/0000"), ("parent", W), ("item", child)]
+        return Entry.build("derive", WHEN, [*fields, ("by", by)])
+
+    ann = probe("ann", "0" * 64)
+    evaluate(8, Parsed(b"", ann, ("ann",)), state, DeriveRequest.from_entry(ann))
+    bob = probe("bob", "1" * 64)
     with pytest.raises(EntryError, match="'bob' may not derive from"):
-        bob_probe = Entry.build(
-            "derive",
-            WHEN,
-            [
-                ("case", CASE),
-                ("exhibit", f"{CASE}/0000"),
-                ("parent", W),
-                ("item", "1" * 64),
-                ("by", "bob"),
-            ],
-        )
-        chain.apply(9, Parsed(b"", bob_probe, ("bob",)), parties)
+        evaluate(9, Parsed(b"", bob, ("bob",)), state, DeriveRequest.from_entry(bob))
 
 
 def test_replay_names_the_first_bad_entry() -> None:
