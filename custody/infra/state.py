@@ -137,15 +137,7 @@ class DbState:
                 history = list(self.party_keys(ch.name))
                 last = history[-1]
                 Store.state_end_key(s, ch.name, last.registered_at, ch.index, ch.reason)
-                history[-1] = PartyKey(
-                    last.name,
-                    last.role,
-                    last.org,
-                    last.vkey,
-                    last.registered_at,
-                    ch.index,
-                    ch.reason,
-                )
+                history[-1] = last.ended(ch.index, ch.reason)
                 self._keys[ch.name] = history
 
 

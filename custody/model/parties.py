@@ -83,15 +83,7 @@ class Parties:
             elif isinstance(ch, KeyEnded):
                 history = self.keys[ch.name]
                 last = history[-1]
-                history[-1] = PartyKey(
-                    last.name,
-                    last.role,
-                    last.org,
-                    last.vkey,
-                    last.registered_at,
-                    ch.index,
-                    ch.reason,
-                )
+                history[-1] = last.ended(ch.index, ch.reason)
 
     def current(self, name: str) -> PartyKey | None:
         """The active key of `name` at the end of what was applied, or None."""

@@ -80,6 +80,10 @@ class PartyKey:
     ended_at: int | None = None
     end_reason: str | None = None  # "rotated" | "revoked: <reason>"
 
+    def ended(self, index: int, reason: str) -> PartyKey:
+        """This key, ended at entry `index` (rotated or revoked there)."""
+        return replace(self, ended_at=index, end_reason=reason)
+
 
 def key_at(keys: Sequence[PartyKey], index: int) -> PartyKey | None:
     """The key among `keys` valid for ordinary entries at `index`, or None."""
@@ -223,4 +227,4 @@ def apply_change(state: MemoryState, ch: Change) -> None:
         state.keys.setdefault(ch.key.name, []).append(ch.key)
     else:
         history = state.keys[ch.name]
-        history[-1] = replace(history[-1], ended_at=ch.index, end_reason=ch.reason)
+        history[-1] = history[-1].ended(ch.index, ch.reason)

@@ -57,7 +57,14 @@ _SIGNATURE_SIZE = 64  # Ed25519
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 # The digits of 2^64-1.  A longer size is out of range whatever its digits, and must be
 # refused before int(): Python refuses int() of more than 4300 digits with ValueError.
-_MAX_DIGITS = len(str(MAX_SIZE))
+MAX_DIGITS = len(str(MAX_SIZE))  # a size or index with more digits is out of range
+
+
+def short_number(text: str) -> str:
+    """A decimal number for a one-line message: whole up to 40 digits, else cut short."""
+    return text if len(text) <= 40 else f"{text[:40]}… ({len(text)} digits)"
+
+
 _CHECKPOINT_HINT = "a checkpoint is 'origin', 'tree size', 'base64 root hash', one per line"
 
 
@@ -140,14 +147,11 @@ class Checkpoint:
                 "without leading zeroes",
                 hint=_CHECKPOINT_HINT,
             )
-        if len(size_text) > _MAX_DIGITS:
-            # The constructor's message, with the number cut short: it stays one line.
-            shown = (
-                size_text
-                if len(size_text) <= 40
-                else f"{size_text[:40]}… ({len(size_text)} digits)"
+        if len(size_text) > MAX_DIGITS:
+            # The constructor's message, before int() refuses 4300 digits with ValueError.
+            raise FormatError(
+                f"checkpoint tree size {short_number(size_text)} is outside 0..2^64-1"
             )
-            raise FormatError(f"checkpoint tree size {shown} is outside 0..2^64-1")
         size = int(size_text)
         try:
             root = base64.b64decode(root_text.encode("ascii"), validate=True)

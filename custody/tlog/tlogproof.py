@@ -22,7 +22,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from custody.errors import FormatError
-from custody.tlog.checkpoint import Checkpoint, VerifiedCheckpoint, open_checkpoint
+from custody.tlog.checkpoint import (
+    MAX_DIGITS,
+    Checkpoint,
+    VerifiedCheckpoint,
+    open_checkpoint,
+    short_number,
+)
 from custody.tlog.merkle import HASH_SIZE, MAX_SIZE, leaf_hash, verify_inclusion
 from custody.tlog.note import Note, VerifierKey
 
@@ -37,7 +43,6 @@ MAX_PROOF_HASHES = 64
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 # The digits of 2^64-1.  A longer index is out of range whatever its digits, and must be
 # refused before int(): Python refuses int() of more than 4300 digits with ValueError.
-_MAX_DIGITS = len(str(MAX_SIZE))
 _HINT = "a tlog-proof starts 'c2sp.org/tlog-proof@v1', then 'index N', hashes, a blank line"
 
 
@@ -144,14 +149,9 @@ class TlogProof:
                 "without leading zeroes",
                 hint=_HINT,
             )
-        if len(index_text) > _MAX_DIGITS:
-            # The constructor's message, with the number cut short: it stays one line.
-            shown = (
-                index_text
-                if len(index_text) <= 40
-                else f"{index_text[:40]}… ({len(index_text)} digits)"
-            )
-            raise FormatError(f"tlog-proof index {shown} is outside 0..2^64-2")
+        if len(index_text) > MAX_DIGITS:
+            # The constructor's message, before int() refuses 4300 digits with ValueError.
+            raise FormatError(f"tlog-proof index {short_number(index_text)} is outside 0..2^64-2")
         index = int(index_text)
         hash_lines = lines[pos + 1 :]
         if len(hash_lines) > MAX_PROOF_HASHES:
