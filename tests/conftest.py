@@ -105,3 +105,28 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
         for name, value in rep.user_properties:
             if name.startswith(("merkle_", "vectors_")):
                 terminalreporter.write_line(f"shared vectors: {name}: {value}")
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """One PostgreSQL server for the whole session (tests/pgserver.py); skips, saying
+    why, where there is neither a server nor its binaries."""
+    from pgserver import NoPostgres, pg_cluster
+
+    try:
+        cluster = pg_cluster(fsync=False)
+        url = cluster.__enter__()
+    except NoPostgres as exc:
+        pytest.skip(str(exc))
+    try:
+        yield url
+    finally:
+        cluster.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh, empty database on the session's PostgreSQL server."""
+    from pgserver import new_database
+
+    return new_database(pg_server)

@@ -1,88 +1,21 @@
 """The same store code on PostgreSQL: schema, append-only triggers, concurrent writers.
 
-Uses CUSTODY_TEST_PG_URL if set; otherwise starts a throwaway cluster with the
-machine's initdb/pg_ctl (as the `postgres` user when run as root) on a free
-local port, and removes it afterwards.  Skips, saying why, where neither exists.
+The server is the session's `pg_server` (tests/conftest.py, tests/pgserver.py): a
+throwaway cluster started by the tests, or CUSTODY_TEST_PG_URL.
 """
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from conftest import PASSPHRASE, invoke
 
 pytestmark = pytest.mark.postgres
-
-
-def _bin(name: str) -> str | None:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    return found[-1] if found else shutil.which(name)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def pg_server() -> Iterator[str]:
-    url = os.environ.get("CUSTODY_TEST_PG_URL")
-    if url:
-        yield url
-        return
-    initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl) and no CUSTODY_TEST_PG_URL")
-    # Not under pytest's temp folder: its parents are private to this user, and the
-    # server may run as another ('postgres').
-    root = Path(tempfile.mkdtemp(prefix="custody-pg-"))
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        if shutil.which("runuser") is None:
-            pytest.skip("running as root without runuser to start PostgreSQL as 'postgres'")
-        shutil.chown(root, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    data, port = root / "data", _free_port()
-    subprocess.run(
-        [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres"],
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(
-        [*as_user, pg_ctl, "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start"],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A fresh database per test."""
-    import psycopg
-
-    name = f"custody_test_{os.getpid()}_{time.monotonic_ns()}"
-    admin = pg_server.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(admin, autocommit=True) as con:
-        con.execute(f'CREATE DATABASE "{name}"')
-    yield pg_server.rsplit("/", 1)[0] + "/" + name
 
 
 def test_the_log_on_postgres(cli, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
