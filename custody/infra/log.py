@@ -9,8 +9,12 @@ the whole log from its entry bytes.
 An append reads the custody state the rules need from indexed state tables
 (`custody.infra.state`) and the tree's right border from O(log n) stored nodes,
 and writes the entry, its nodes and the state changes in one transaction: its
-cost does not grow with the size of the case or the log.  `verify` replays every
-entry and fails if the state tables disagree with the replay.
+cost does not grow with the size of the case or the log.  A single append
+(`Log.append_one`) does the parsing, signature checks and rules before it takes the
+write lock, over the committed state, and under the lock only confirms them (or
+evaluates the rules again over the state then), so many writers queue for a few
+statements each.  `verify` replays every entry and fails if the state tables
+disagree with the replay.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from custody.infra.state import DbState, compare, write_all
 from custody.infra.store import CheckpointRow, Session, Store
 from custody.model.entry import Entry, SignedEntry
 from custody.model.parties import EntryError, Parties, check_entry
-from custody.model.rules import Parsed, RuleError, admit, check_access, evaluate
+from custody.model.rules import Admitted, Parsed, RuleError, admit, check_access, evaluate
 from custody.model.state import MemoryState, StateView
 from custody.model.types import Access, Typed
 from custody.tlog import merkle
@@ -52,6 +56,39 @@ class CheckpointError(VerificationError):
     """A stored checkpoint does not verify or does not match the entries."""
 
 
+@dataclass(frozen=True)
+class Prechecked:
+    """An entry admitted outside the write lock (`Log.precheck`), as entry `index`
+    over the committed state the log had then.
+
+    `keys` is, for each signature in order, the public key (encoded) that verified
+    it.  Under the lock `LogWriter.append_checked` uses this only to skip verifying
+    the signatures again, and only when the keys valid at the entry's real index
+    are the same ones; the custody rules are always evaluated again over the
+    state under the lock unless the log did not grow meanwhile.
+    """
+
+    index: int
+    data: bytes
+    admitted: Admitted
+    keys: tuple[str, ...]
+
+
+def _signing_keys(signed: SignedEntry, index: int, view: StateView) -> tuple[str, ...] | None:
+    """For each signature, the key (encoded) `check_signatures` would verify it with at
+    `index` over `view` (None if some signature has no such key)."""
+    out = []
+    for sig in signed.note.signatures:
+        candidates = Parties({sig.name: list(view.party_keys(sig.name))}).signing_keys(
+            sig.name, index
+        )
+        key = next((k for k in candidates if k.vkey.key_id == sig.key_id), None)
+        if key is None:
+            return None
+        out.append(key.vkey.encode())
+    return tuple(out)
+
+
 class LogWriter:
     """Appends entries inside one write transaction (see `Log.transaction`).
 
@@ -61,14 +98,25 @@ class LogWriter:
     not grow with the case or the log.
     """
 
-    def __init__(self, log: Log, session: Session) -> None:
+    def __init__(self, log: Log, session: Session, pre: Prechecked | None = None) -> None:
         self.log = log
         self.session = session
-        self.size = Store.log_size(session)
+        # With a pre-check: also whether only `access` entries (which change no state)
+        # were appended since it read the state, in the same round trip.
+        self._quiet = False
+        if pre is None:
+            self.size = Store.log_size(session)
+        else:
+            self.size, self._quiet = Store.log_size_and_quiet_since(session, pre.index)
         self._frontier = log._frontier(session, self.size)
-        if not Store.has_state(session):
-            log._rebuild_state(session, self.size)
+        # The state tables, once built, stay built: asked once per `Log`.
+        if not log._state_ready:
+            if Store.has_state(session):
+                log._state_ready = True
+            else:
+                log._rebuild_state(session, self.size)
         self.state = DbState(session)
+        self._start = self.size
         self.last: Typed | None = None
         self._entries: list[dict[str, Any]] = []
         self._nodes: list[dict[str, Any]] = []
@@ -92,11 +140,20 @@ class LogWriter:
         """
         return self.append_checked(data)[0]
 
-    def append_checked(self, data: bytes) -> tuple[int, Typed]:
-        """`append`, also returning the typed entry (parsed once, for the indexer)."""
+    def append_checked(self, data: bytes, pre: Prechecked | None = None) -> tuple[int, Typed]:
+        """`append`, also returning the typed entry (parsed once, for the indexer).
+
+        With `pre` (the same bytes, checked by `Log.precheck` before the lock was
+        taken) the work under the lock is short: if the log did not grow since, the
+        pre-check's result stands (the state it read is the state now); otherwise
+        the custody rules are evaluated again over the state now, and the
+        signatures are verified again only if the keys valid at the new index are
+        not the ones that verified them.  The result is what `admit` at this index
+        gives, so the log still never accepts what `log verify` refuses.
+        """
         index = self.size
         try:
-            admitted = admit(index, data, self.state)
+            admitted = self._admit(index, data, pre)
         except RuleError as exc:
             # Nothing was appended: this is a refusal, not a damaged log.
             raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
@@ -119,8 +176,25 @@ class LogWriter:
         self.last = admitted.typed
         return index, admitted.typed
 
+    def _admit(self, index: int, data: bytes, pre: Prechecked | None) -> Admitted:
+        if pre is None or pre.data != data or index < pre.index:
+            return admit(index, data, self.state)
+        signed = pre.admitted.signed
+        if self.size == self._start and (
+            index == pre.index or (self._quiet and signed.entry.type == "access")
+        ):
+            # Nothing was appended since the pre-check read the committed state of
+            # `pre.index` entries, or only access entries, which change no state and
+            # no key: that state is the state now, and the rule for an access entry
+            # (the holder, a consent in force) gives the same answer at this index.
+            return pre.admitted
+        if signed.entry.type == "key" or _signing_keys(signed, index, self.state) != pre.keys:
+            return admit(index, data, self.state)
+        typed = pre.admitted.typed
+        return Admitted(signed, typed, evaluate(index, signed, self.state, typed))
+
     def flush(self) -> None:
-        Store.insert_log_rows(self.session, self._entries, self._nodes)
+        Store.insert_log_rows_at_once(self.session, self._entries, self._nodes)
         self._entries, self._nodes = [], []
 
     def root(self) -> bytes:
@@ -143,20 +217,63 @@ class Log:
     def __init__(self, store: Store, origin: str) -> None:
         self.store = store
         self.origin = origin
+        self._state_ready = False
 
     # -- appending ---------------------------------------------------------------
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[LogWriter]:
-        """A write transaction: everything appended in it commits together, or nothing."""
+    def transaction(self, pre: Prechecked | None = None) -> Iterator[LogWriter]:
+        """A write transaction: everything appended in it commits together, or nothing.
+        (`pre`: the pre-check of the entry `append_one` appends in it.)"""
         with self.store.writer() as s:
-            writer = LogWriter(self, s)
+            writer = LogWriter(self, s, pre)
             yield writer
             writer.flush()
 
     def append(self, data: bytes) -> int:
-        with self.transaction() as w:
-            return w.append(data)
+        """Check and append one entry in its own transaction; returns its index."""
+        return self.append_one(data)[0]
+
+    def append_one(
+        self, data: bytes, index: Callable[[Session, int, Typed], None] | None = None
+    ) -> tuple[int, Typed]:
+        """Append one entry in its own transaction with a short hold of the write lock:
+        parsing, signature checks and the rules run first, outside the lock, over the
+        committed state (`precheck`); under the lock only what must be serial
+        (`LogWriter.append_checked` with the pre-check).  `index(session, idx, typed)`
+        adds look-up rows in the same transaction (`custody.infra.indexer`).
+
+        Raises what `LogWriter.append` raises.
+        """
+        pre = self.precheck(data)
+        with self.transaction(pre) as w:
+            idx, typed = w.append_checked(data, pre)
+            if index is not None:
+                index(w.session, idx, typed)
+        return idx, typed
+
+    def precheck(self, data: bytes) -> Prechecked | None:
+        """Admit `data` as the next entry over the committed state, without the write
+        lock; None if it does not pass now (the check under the lock then decides,
+        over the state then, and names the reason) or the state tables are not built.
+        Key entries are checked again in full under the lock."""
+        with self.store.session() as s:
+            if not self._state_ready:
+                if not Store.has_state(s):
+                    return None
+                self._state_ready = True
+            # The size first: state read after it is at least as new, and a log that
+            # grew meanwhile is evaluated again under the lock.
+            index = Store.log_size(s)
+            view = DbState(s)
+            try:
+                admitted = admit(index, data, view)
+            except EntryError:
+                return None
+            keys = _signing_keys(admitted.signed, index, view)
+        if keys is None:  # pragma: no cover - admit checked every signature's key
+            return None
+        return Prechecked(index, data, admitted, keys)
 
     def size(self) -> int:
         with self.store.session() as s:

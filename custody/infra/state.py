@@ -8,6 +8,11 @@ tables in the append's own transaction, so the state and the log commit together
 or not at all.  A per-transaction cache keeps a batch of appends from reading the
 same rows again.
 
+The tables are insert-only (schema 2, docs/database.md): a handoff adds a
+`state_holders` row, a revocation a `state_consent_revocations` row, the end of a
+key a `state_key_ends` row, and the reads return the newest value.  An append
+therefore needs only SELECT and INSERT on the database.
+
 `log verify` never trusts these tables: it replays the entries and compares
 (`compare`).
 """
@@ -24,8 +29,10 @@ from custody.infra.store import (
     StateConsentItemRow,
     StateConsentRow,
     StateItemRow,
+    StateKeyEndRow,
     StateKeyRow,
     StateOfferRow,
+    StateRevocationRow,
     Store,
 )
 
@@ -57,6 +64,7 @@ class DbState:
     def __init__(self, s: Session) -> None:
         self.s = s
         self._items: dict[tuple[str, str], ItemState | None] = {}
+        self._holder_seq: dict[tuple[str, str], int] = {}  # the newest handoff's seq
         self._covering: dict[tuple[str, str], list[Consent]] = {}
         self._consents: dict[str, Consent | None] = {}
         self._offers: dict[str, bool] = {}
@@ -69,6 +77,8 @@ class DbState:
         if key not in self._items:
             row = Store.state_item(self.s, case, item)
             self._items[key] = None if row is None else _item(row)
+            if row is not None:
+                self._holder_seq[key] = int(row.holder_seq)
         return self._items[key]
 
     def consents_covering(self, case: str, item: str) -> Sequence[Consent]:
@@ -109,10 +119,13 @@ class DbState:
                 st = ch.state
                 Store.state_insert(s, StateItemRow, [_item_row(st)])
                 self._items[(st.case, st.item)] = ItemState(**vars(st))
+                self._holder_seq[(st.case, st.item)] = 0
             elif isinstance(ch, SetHolder):
-                Store.state_set_holder(s, ch.case, ch.item, ch.holder)
                 current = self.item(ch.case, ch.item)
                 assert current is not None  # the rule checked the holder
+                key = (ch.case, ch.item)
+                seq = self._holder_seq[key] = self._holder_seq[key] + 1
+                Store.state_set_holder(s, ch.case, ch.item, seq, ch.holder)
                 current.holder = ch.holder
             elif isinstance(ch, PutConsent):
                 c = ch.consent
@@ -150,9 +163,33 @@ def write_all(s: Session, state: MemoryState) -> None:
         consents.append(row)
         items.extend(its)
     Store.state_insert(s, StateConsentRow, consents)
+    Store.state_insert(
+        s,
+        StateRevocationRow,
+        [
+            {"hash": c.hash, "idx": c.revoked_at}
+            for c in state.consents.values()
+            if c.revoked_at is not None
+        ],
+    )
     Store.state_insert(s, StateConsentItemRow, items)
     Store.state_insert(s, StateOfferRow, [{"offer": o, "idx": i} for o, i in state.offers.items()])
-    Store.state_insert(s, StateKeyRow, [_key_row(k) for ks in state.keys.values() for k in ks])
+    keys = [k for ks in state.keys.values() for k in ks]
+    Store.state_insert(s, StateKeyRow, [_key_row(k) for k in keys])
+    Store.state_insert(
+        s,
+        StateKeyEndRow,
+        [
+            {
+                "name": k.name,
+                "registered_at": k.registered_at,
+                "ended_at": k.ended_at,
+                "reason": k.end_reason or "",
+            }
+            for k in keys
+            if k.ended_at is not None
+        ],
+    )
 
 
 def compare(s: Session, state: MemoryState) -> None:
@@ -172,8 +209,11 @@ def compare(s: Session, state: MemoryState) -> None:
         stored.keys.setdefault(r.name, []).append(_key(r))
     listed = {(r.hash, r.item) for r in rows["state_consent_items"]}
     want_listed = {(c.hash, i) for c in state.consents.values() for i in c.items}
-    problem = _difference(stored, state) or (
-        "the consent item index differs" if listed != want_listed else None
+    orphans = rows["orphans"]
+    problem = (
+        _difference(stored, state)
+        or ("the consent item index differs" if listed != want_listed else None)
+        or (f"the {orphans[0]} names nothing on the log" if orphans else None)
     )
     if problem is not None:
         raise VerificationError(
@@ -263,7 +303,6 @@ def _consent_rows(c: Consent) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         "purpose": c.purpose,
         "until": c.until.isoformat() if c.until else None,
         "onward": c.onward,
-        "revoked_at": c.revoked_at,
     }
     items = [{"hash": c.hash, "item": i, "case_id": c.case} for i in sorted(c.items)]
     return row, items
@@ -288,6 +327,4 @@ def _key_row(k: PartyKey) -> dict[str, Any]:
         "role": k.role,
         "org": k.org,
         "vkey": k.vkey.encode(),
-        "ended_at": k.ended_at,
-        "end_reason": k.end_reason,
     }

@@ -25,6 +25,16 @@ refused before its entry is committed is discarded; and a crash between the
 commit and the placing leaves a staged copy that `Vault.recover` moves into
 place on the next run (or removes, when no entry names it).
 
+Shared stores (docs/deployment.md, "Shared storage"): several users' processes,
+on one machine or several mounting one share, may write one store at once.  Every
+write goes to a temp or staged name unique to the process (mkstemp, a random
+suffix) and reaches its final name by link(2), which never replaces, so two
+processes storing the same file make one object.  Folders made inside the store
+take the permission bits of the store's root (for a shared store 2770: owner and
+group read and write, the set-group-ID bit keeps the share's group); objects and
+sidecars are mode 0444.  The share must support hard links (or rename) and
+flock(2) (NFSv4 and SMB3 mounts on Linux do).
+
 Why mmap rather than read(): copying every byte out of the page cache costs as
 much CPU as BLAKE3 itself on a 2-core machine, so a read() loop reaches only about
 half of ``b3sum``'s throughput (which maps the file too).  Each window is prefaulted
@@ -405,16 +415,31 @@ class Vault:
         self._tmp = self.root / "tmp"
         self._staging = self.root / "staging"
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            # Folders made inside get the root's permissions (a shared store: the
+            # group's, see the module doc), whatever this process's umask.
+            self._dir_mode = stat.S_IMODE(self.root.stat().st_mode)
             # staging/ is made by the first `stage_file`: a store made by an older
             # custody, opened read-only, must still open.
-            for directory in (self.root, self._objects, self._sidecars, self._tmp):
-                directory.mkdir(parents=True, exist_ok=True)
+            for directory in (self._objects, self._sidecars, self._tmp):
+                self._mkdir(directory)
         except OSError as exc:
             raise StorageError(
                 f"evidence store {display_path(self.root)}: cannot create ({exc.strerror})",
                 hint="check the custody home's path and permissions",
             ) from None
         self._clean_tmp()
+
+    def _mkdir(self, directory: Path) -> None:
+        """Make `directory` (if missing) with the root's mode: owner, and for a shared
+        store the group (set-group-ID keeps the group), whatever the umask."""
+        try:
+            directory.mkdir(mode=self._dir_mode & 0o777)
+        except OSError:
+            if directory.is_dir():
+                return  # there already (or a read-only store that has it)
+            raise
+        os.chmod(directory, self._dir_mode)
 
     # -- paths -------------------------------------------------------------------
 
@@ -568,7 +593,7 @@ class Vault:
             staged = self._staging / f"{digests.blake3_hex}.{secrets.token_hex(8)}"
             try:
                 if not self._staging.is_dir():
-                    self._staging.mkdir(exist_ok=True)
+                    self._mkdir(self._staging)
                     fsync_dir(self.root)  # the folder itself must survive a crash too
                 os.fsync(tmp_fd)
                 os.fchmod(tmp_fd, 0o444)
@@ -661,7 +686,7 @@ class Vault:
         folder = self.root / "quarantine"
         dest = folder / blake3_hex
         try:
-            folder.mkdir(exist_ok=True)
+            self._mkdir(folder)
             os.rename(src, dest)
             fsync_dir(src.parent)
             fsync_dir(folder)
@@ -863,7 +888,7 @@ class Vault:
         """
         parent = dest.parent
         if not parent.is_dir():
-            parent.mkdir(exist_ok=True)
+            self._mkdir(parent)
             fsync_dir(parent.parent)
         try:
             os.link(tmp_path, dest)

@@ -8,6 +8,10 @@ Prints, and writes to `.bench/results.json` as `{"name": {"value": v, "unit": u}
   (200,000 and 1,000,000 entries, all in one case of 1,000 items); inclusion and
   consistency proof times and `log verify` time on those logs; the wall time of
   `custody --help`;
+* for concurrent writers: appends per second with 1, 4 and 16 writer processes (each
+  its own party key, one entry per durable transaction) on PostgreSQL (a throwaway
+  server, fsync on; skipped, saying why, without server binaries) and on SQLite,
+  each log checked afterwards (no gap or fork, `log verify`) (tests/bench/bench_writers.py);
 * for evidence: BLAKE3 hashing and full ingest of a large file as ratios to
   `b3sum` and `cp` + `b3sum` run in the same process, peak RSS while ingesting,
   and clips per second for a batch of short clips (tests/bench/bench_evidence.py).
@@ -16,7 +20,7 @@ The large logs are built once and kept under `.bench/` (rebuilt if missing); the
 append figures are measured on a copy, so the kept log keeps its size.  `--quick`
 (`make bench BENCH_ARGS=--quick`) builds only the 200,000-entry log and uses a
 smaller file and batch of clips: a run of a few minutes.  `--entries N` measures
-one log of N entries instead; `--only log|evidence` runs one half.
+one log of N entries instead; `--only log|writers|evidence` runs one part.
 """
 
 from __future__ import annotations
@@ -309,7 +313,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes")
     parser.add_argument("--entries", type=int, help="measure one log of this many entries")
-    parser.add_argument("--only", choices=["log", "evidence"])
+    parser.add_argument("--only", choices=["log", "writers", "evidence"])
     parser.add_argument("--file-gib", type=float)
     parser.add_argument("--clips", type=int)
     args = parser.parse_args()
@@ -325,6 +329,10 @@ def main() -> int:
             bench_fresh()
             for entries in sizes:
                 bench_big(entries)
+        if args.only in (None, "log", "writers"):
+            from bench_writers import bench_writers  # type: ignore[import-not-found]
+
+            bench_writers(BENCH, say, record, per_run=240 if args.quick else 480)
         if args.only in (None, "evidence"):
             from bench_evidence import bench_evidence  # type: ignore[import-not-found]
 

@@ -388,6 +388,21 @@ def _key_registered_once(w: World) -> None:
     assert rotated.code == 0, rotated
 
 
+def _migrate(w: World) -> tuple[Path, list[str | Path]]:
+    from schema1 import downgrade
+
+    downgrade(w.a / "custody.db")  # the home as an earlier release left it
+    return w.a, ["db", "migrate"]
+
+
+def _migrated(w: World) -> None:
+    from schema1 import schema_of
+
+    assert schema_of(w.a / "custody.db") == "2"
+    # The home works: a party can be registered on it.
+    assert run_in(w.a, "key", "new", "erin", "--role", "owner").code == 0
+
+
 def _init(w: World) -> tuple[Path, list[str | Path]]:
     return w.fresh, ["init", "--origin", "fresh.example/log"]
 
@@ -478,6 +493,8 @@ SCENARIOS: dict[str, list[Scenario]] = {
         Scenario(_key_new, (2, r"'dave' is already registered"), _key_registered_once)
     ],
     # Init: the pending key id committed -> the key file written -> the origin committed.
+    # Migrate: schema 1 -> 2 in one transaction; after its commit a re-run has nothing to do.
+    "migrate.committed": [Scenario(_migrate, (0, r"schema 2 already: nothing to do"), _migrated)],
     "init.pending-committed": [Scenario(_init, INITIALISED, _initialised, log_after_crash=False)],
     "init.key-written": [Scenario(_init, INITIALISED, _initialised, log_after_crash=False)],
     "init.committed": [Scenario(_init, (2, r"already initialised"), _initialised)],
@@ -522,7 +539,9 @@ def test_no_stale_scenarios() -> None:
 
 
 def test_point_names_are_command_dot_step() -> None:
-    commands = r"(ingest|accept|receipt|export|derive|report|checkpoint|key|init|consent|open)"
+    commands = (
+        r"(ingest|accept|receipt|export|derive|report|checkpoint|key|init|consent|open|migrate)"
+    )
     bad = [p for p in POINTS if not re.fullmatch(commands + r"\.[a-z]+(-[a-z]+)*", p)]
     assert not bad, f"crash point names must be <command>.<step>: {bad}"
 

@@ -131,6 +131,9 @@ def _digest(path: Path) -> str:
 
 def _make_old(db: Path) -> None:
     """Turn a database into one made before the custody state tables existed."""
+    from schema1 import downgrade
+
+    downgrade(db)  # schema 1, as earlier releases made it
     con = sqlite3.connect(db)
     for table in (
         "state_items",

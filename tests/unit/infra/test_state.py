@@ -125,7 +125,13 @@ def test_an_altered_state_row_fails_log_verify(home: Path, cli: type[CliRunnerNS
         _case_of(c, 2)
     cli.run("log", "verify")
     con = sqlite3.connect(home / "custody.db")
-    con.execute("UPDATE state_items SET holder = 'alice' WHERE exhibit = ?", (f"{CASE}/0002",))
+    with pytest.raises(sqlite3.IntegrityError, match="state_items is append-only"):
+        con.execute("UPDATE state_items SET holder = 'alice' WHERE exhibit = ?", (f"{CASE}/0002",))
+    # What the tables allow, an insider with INSERT could do: a handoff without an entry.
+    con.execute(
+        "INSERT INTO state_holders (case_id, item, seq, holder) VALUES (?, ?, 1, 'alice')",
+        (CASE, _item(2)),
+    )
     con.commit()
     con.close()
     r = cli.fail(1, "log", "verify")
@@ -139,6 +145,10 @@ def test_a_deleted_consent_row_fails_log_verify(home: Path, cli: type[CliRunnerN
     with Custody.open() as c:
         _case_of(c, 1)
     con = sqlite3.connect(home / "custody.db")
+    with pytest.raises(sqlite3.IntegrityError, match="state_consents is append-only"):
+        con.execute("DELETE FROM state_consents")
+    # Around the trigger, as the file's owner could.
+    con.execute("DROP TRIGGER state_consents_no_delete")
     con.execute("DELETE FROM state_consents")
     con.commit()
     con.close()
@@ -156,22 +166,39 @@ def test_the_state_rules_appends(home: Path) -> None:
             c.log.append(_access(alice, 2))
 
 
+def test_an_orphan_change_row_fails_log_verify(home: Path, cli: type[CliRunnerNS]) -> None:
+    with Custody.open() as c:
+        _case_of(c, 1)
+    con = sqlite3.connect(home / "custody.db")
+    con.execute("INSERT INTO state_consent_revocations (hash, idx) VALUES ('ab12', 3)")
+    con.commit()
+    con.close()
+    r = cli.fail(1, "log", "verify")
+    assert "revocation of consent ab12 names nothing on the log" in r.stderr
+
+
 def test_a_database_made_before_the_state_tables_is_rebuilt_once(
     home: Path, cli: type[CliRunnerNS]
 ) -> None:
+    """A schema-1 database from before the state tables: migrated on open, and the
+    state filled by one replay before the first append."""
     with Custody.open() as c:
         bob = _case_of(c, 3)
         c.log.append(_access(bob, 1))
     con = sqlite3.connect(home / "custody.db")
     for table in (
         "state_items",
+        "state_holders",
         "state_consents",
+        "state_consent_revocations",
         "state_consent_items",
         "state_offers",
         "state_keys",
+        "state_key_ends",
     ):
         con.execute(f"DROP TABLE {table}")
     con.execute("DELETE FROM meta WHERE key = ?", (STATE_MARKER,))
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema'")
     con.commit()
     con.close()
     # Reads before the first append still see the custody state (replayed).
