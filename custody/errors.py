@@ -12,6 +12,7 @@ Exit codes (a contract for scripts):
 1     verification failed: tampering, a bad signature, a broken proof
 2     usage error: a bad option or argument
 3     input or storage problem: unreadable file, bad format, database
+75    done, but a later step is pending (EX_TEMPFAIL): re-run it later
 ====  ===================================================================
 """
 
@@ -21,6 +22,8 @@ EXIT_OK = 0
 EXIT_VERIFY = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
+# Done, but a later step is pending (e.g. a receipt waits for a checkpoint): EX_TEMPFAIL.
+EXIT_PENDING = 75
 
 
 class CustodyError(Exception):

@@ -24,6 +24,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[N
     monkeypatch.setenv("CUSTODY_SEEN", str(tmp_path / "seen-checkpoints"))
     monkeypatch.delenv("CUSTODY_DB", raising=False)
     monkeypatch.delenv("CUSTODY_DEBUG", raising=False)
+    monkeypatch.delenv("CUSTODY_VAULT", raising=False)
+    monkeypatch.delenv("CUSTODY_PARTY", raising=False)
     yield
 
 

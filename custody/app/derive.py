@@ -637,7 +637,7 @@ def _ready(c: Custody, row: ItemRow, by: str, when: datetime) -> Path:
     Raises EntryError (the custody rules refuse it) or ParentMissingError.
     """
     _precheck(c, row, by, when)
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     if not vault.has(row.blake3):
         raise ParentMissingError(
             f"the file of {row.exhibit} is not in this evidence store",
@@ -669,7 +669,7 @@ def _finish(
         InputError: the render is not media, or its lineage cannot be proven.
         StorageError: the home or store cannot be written (a full disk is named).
     """
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     recover(c, vault)
     parent_path = vault.path_for(row.blake3)
     stem = Path(row.name).stem or "clip"
@@ -726,7 +726,7 @@ def _commit(
     if existing is not None:
         prepared.staged.place()  # restores the object, should it be missing
         return Derived("already", op, row, existing, existing.ingest_idx, params, None)
-    parent_path = Vault(c.home.vault_root).path_for(row.blake3)
+    parent_path = Vault(c.vault_root).path_for(row.blake3)
     try:
         proof = _prove(
             op,
@@ -888,7 +888,7 @@ def lineage(c: Custody, row: ItemRow) -> Lineage | None:
             "which is not in this custody home",
             hint="prove its lineage where the parent is held",
         )
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     for item in (parent, row):
         if not vault.has(item.blake3):
             raise ParentMissingError(

@@ -484,7 +484,7 @@ def ingest(
             raise UsageError(
                 f"legal basis {s.legal_basis!r} is not one of {', '.join(LEGAL_BASES)}"
             )
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     recover(c, vault)
     stop = threading.Event()
 
@@ -607,6 +607,18 @@ class Missing:
     exhibit: str
     blake3: str
     staged: bool
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Damaged:
+    """An exhibit whose object is there but altered: its bytes no longer hash to its
+    name (`problem` says how it was found: the new digest, or why it cannot be read)."""
+
+    exhibit: str
+    blake3: str
+    name: str
+    problem: str
 
 
 @dataclass(frozen=True)
@@ -622,11 +634,14 @@ class VaultCheck:
     live: tuple[str, ...]
     repaired: Recovery | None
     quarantined: tuple[str, ...]
+    damaged: tuple[Damaged, ...] = ()
+    rehashed: bool = False
 
     @property
     def ok(self) -> bool:
-        """No object without an entry, no entry without its object, no leftover."""
-        return not (self.orphans or self.missing or self.leftovers)
+        """No object without an entry, no entry without its object (or with an altered
+        one), no leftover."""
+        return not (self.orphans or self.missing or self.leftovers or self.damaged)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -636,7 +651,13 @@ class VaultCheck:
             "items": self.items,
             "objects_without_entries": list(self.orphans),
             "entries_without_objects": [
-                {"exhibit": m.exhibit, "item": m.blake3, "staged": m.staged} for m in self.missing
+                {"exhibit": m.exhibit, "item": m.blake3, "name": m.name, "staged": m.staged}
+                for m in self.missing
+            ],
+            "rehashed": self.rehashed,
+            "altered_objects": [
+                {"exhibit": d.exhibit, "item": d.blake3, "name": d.name, "problem": d.problem}
+                for d in self.damaged
             ],
             "staged_leftovers": list(self.leftovers),
             "staged_in_progress": list(self.live),
@@ -650,18 +671,21 @@ class VaultCheck:
         }
 
 
-def check_vault(c: Custody, *, repair: bool = False) -> VaultCheck:
+def check_vault(c: Custody, *, repair: bool = False, rehash: bool = True) -> VaultCheck:
     """Compare the evidence store with the items on the log (`custody vault check`).
 
     Lists objects that no entry names, entries (exhibits) whose object is missing,
-    and copies left in staging/ by interrupted runs.  With `repair`, first finishes
+    and copies left in staging/ by interrupted runs; with `rehash` (the default:
+    `--quick` turns it off) every object an exhibit names is re-hashed too, and one
+    whose bytes changed is listed with its exhibits.  With `repair`, first finishes
     or removes those leftovers (`recover`) and moves objects no entry names into
-    vault/quarantine/.
+    vault/quarantine/ (an altered object is never moved: it is evidence of what
+    happened to it).
 
     Raises:
         StorageError: the store or the database cannot be read (or, repairing, written).
     """
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     repaired = recover(c, vault) if repair else None
     # Objects are listed before the items are read: an object placed meanwhile had
     # its entry committed first, so it is not mistaken for an orphan.
@@ -678,11 +702,24 @@ def check_vault(c: Custody, *, repair: bool = False) -> VaultCheck:
             vault.quarantine(h)
             quarantined.append(h)
         orphans = []
+    ordered = sorted(items, key=lambda i: (i.case_id, i.exhibit))
     missing = tuple(
-        Missing(i.exhibit, i.blake3, i.blake3 in staged_for)
-        for i in sorted(items, key=lambda i: (i.case_id, i.exhibit))
+        Missing(i.exhibit, i.blake3, i.blake3 in staged_for, i.name)
+        for i in ordered
         if i.blake3 not in present
     )
+    damaged: list[Damaged] = []
+    if rehash:
+        problems: dict[str, str] = {}
+        for h in sorted(named & present):
+            problem = _object_problem(vault, h)
+            if problem is not None:
+                problems[h] = problem
+        damaged = [
+            Damaged(i.exhibit, i.blake3, i.name, problems[i.blake3])
+            for i in ordered
+            if i.blake3 in problems
+        ]
     return VaultCheck(
         root=vault.root,
         objects=len(objects) - len(quarantined),
@@ -693,7 +730,20 @@ def check_vault(c: Custody, *, repair: bool = False) -> VaultCheck:
         live=tuple(h for h, live in staged if live),
         repaired=repaired,
         quarantined=tuple(quarantined),
+        damaged=tuple(damaged),
+        rehashed=rehash,
     )
+
+
+def _object_problem(vault: Vault, blake3: str) -> str | None:
+    """Why the stored object `blake3` is not what its name says, or None if it is."""
+    try:
+        vault.verify_object(blake3)
+    except VerificationError as exc:
+        return exc.message
+    except (NotFoundError, StorageError) as exc:
+        return exc.message  # removed meanwhile, or unreadable: either way not intact
+    return None
 
 
 # -- verification of files -------------------------------------------------------------
@@ -738,7 +788,7 @@ def media_record(vault: Vault, blake3: str) -> MediaRecord | None:
 
 def item_record(c: Custody, row: ItemRow) -> MediaRecord | None:
     """The media record kept for an item (None for attachments)."""
-    return media_record(Vault(c.home.vault_root), row.blake3)
+    return media_record(Vault(c.vault_root), row.blake3)
 
 
 def _checked_item(c: Custody, row: ItemRow) -> ItemRow:
@@ -782,7 +832,7 @@ def verify_file(c: Custody, path: Path, case_id: str | None = None) -> FileVerdi
             ),
             None,
         )
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     rows = c.store.items_in_case(case_id) if case_id else c.store.all_items()
     # Same content digest first (cheap and decisive), then every other media item.
     rows = sorted(

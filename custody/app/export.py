@@ -346,7 +346,7 @@ def collect(
                 )
             )
 
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     export_items = []
     for b3, e in defined.items():
         if b3 not in wanted:

@@ -12,11 +12,13 @@ argument; only the CLI reads the clock.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from custody.app.settings import Settings, load_settings, resolve, settings_path, write_settings
 from custody.errors import (
     CustodyError,
     FormatError,
@@ -26,7 +28,7 @@ from custody.errors import (
     UsageError,
 )
 from custody.infra.crash import crash_point
-from custody.infra.indexer import append_indexed
+from custody.infra.indexer import append_indexed_one
 from custody.infra.keystore import ROLES, KeyFile, KeyStore, seal
 from custody.infra.log import Log
 from custody.infra.store import Meta, PartyRow, Store, sqlite_url
@@ -36,22 +38,52 @@ from custody.tlog.note import Signer, VerifierKey
 
 ENV_HOME = "CUSTODY_HOME"
 ENV_DB = "CUSTODY_DB"
+ENV_VAULT = "CUSTODY_VAULT"
+ENV_PARTY = "CUSTODY_PARTY"
+# The meta row where `custody init --vault DIR` records the shared evidence store.
+META_VAULT = "vault"
 PassphraseFn = Callable[[str], str]
 
 
 @dataclass(frozen=True)
 class Home:
-    """Where a custody home lives and which database it uses."""
+    """Where a custody home lives, which database it uses, and its settings.
+
+    `vault` is an explicit evidence-store location (from --vault, CUSTODY_VAULT or
+    custody.toml, `vault_source` says which), None when the log's recorded one (or
+    the home's own `vault/`) applies; `party` is the default party (--by) from
+    CUSTODY_PARTY or custody.toml.  Order: docs/deployment.md, "Settings".
+    """
 
     root: Path
     db_url: str
+    vault: Path | None = None
+    vault_source: str = ""
+    party: str | None = None
 
     @classmethod
-    def locate(cls, home: str | Path | None = None, db: str | None = None) -> Home:
-        """Resolve `--home`/`CUSTODY_HOME` and `--db`/`CUSTODY_DB` (arguments win)."""
+    def locate(
+        cls, home: str | Path | None = None, db: str | None = None, vault: str | Path | None = None
+    ) -> Home:
+        """Resolve `--home`/`CUSTODY_HOME`, then `--db`, `--vault` and the default party:
+        flag > environment variable > the home's custody.toml > built-in default.
+
+        Raises InputError for a bad custody.toml.
+        """
         root = Path(home or os.environ.get(ENV_HOME) or Path.home() / ".custody").expanduser()
-        url = db or os.environ.get(ENV_DB) or sqlite_url(root / "custody.db")
-        return cls(root=root, db_url=url)
+        file = load_settings(root)
+        where = settings_path(root)
+        url = resolve(db, "--db", ENV_DB, file.db, where).value or sqlite_url(root / "custody.db")
+        v = resolve(str(vault) if vault else None, "--vault", ENV_VAULT, file.vault, where)
+        vault_path = None
+        if v.value is not None:
+            vault_path = Path(v.value).expanduser()
+            if not vault_path.is_absolute():
+                # Relative to where it was said: the working directory, or the home.
+                base = root if v.source == str(where) else Path.cwd()
+                vault_path = base / vault_path
+        party = resolve(None, "", ENV_PARTY, file.party, where).value
+        return cls(root=root, db_url=url, vault=vault_path, vault_source=v.source, party=party)
 
     @property
     def keystore(self) -> KeyStore:
@@ -59,6 +91,7 @@ class Home:
 
     @property
     def vault_root(self) -> Path:
+        """The home's own evidence store folder (the default; see `Custody.vault_root`)."""
         return self.root / "vault"
 
 
@@ -126,12 +159,7 @@ def init(home: Home, origin: str, passphrase: PassphraseFn) -> VerifierKey:
                 f"{home.root} is already initialised (log origin '{existing}')",
                 hint="use another --home or --db for a new log",
             )
-        try:
-            home.vault_root.mkdir(exist_ok=True, mode=0o700)
-        except OSError as exc:
-            raise StorageError(
-                f"cannot create the evidence store {home.vault_root}: {exc.strerror}"
-            ) from exc
+        _create_vault(home)
         pending = store.meta(_PENDING)
         written = False
         if keystore.exists(origin):
@@ -163,6 +191,8 @@ def init(home: Home, origin: str, passphrase: PassphraseFn) -> VerifierKey:
                     raise UsageError("another process initialised this database meanwhile")
                 s.add(Meta(key="origin", value=origin))
                 s.add(Meta(key="log_vkey", value=keyfile.verifier_key.encode()))
+                if home.vault is not None:
+                    s.add(Meta(key=META_VAULT, value=str(home.vault)))
                 marker = s.get(Meta, _PENDING)
                 if marker is not None:
                     s.delete(marker)
@@ -172,9 +202,84 @@ def init(home: Home, origin: str, passphrase: PassphraseFn) -> VerifierKey:
                 key_path.unlink(missing_ok=True)
             raise
         crash_point("init.committed")
+        _write_operator_settings(home)
         return keyfile.verifier_key
     finally:
         store.close()
+
+
+# A shared evidence store made by `init --vault DIR`: the owner and the group of the
+# share read and write it (set-group-ID, so what is made inside keeps the group);
+# others nothing.  docs/deployment.md, "Shared storage".
+SHARED_VAULT_MODE = 0o2770
+
+
+def _create_vault(home: Home) -> None:
+    """Create the evidence store folder: the home's own `vault/` (0700), or the shared
+    one named by --vault (SHARED_VAULT_MODE, parents too) when it is missing; an
+    existing shared folder is used as it is."""
+    if home.vault is None:
+        try:
+            home.vault_root.mkdir(exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the evidence store {home.vault_root}: {exc.strerror}"
+            ) from exc
+        return
+    if home.vault.is_dir():
+        return
+    try:
+        home.vault.parent.mkdir(parents=True, exist_ok=True)
+        home.vault.mkdir(mode=0o700)
+        os.chmod(home.vault, SHARED_VAULT_MODE)  # mkdir's mode passes through the umask
+    except FileExistsError:
+        if not home.vault.is_dir():
+            raise StorageError(f"the evidence store {home.vault} is not a folder") from None
+    except OSError as exc:
+        raise StorageError(
+            f"cannot create the evidence store {home.vault}: {exc.strerror}",
+            hint="create the shared folder first (see docs/deployment.md) and pass it again",
+        ) from exc
+
+
+def url_password(url: str) -> str | None:
+    """The password written in a database URL (`scheme://user:password@host/db`), if any.
+
+    Raises UsageError when `url` is not a database URL.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        parts, password = None, None
+    if parts is None or not re.fullmatch(r"[a-z][a-z0-9+]*", parts.scheme) or "://" not in url:
+        raise UsageError(
+            f"{url!r} is not a database URL",
+            hint="e.g. postgresql+psycopg://alice@db.example/custody or sqlite:////srv/custody.db",
+        )
+    return password
+
+
+def _write_operator_settings(home: Home) -> None:
+    """After `init --db URL` / `--vault DIR`: the operator's custody.toml names them, so
+    later commands need neither flag (a URL with a password is left out)."""
+    default_db = sqlite_url(home.root / "custody.db")
+    db = home.db_url if home.db_url != default_db else None
+    if db is not None and url_password(db) is not None:
+        db = None  # never in clear in a file: the caller warns (see `init_settings_note`)
+    if db is None and home.vault is None:
+        return
+    old = load_settings(home.root)
+    write_settings(
+        home.root,
+        Settings(
+            db=db or old.db,
+            vault=str(home.vault) if home.vault is not None else old.vault,
+            party=old.party,
+        ),
+    )
 
 
 # The meta row naming the log key an init has started to write (see `init`).
@@ -197,6 +302,92 @@ def _forget_pending_key(store: Store, keystore: KeyStore, pending: str | None) -
         return  # not ours to judge: leave whatever is there
 
 
+@dataclass(frozen=True)
+class Joined:
+    """What `join` did: the log found there (compare its key out of band), the
+    settings file written, and the evidence store this home will use (`vault_note`:
+    why it may not be usable yet, or None)."""
+
+    origin: str
+    log_key: VerifierKey
+    settings: Path
+    vault: Path
+    vault_note: str | None
+
+
+def join(home: Home, db: str, vault: Path | None, party: str | None) -> Joined:
+    """Make a personal home attached to the existing log at `db` (`custody join`).
+
+    Writes `custody.toml` (db, and vault and party if given) and creates `keys/`;
+    never creates a log or writes to the database.  A URL with a password is
+    refused: custody.toml would keep it in clear (use ~/.pgpass or PGPASSWORD).
+
+    Raises UsageError if the home exists already, for a bad URL or one with a
+    password, or a bad party name; StorageError if the database cannot be opened or
+    holds no log, or `vault` is not a folder.
+    """
+    if url_password(db) is not None:
+        raise UsageError(
+            "the database URL holds a password, which custody.toml would keep in clear",
+            hint="give the URL without it and put the password in ~/.pgpass (mode 0600) or "
+            "PGPASSWORD; see docs/deployment.md",
+        )
+    if party is not None:
+        _usage(check_party_name, party)
+    marks = [settings_path(home.root), home.root / "custody.db", home.keystore.root]
+    taken = [p for p in marks if p.exists()]
+    if taken:
+        raise UsageError(
+            f"{home.root} is a custody home already ({taken[0].name} is there)",
+            hint="join with another --home (a home is personal: one per user and log)",
+        )
+    if vault is not None:
+        vault = vault.expanduser().absolute()
+        if not vault.is_dir():
+            raise StorageError(
+                f"the evidence store {vault} (from --vault) is not a folder",
+                hint="is the share mounted? give where this machine mounts it",
+            )
+    store = Store.open(db)
+    try:
+        origin = store.meta("origin")
+        vkey = store.meta("log_vkey")
+        recorded = store.meta(META_VAULT)
+    finally:
+        store.close()
+    if origin is None or vkey is None:
+        raise StorageError(
+            f"the database {db} holds no custody log",
+            hint="the log operator creates it with 'custody init --origin NAME --db URL "
+            "--vault DIR'; check the URL",
+        )
+    note = None
+    if vault is not None:
+        used = vault
+    elif recorded is not None:
+        used = Path(recorded)
+        if not used.is_dir():
+            note = (
+                f"the log's evidence store {used} is not there on this machine: mount the "
+                "share there, or re-run with --vault DIR where this machine mounts it"
+            )
+    else:
+        used = home.vault_root
+        note = (
+            "the log records no shared evidence store (it was made without --vault): this "
+            f"home uses its own {used}; pass --vault DIR to share the operator's"
+        )
+    try:
+        home.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        home.keystore.root.mkdir(mode=0o700)
+    except OSError as exc:
+        raise StorageError(f"cannot create the custody home {home.root}: {exc.strerror}") from exc
+    path = write_settings(
+        home.root, Settings(db=db, vault=None if vault is None else str(vault), party=party)
+    )
+    return Joined(origin, VerifierKey.parse(vkey), path, used, note)
+
+
 class Custody:
     """An opened custody home."""
 
@@ -214,6 +405,32 @@ class Custody:
         self.log_key = VerifierKey.parse(vkey)
         self.log = Log(self.store, origin)
         self.keystore = home.keystore
+        self.recorded_vault = self.store.meta(META_VAULT)
+
+    @property
+    def vault_root(self) -> Path:
+        """The evidence store this home uses: --vault / CUSTODY_VAULT / custody.toml if
+        given, else the one the log records (`init --vault`), else `<home>/vault`.
+
+        Raises StorageError when a named store is not there (an unmounted share).
+        """
+        if self.home.vault is not None:
+            path, source = self.home.vault, self.home.vault_source
+        elif self.recorded_vault is not None:
+            path, source = Path(self.recorded_vault), "the log's database"
+        else:
+            return self.home.vault_root  # a one-machine home: its own, made on demand
+        if not path.is_dir():
+            raise StorageError(
+                f"the evidence store {path} (from {source}) is not there",
+                hint="is the share mounted? pass --vault DIR or set CUSTODY_VAULT to where "
+                "this machine mounts it",
+            )
+        return path
+
+    def holds_log_key(self) -> bool:
+        """Whether this home holds the log's private key (the log operator's home)."""
+        return self.keystore.exists(self.origin)
 
     @classmethod
     def open(cls, home: str | Path | None = None, db: str | None = None) -> Custody:
@@ -230,7 +447,19 @@ class Custody:
 
     # -- keys -----------------------------------------------------------------
 
-    def log_signer(self, passphrase: PassphraseFn) -> Signer:
+    def log_signer(self, passphrase: PassphraseFn, *, what: str = "sign checkpoints") -> Signer:
+        """Unlock the log's own key, which only the log operator's home holds.
+
+        Raises UsageError naming the log key when this home does not hold it
+        (`what` says what needed it), KeyFileError for a wrong passphrase.
+        """
+        if not self.holds_log_key():
+            raise UsageError(
+                f"only the log operator, whose home holds the log key '{self.origin}', can {what}",
+                hint="run it in the log operator's home (its keys/ folder holds the log key); "
+                "investigators need not: the operator signs checkpoints, e.g. with "
+                "'custody log checkpoint --every 60'",
+            )
         return self.keystore.unlock(self.origin, passphrase)
 
     def signer(self, name: str, passphrase: PassphraseFn) -> Signer:
@@ -256,7 +485,13 @@ class Custody:
         return self.keystore.exists(name) and self.store.party(name) is None
 
     def new_key(
-        self, name: str, role: str, org: str, passphrase: PassphraseFn, now: datetime
+        self,
+        name: str,
+        role: str,
+        org: str,
+        passphrase: PassphraseFn,
+        now: datetime,
+        held_by: str | None = None,
     ) -> tuple[KeyFile, int]:
         """Create a party key and register it on the log with a self-signed `key` entry.
 
@@ -274,6 +509,21 @@ class Custody:
         passphrase of an existing key file; the append's errors otherwise.
         """
         _usage(check_party_name, name)
+        from custody.model.types import kept_fields
+
+        # Where the private key is kept (entry.md §key): the other keys in this home now.
+        try:
+            kept = kept_fields(
+                name,
+                self.keystore.names(),
+                self.origin if self.holds_log_key() else None,
+                held_by,
+            )
+        except FormatError as exc:
+            raise UsageError(
+                exc.message.replace("key entry field 'held-by'", "--held-by"),
+                hint="--held-by names the party whose home keeps this key",
+            ) from None
         if role not in ROLES:
             raise UsageError(f"role {role!r} is not one of: {', '.join(ROLES)}")
         if name == self.origin:
@@ -328,6 +578,7 @@ class Custody:
                 ("role", role),
                 ("org", org or None),
                 ("vkey", keyfile.verifier_key.encode()),
+                *kept,
             ],
         )
         data = sign_entry(entry, [signer])
@@ -335,8 +586,7 @@ class Custody:
             self.keystore.write(keyfile)
             crash_point("key.file-written")
         try:
-            with self.log.transaction() as w:
-                index = append_indexed(w, data)
+            index = append_indexed_one(self.log, data)
         except BaseException:
             # The key never reached the log: remove the file written for it, so the
             # name is free (a file that was here before is left as it was).

@@ -48,6 +48,15 @@ DbOpt = Annotated[
         show_default=False,
     ),
 ]
+VaultOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--vault",
+        help="Evidence store folder, where this machine reaches it. Default: $CUSTODY_VAULT, "
+        "custody.toml, the one the log records, or the home's vault/.",
+        show_default=False,
+    ),
+]
 PassFileOpt = Annotated[
     Path | None,
     typer.Option(
@@ -128,16 +137,30 @@ def passphrases(passphrase_file: Path | None) -> Callable[[str], str]:
     return get
 
 
-def open_home(home: Path | None, db: str | None) -> Custody:
-    """The custody home at --home/--db (or their defaults), opened.
+def open_home(home: Path | None, db: str | None, vault: Path | None = None) -> Custody:
+    """The custody home at --home/--db/--vault (or their defaults), opened.
 
     Imports the database layer, so only commands that need a home call it.
     Raises StorageError (via `Home.locate` and `Custody`) when there is no home
-    there or its database cannot be opened.
+    there or its database cannot be opened, InputError for a bad custody.toml.
     """
     from custody.app.home import Custody, Home
 
-    return Custody(Home.locate(home, db))
+    return Custody(Home.locate(home, db, vault))
+
+
+def party_or_default(given: str | None, c: Custody, option: str = "--by") -> str:
+    """The party an option names, else the home's default party (CUSTODY_PARTY, then
+    `party` in custody.toml); UsageError when neither says."""
+    if given:
+        return given
+    if c.home.party:
+        return c.home.party
+    raise UsageError(
+        f"{option} is required: which party signs?",
+        hint=f'pass {option} NAME, or set CUSTODY_PARTY or party = "NAME" in the home\'s '
+        "custody.toml",
+    )
 
 
 def emit_json(obj: Any) -> None:

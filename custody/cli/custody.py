@@ -10,7 +10,7 @@ import base64
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,13 +19,24 @@ from custody.cli.common import (
     HomeOpt,
     JsonOpt,
     PassFileOpt,
+    VaultOpt,
     emit_json,
     now,
     open_home,
+    party_or_default,
     passphrases,
     read_input,
 )
-from custody.errors import InputError, UsageError
+from custody.errors import EXIT_PENDING, InputError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from custody.app.events import Receipt
+    from custody.app.home import Custody
+
+# The most `handoff accept --wait` may ask for: a day.
+MAX_WAIT = 86400
 
 consent_app = typer.Typer(
     help="The camera owner's consent: grant and revoke.", no_args_is_help=True
@@ -150,7 +161,14 @@ def handoff_offer(
 @handoff_app.command("accept")
 def handoff_accept(
     offer_path: Annotated[Path, typer.Argument(metavar="OFFER")],
-    by: Annotated[str, typer.Option("--by", help="Receiving party; countersigns.")],
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Receiving party; countersigns. Default: CUSTODY_PARTY or custody.toml.",
+            show_default=False,
+        ),
+    ] = None,
     media: Annotated[
         Path | None,
         typer.Option("--media", help="Folder with the files received (default: this store)."),
@@ -159,39 +177,88 @@ def handoff_accept(
         Path | None,
         typer.Option("--receipt", help="Where to write the receipt (default OFFER.receipt)."),
     ] = None,
+    wait: Annotated[
+        int,
+        typer.Option(
+            "--wait",
+            help="Seconds to wait for the log operator's next checkpoint when none covers "
+            "the handoff yet (homes without the log key); 0: do not wait.",
+            min=0,
+            max=MAX_WAIT,
+        ),
+    ] = 30,
     home: HomeOpt = None,
     db: DbOpt = None,
+    vault: VaultOpt = None,
     passphrase_file: PassFileOpt = None,
 ) -> None:
-    """Re-hash the received files, countersign, append the handoff and write a receipt."""
+    """Re-hash the received files, countersign, append the handoff and write a receipt.
+
+    The receipt proves the handoff against a checkpoint signed by the log's key.  In
+    a home without that key the command waits up to --wait seconds for the log
+    operator to sign one; if none comes, the handoff stays accepted and the command
+    exits 75: re-run it later to write the receipt.
+    """
     from custody.app import events
     from custody.infra.crash import crash_point
 
     offer = events.Offer.parse(read_input(offer_path, "offer"), str(offer_path))
-    with open_home(home, db) as c:
-        done = events.accept_offer(
-            c, offer, by=by, media=media, passphrase=passphrases(passphrase_file)
-        )
+    pp = passphrases(passphrase_file)
+    with open_home(home, db, vault) as c:
+        who = party_or_default(by, c)
+        done = events.accept_offer(c, offer, by=who, media=media, passphrase=pp)
+        rec = done.receipt
+        if rec is None and wait > 0:
+            rec = _wait_for_receipt(c, done.index, who, pp, wait)
     out = receipt or offer_path.with_name(offer_path.name + ".receipt")
+    if not done.already:
+        for skipped in done.not_copied:
+            sys.stderr.write(f"note: {skipped.describe()}\n")
+        typer.echo(
+            f"accepted: handoff recorded as log entry {done.index}, signed by "
+            f"{offer.entry.require('from')} and {who}"
+        )
+    if rec is None:
+        sys.stderr.write(
+            f"custody: pending: the handoff is on the log (entry {done.index}), but no "
+            "checkpoint signed by the log operator covers it yet, so the receipt is not "
+            f"written\n  hint: re-run 'custody handoff accept {offer_path} --by {who}' once "
+            "the operator has signed one ('custody log checkpoint'); it writes the receipt\n"
+        )
+        raise typer.Exit(EXIT_PENDING)
     # What an interrupted earlier write of this receipt left (a crash) goes first.
     events.clear_stale_temps(out, "tmp")
     if done.already:
         # A re-run: the handoff is on the log, so finishing the job is (re)writing the
         # receipt, whatever an earlier run left at that path.
-        _replace(out, done.receipt.encode())
+        _replace(out, rec.encode())
     else:
-        _write_new(out, done.receipt.encode())
+        _write_new(out, rec.encode())
     crash_point("accept.receipt-written")
     if done.already:
         typer.echo(f"already accepted at entry {done.index}; receipt written to {out}")
         return
-    for skipped in done.not_copied:
-        sys.stderr.write(f"note: {skipped.describe()}\n")
-    typer.echo(
-        f"accepted: handoff recorded as log entry {done.index}, signed by "
-        f"{offer.entry.require('from')} and {by}"
-    )
     typer.echo(f"receipt for the sender: {out}")
+
+
+def _wait_for_receipt(
+    c: Custody, index: int, by: str, passphrase: Callable[[str], str], wait: int
+) -> Receipt | None:
+    """Poll the log for a checkpoint covering entry `index` for up to `wait` seconds."""
+    import time
+
+    from custody.app import events
+
+    data = c.store.entry(index)
+    assert data is not None  # committed by accept_offer
+    sys.stderr.write(f"custody: waiting up to {wait} s for the log operator's next checkpoint\n")
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(1.0, left))
+        rec = events.receipt_for(c, index, data, by, passphrase)
+        if rec is not None:
+            return rec
+    return None
 
 
 @handoff_app.command("reject")

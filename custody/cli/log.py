@@ -42,19 +42,84 @@ def log_key(home: HomeOpt = None, db: DbOpt = None) -> None:
         typer.echo(c.log_key.encode())
 
 
+# The longest pause `log checkpoint --every` takes between checks: a day.
+MAX_EVERY = 86400
+
+
 @log_app.command("checkpoint")
 def log_checkpoint(
     out: Annotated[Path | None, typer.Option("--out", help="Also write it to this file.")] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            "--every",
+            help="Keep running: every SECONDS, sign a checkpoint if the log has grown "
+            "(one line per checkpoint; stop with SIGTERM or Ctrl-C).",
+            min=0.001,
+            max=MAX_EVERY,
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
 ) -> None:
-    """Sign a checkpoint of the log's current tree (C2SP tlog-checkpoint), store and print it."""
+    """Sign a checkpoint of the log's current tree (C2SP tlog-checkpoint), store and print it.
+
+    Only the log operator's home holds the log key.  With --every, runs until
+    SIGTERM or SIGINT, then finishes the checkpoint in progress and exits 0.
+    """
+    if every is not None:
+        if out is not None:
+            raise UsageError("--out and --every do not go together: --out writes one checkpoint")
+        _sign_every(every, home, db, passphrase_file)
+        return
     with open_home(home, db) as c:
         note = c.log.checkpoint(c.log_signer(passphrases(passphrase_file)))
     if out is not None:
         write_out(note, out)
     sys.stdout.write(note.decode())
+
+
+def _sign_every(
+    every: float, home: Path | None, db: str | None, passphrase_file: Path | None
+) -> None:
+    """`log checkpoint --every`: sign whenever the log has grown, until SIGTERM/SIGINT."""
+    import signal
+    import time
+
+    from custody.errors import LockTimeoutError
+
+    stop: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.append(signum)
+
+    with open_home(home, db) as c:
+        signer = c.log_signer(passphrases(passphrase_file))  # the passphrase, asked once
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            typer.echo(f"signing checkpoints of '{c.origin}' every {every:g} s", err=True)
+            while not stop:
+                try:
+                    latest = c.store.checkpoint()
+                    size = c.log.size()
+                    if latest is None or latest.size < size:
+                        c.log.checkpoint(signer)
+                        row = c.store.checkpoint()
+                        assert row is not None
+                        typer.echo(f"checkpoint {row.size} {b64(row.root)}")
+                        sys.stdout.flush()
+                except LockTimeoutError as exc:
+                    # The log is busy; the next round tries again.
+                    typer.echo(f"custody: warning: {exc.message}; trying again", err=True)
+                deadline = time.monotonic() + every
+                while not stop and (left := deadline - time.monotonic()) > 0:
+                    time.sleep(min(0.2, left))
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    typer.echo("stopped", err=True)
 
 
 @log_app.command("entry")

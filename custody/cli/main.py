@@ -25,7 +25,7 @@ from typer._coercion import PassThroughRuntimeParam
 from typer.core import TyperGroup, TyperOption
 
 from custody import __version__
-from custody.cli import bundle, derive, evidence, home, keys, log, report, vault
+from custody.cli import bundle, db, derive, evidence, home, keys, log, report, vault
 from custody.cli import custody as parties
 from custody.errors import EXIT_INPUT, EXIT_USAGE, CustodyError
 
@@ -83,6 +83,7 @@ def _root(
 
 # Commands first, then groups: the order `custody --help` lists them in.
 app.command("init")(home.init_cmd)
+app.command("join")(home.join_cmd)
 app.command("ingest")(evidence.ingest_cmd)
 app.command("verify")(evidence.verify_cmd)
 app.command("show")(evidence.show_cmd)
@@ -99,6 +100,7 @@ app.add_typer(parties.handoff_app, name="handoff", cls=_Group)
 app.add_typer(derive.derive_app, name="derive", cls=_Group)
 app.add_typer(bundle.witness_app, name="witness", cls=_Group)
 app.add_typer(vault.vault_app, name="vault", cls=_Group)
+app.add_typer(db.db_app, name="db", cls=_Group)
 
 
 # -- the one exit boundary ---------------------------------------------------------------

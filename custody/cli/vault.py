@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from custody.cli.common import DbOpt, HomeOpt, JsonOpt, emit_json, open_home
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, VaultOpt, emit_json, open_home
 from custody.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -31,30 +31,43 @@ def check_cmd(
             "objects no entry names into vault/quarantine/.",
         ),
     ] = False,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Check only that each exhibit's object is there, without re-hashing it.",
+        ),
+    ] = False,
     json_: JsonOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
+    vault: VaultOpt = None,
 ) -> None:
-    """List objects without entries, entries without objects, and crash leftovers.
+    """List objects without entries, entries without objects or with altered ones, and
+    crash leftovers.
 
-    Exit 0 when every object is named by an entry and every entry's object is
-    there; 1 otherwise.  Without --repair nothing is changed.
+    Every object an exhibit names is re-hashed (reads the whole store; --quick checks
+    only that it is there).  Exit 0 when every object is named by an entry and every
+    entry's object is there and intact; 1 otherwise.  Without --repair nothing is
+    changed.
     """
     from custody.app import evidence
 
-    with open_home(home, db) as c:
-        found = evidence.check_vault(c, repair=repair)
+    with open_home(home, db, vault) as c:
+        found = evidence.check_vault(c, repair=repair, rehash=not quick)
     if json_:
         emit_json(found.as_json())
     else:
         _print(found)
     if not found.ok:
-        problems = len(found.orphans) + len(found.missing) + len(found.leftovers)
+        problems = (
+            len(found.orphans) + len(found.missing) + len(found.leftovers) + len(found.damaged)
+        )
         raise VerificationError(
             f"the evidence store does not match the log: {problems} problem(s) (see above)",
             hint="run 'custody vault check --repair' to finish or remove crash leftovers "
-            "and quarantine unnamed objects; a missing object must be restored from a backup "
-            "or re-ingested from the original medium",
+            "and quarantine unnamed objects; a missing or altered object must be restored "
+            "from a backup or re-ingested from the original medium",
         )
 
 
@@ -74,11 +87,14 @@ def _print(found: VaultCheck) -> None:
             if m.staged
             else ""
         )
-        typer.echo(f"entry without object: exhibit {m.exhibit}  {m.blake3}{note}")
+        typer.echo(f"entry without object: exhibit {m.exhibit}  {m.blake3}  {m.name}{note}")
+    for d in found.damaged:
+        typer.echo(f"altered object: exhibit {d.exhibit}  {d.blake3}  {d.name}: {d.problem}")
     for h in found.leftovers:
         typer.echo(f"staged leftover: {h}  (from an interrupted run)")
     verdict = "OK" if found.ok else "PROBLEMS"
+    checked = "every object re-hashed" if found.rehashed else "objects not re-hashed (--quick)"
     typer.echo(
         f"{verdict}: evidence store {found.as_json()['vault']}: {found.objects} object(s), "
-        f"{found.items} exhibit(s) on the log"
+        f"{found.items} exhibit(s) on the log; {checked}"
     )

@@ -223,7 +223,7 @@ def test_vault_check_lists_objects_without_entries_and_entries_without_objects(
     found = json.loads(r.stdout)
     assert found["ok"] is False and found["objects_without_entries"] == [digest]
     assert found["entries_without_objects"] == [
-        {"exhibit": f"{CASE}/0002", "item": notes, "staged": False}
+        {"exhibit": f"{CASE}/0002", "item": notes, "name": footage["notes"].name, "staged": False}
     ]
     # --repair quarantines the stray object (kept, out of objects/); the lost one stays
     # a problem until restored, here by ingesting the original file again.

@@ -261,3 +261,24 @@ def test_ingest_manifest(manifest_dir: Path, suffix: str, data: bytes) -> None:
     path = manifest_dir / f"manifest{suffix}"
     path.write_bytes(data)
     check(lambda: read_manifest(path))
+
+
+# -- custody.toml (a home's settings file) ---------------------------------------------------
+
+_SETTINGS_SEEDS = [
+    b'db = "postgresql+psycopg://alice@db.example/custody"\nvault = "/mnt/vault"\n',
+    b'# custody settings\nparty = "alice"\nvault = "C:\\\\share \\"x\\"\\u0001"\n',
+]
+
+
+@fuzz_settings()
+@given(inputs(_SETTINGS_SEEDS))
+def test_settings_file(data: bytes) -> None:
+    from custody.app.settings import parse_settings, render_settings
+
+    def parse() -> None:
+        settings = parse_settings(data, "custody.toml")
+        # What parses writes back to the same settings.
+        assert parse_settings(render_settings(settings).encode(), "x") == settings
+
+    check(parse)

@@ -1,0 +1,508 @@
+"""An agency on one shared log (issue 10, parts 1 and 5): personal homes, one database,
+one shared evidence-store folder.
+
+The log operator creates the log with `custody init --db URL --vault DIR`; investigators
+attach their own homes with `custody join --db URL`.  Here the database is one SQLite
+file that every home names (the one-machine form of the agency); `agency_homes(url)`
+takes any database URL, so the same story runs on PostgreSQL too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PASSPHRASE, CliResult, invoke
+
+CASE = "C1"
+ORIGIN = "metro.example/custody"
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("CUSTODY_VAULT", "CUSTODY_PARTY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+class Home:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def invoke(self, *args: str) -> CliResult:
+        return invoke(*args, "--home", str(self.root))
+
+    def run(self, *args: str) -> CliResult:
+        r = self.invoke(*args)
+        assert r.code == 0, r
+        return r
+
+    def refuse(self, code: int, *args: str) -> CliResult:
+        r = self.invoke(*args)
+        assert r.code == code, r
+        assert r.stderr.startswith("custody: error: ") and "Traceback" not in r.stderr, r
+        return r
+
+
+def agency_homes(url: str, base: Path) -> dict[str, Home]:
+    """The operator's home (log key, `init --db url --vault`), alice's and bob's (joined,
+    each with their own party key), and an auditor's (joined, no key)."""
+    vault = base / "share" / "vault"
+    operator = Home(base / "operator")
+    operator.run("init", "--origin", ORIGIN, "--db", url, "--vault", str(vault))
+    homes = {"operator": operator}
+    for user in ("alice", "bob", "audrey"):
+        homes[user] = Home(base / user)
+        r = homes[user].run("join", "--db", url)
+        assert ORIGIN in r.stdout and str(vault) in r.stdout, r
+    homes["alice"].run("key", "new", "alice", "--role", "agency", "--org", "Metro Police")
+    homes["bob"].run("key", "new", "bob", "--role", "lab", "--org", "State Lab")
+    return homes
+
+
+@pytest.fixture
+def agency(tmp_path: Path) -> dict[str, Home]:
+    return agency_homes(f"sqlite:///{tmp_path / 'db' / 'custody.db'}", tmp_path)
+
+
+def _mkdb_dir(tmp_path: Path) -> None:
+    (tmp_path / "db").mkdir(exist_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _db_folder(tmp_path: Path) -> None:
+    _mkdb_dir(tmp_path)
+
+
+def _signer(operator: Home, every: str = "1") -> subprocess.Popen[bytes]:
+    env = dict(os.environ, CUSTODY_PASSPHRASE=PASSPHRASE)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "custody.cli.main",
+            "log",
+            "checkpoint",
+            "--every",
+            every,
+            "--home",
+            str(operator.root),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def test_ingest_handoff_open_across_three_homes(agency: dict[str, Home], tmp_path: Path) -> None:
+    alice, bob, operator, audrey = (agency[n] for n in ("alice", "bob", "operator", "audrey"))
+    # Only the operator's home has the log key, and only there is a vault folder made.
+    assert (operator.root / "keys").is_dir() and not (alice.root / "vault").exists()
+    clip = tmp_path / "doorbell.txt"
+    clip.write_text("a doorbell export, standing in for a clip\n")
+    alice.run("case", "new", CASE)
+    alice.run(
+        "ingest",
+        str(clip),
+        "--case",
+        CASE,
+        "--by",
+        "alice",
+        "--legal-basis",
+        "warrant",
+        "--ref",
+        "W-17",
+    )
+    offer = tmp_path / "offer"
+    alice.run(
+        "handoff",
+        "offer",
+        f"{CASE}/0001",
+        "--from",
+        "alice",
+        "--to",
+        "bob",
+        "--purpose",
+        "analysis",
+        "--out",
+        str(offer),
+    )
+    r = alice.refuse(2, "log", "checkpoint")
+    assert f"only the log operator, whose home holds the log key '{ORIGIN}'" in r.stderr, r
+    r = alice.refuse(2, "export", CASE, "--to", str(tmp_path / "bundle"))
+    assert "export signs the bundle with the log's key" in r.stderr, r
+    operator.run("log", "checkpoint")
+    # Bob accepts in his own home without --media: the item is in the shared store.
+    # The receipt waits for the checkpoint a concurrent `--every 1` signer makes.
+    signer = _signer(operator)
+    try:
+        r = bob.run("handoff", "accept", str(offer), "--by", "bob", "--wait", "60")
+    finally:
+        signer.send_signal(signal.SIGTERM)
+        out, err = signer.communicate(timeout=30)
+    assert signer.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+    assert "signed by alice and bob" in r.stdout, r
+    assert "waiting up to 60 s" in r.stderr, r
+    assert offer.with_name("offer.receipt").is_file()
+    sizes = [int(line.split()[1]) for line in out.decode().splitlines()]
+    size = json.loads(audrey.run("log", "verify", "--json").stdout)["size"]
+    assert sizes and sizes[-1] == size, (out, size)  # the handoff is the last entry
+    copy = tmp_path / "copy.txt"
+    bob.run("open", f"{CASE}/0001", "--by", "bob", "--purpose", "analysis", "--out", str(copy))
+    assert copy.read_text() == clip.read_text()
+    # The sender records the receipt on the same log: it is there already.
+    r = alice.run("handoff", "receipt", str(offer.with_name("offer.receipt")))
+    assert "already recorded" in r.stdout, r
+    shown = json.loads(audrey.run("history", f"{CASE}/0001", "--json").stdout)
+    assert [e["type"] for e in shown["timeline"]] == ["ingest", "handoff", "access"]
+    operator.run("log", "checkpoint")
+    verdict = json.loads(audrey.run("log", "verify", "--json").stdout)
+    assert verdict["verdict"] == "ok", verdict
+    check = json.loads(audrey.run("vault", "check", "--json").stdout)
+    assert check["ok"] and check["rehashed"] and check["items"] == 1, check
+
+
+def test_accept_without_a_checkpoint_is_pending_then_rerun_writes_the_receipt(
+    agency: dict[str, Home], tmp_path: Path
+) -> None:
+    alice, bob, operator = agency["alice"], agency["bob"], agency["operator"]
+    clip = tmp_path / "a.txt"
+    clip.write_text("evidence\n")
+    alice.run("case", "new", CASE)
+    alice.run(
+        "ingest",
+        str(clip),
+        "--case",
+        CASE,
+        "--by",
+        "alice",
+        "--legal-basis",
+        "warrant",
+        "--ref",
+        "W-1",
+    )
+    offer = tmp_path / "offer"
+    alice.run(
+        "handoff",
+        "offer",
+        f"{CASE}/0001",
+        "--from",
+        "alice",
+        "--to",
+        "bob",
+        "--purpose",
+        "analysis",
+        "--out",
+        str(offer),
+    )
+    r = bob.invoke("handoff", "accept", str(offer), "--by", "bob", "--wait", "0")
+    assert r.code == 75, r
+    assert "signed by alice and bob" in r.stdout, r
+    assert r.stderr.startswith("custody: pending: ") and "Traceback" not in r.stderr, r
+    assert not offer.with_name("offer.receipt").exists()
+    operator.run("log", "checkpoint")
+    r = bob.run("handoff", "accept", str(offer), "--by", "bob", "--wait", "0")
+    assert "already accepted" in r.stdout, r
+    assert offer.with_name("offer.receipt").is_file()
+
+
+def test_default_party_from_custody_toml_and_environment(
+    agency: dict[str, Home], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice, bob, operator = agency["alice"], agency["bob"], agency["operator"]
+    clip = tmp_path / "a.txt"
+    clip.write_text("evidence\n")
+    alice.run("case", "new", CASE)
+    alice.run(
+        "ingest",
+        str(clip),
+        "--case",
+        CASE,
+        "--by",
+        "alice",
+        "--legal-basis",
+        "warrant",
+        "--ref",
+        "W-1",
+    )
+    operator.run("log", "checkpoint")
+    offer = tmp_path / "offer"
+    alice.run(
+        "handoff",
+        "offer",
+        f"{CASE}/0001",
+        "--from",
+        "alice",
+        "--to",
+        "bob",
+        "--purpose",
+        "analysis",
+        "--out",
+        str(offer),
+    )
+    r = bob.refuse(2, "handoff", "accept", str(offer), "--wait", "0")
+    assert "--by is required" in r.stderr, r
+    settings = bob.root / "custody.toml"
+    settings.write_text(settings.read_text() + 'party = "carol"\n')
+    monkeypatch.setenv("CUSTODY_PARTY", "bob")  # the environment wins over the file
+    signer = _signer(operator)
+    try:
+        r = bob.run("handoff", "accept", str(offer), "--wait", "60")
+    finally:
+        signer.send_signal(signal.SIGINT)
+        signer.communicate(timeout=30)
+    assert signer.returncode == 0
+    assert "signed by alice and bob" in r.stdout, r
+
+
+def test_shared_vault_folders_keep_the_group_mode(agency: dict[str, Home], tmp_path: Path) -> None:
+    vault = tmp_path / "share" / "vault"
+    assert stat.S_IMODE(vault.stat().st_mode) == 0o2770
+    alice = agency["alice"]
+    clip = tmp_path / "a.txt"
+    clip.write_text("evidence\n")
+    alice.run("case", "new", CASE)
+    old = os.umask(0o077)  # a private umask must not shut the group out of the share
+    try:
+        alice.run(
+            "ingest",
+            str(clip),
+            "--case",
+            CASE,
+            "--by",
+            "alice",
+            "--legal-basis",
+            "warrant",
+            "--ref",
+            "W-1",
+        )
+    finally:
+        os.umask(old)
+    objects = [p for p in (vault / "objects").rglob("*") if p.is_file()]
+    assert len(objects) == 1
+    assert stat.S_IMODE(objects[0].stat().st_mode) == 0o444
+    for folder in (vault / "objects", objects[0].parent, vault / "staging"):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o2770, folder
+
+
+def test_a_missing_share_is_named_with_the_override(
+    agency: dict[str, Home], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = agency["alice"]
+    alice.run("case", "new", CASE)
+    moved = tmp_path / "elsewhere"
+    (tmp_path / "share" / "vault").rename(moved)
+    clip = tmp_path / "a.txt"
+    clip.write_text("evidence\n")
+    ingest = (
+        "ingest",
+        str(clip),
+        "--case",
+        CASE,
+        "--by",
+        "alice",
+        "--legal-basis",
+        "warrant",
+        "--ref",
+        "W-1",
+    )
+    r = alice.refuse(3, *ingest)
+    assert "is not there" in r.stderr and "CUSTODY_VAULT" in r.stderr, r
+    monkeypatch.setenv("CUSTODY_VAULT", str(moved))
+    alice.run(*ingest)
+    assert any(p.is_file() for p in (moved / "objects").rglob("*"))
+    alice.run("vault", "check", "--vault", str(moved))
+
+
+def test_vault_check_names_the_exhibit_of_an_altered_or_missing_object(
+    agency: dict[str, Home], tmp_path: Path
+) -> None:
+    alice, audrey = agency["alice"], agency["audrey"]
+    alice.run("case", "new", CASE)
+    for name in ("one.txt", "two.txt"):
+        (tmp_path / name).write_text(f"evidence {name}\n")
+        alice.run(
+            "ingest",
+            str(tmp_path / name),
+            "--case",
+            CASE,
+            "--by",
+            "alice",
+            "--legal-basis",
+            "warrant",
+            "--ref",
+            "W-1",
+        )
+    shown = json.loads(audrey.run("case", "show", CASE, "--json").stdout)
+    digests = {i["exhibit"]: i["blake3"] for i in shown["items"]}
+    objects = tmp_path / "share" / "vault" / "objects"
+    first = objects / digests[f"{CASE}/0001"][:2] / digests[f"{CASE}/0001"]
+    os.chmod(first, 0o644)
+    first.write_text("evidence one.txx\n")  # same size, other bytes
+    (objects / digests[f"{CASE}/0002"][:2] / digests[f"{CASE}/0002"]).unlink()
+    assert audrey.invoke("vault", "check", "--quick").code == 1  # the missing one
+    r = audrey.invoke("vault", "check")
+    assert r.code == 1, r
+    assert f"altered object: exhibit {CASE}/0001  {digests[f'{CASE}/0001']}  one.txt" in r.stdout
+    assert f"entry without object: exhibit {CASE}/0002" in r.stdout and "two.txt" in r.stdout
+    doc = json.loads(audrey.invoke("vault", "check", "--json").stdout)
+    assert [(d["exhibit"], d["name"]) for d in doc["altered_objects"]] == [
+        (f"{CASE}/0001", "one.txt")
+    ]
+    assert [(m["exhibit"], m["name"]) for m in doc["entries_without_objects"]] == [
+        (f"{CASE}/0002", "two.txt")
+    ]
+    quick = json.loads(audrey.invoke("vault", "check", "--quick", "--json").stdout)
+    assert quick["altered_objects"] == [] and not quick["rehashed"]
+
+
+INGEST = """
+import sys
+from custody.cli.main import main
+sys.argv = ["custody", "ingest", sys.argv[1], "--case", "C8", "--by", sys.argv[2],
+            "--legal-basis", "warrant", "--ref", "W-8", "--home", sys.argv[3]]
+main()
+"""
+
+
+def test_concurrent_ingests_of_one_file_from_two_homes_store_it_once(
+    agency: dict[str, Home], tmp_path: Path
+) -> None:
+    alice, bob, audrey = agency["alice"], agency["bob"], agency["audrey"]
+    alice.run("case", "new", "C8")
+    clip = tmp_path / "same.bin"
+    clip.write_bytes(os.urandom(3 << 20))
+    env = dict(os.environ, CUSTODY_PASSPHRASE=PASSPHRASE)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", INGEST, str(clip), who, str(h.root)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for who, h in (("alice", alice), ("bob", bob)) * 2
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_out, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err.decode()
+        assert b"Traceback" not in err
+    said = b"".join(out for out, _ in outs).decode()
+    assert said.count("ingested ") >= 1 and said.count("C8/0001") == 4, said
+    objects = [p for p in (tmp_path / "share" / "vault" / "objects").rglob("*") if p.is_file()]
+    assert len(objects) == 1
+    assert not any((tmp_path / "share" / "vault" / "staging").iterdir())
+    shown = json.loads(audrey.run("case", "show", "C8", "--json").stdout)
+    assert [i["exhibit"] for i in shown["items"]] == ["C8/0001"]
+    entries = [
+        audrey.run("log", "entry", str(i)).stdout_bytes
+        for i in range(json.loads(audrey.run("log", "verify", "--json").stdout)["size"])
+    ]
+    assert sum(b"\ntype ingest\n" in e for e in entries) == 1
+    audrey.run("vault", "check")
+
+
+# -- join ---------------------------------------------------------------------------------
+
+
+def test_join_refuses_what_is_not_a_log(tmp_path: Path) -> None:
+    me = Home(tmp_path / "me")
+    r = me.refuse(2, "join", "--db", "not a url")
+    assert "is not a database URL" in r.stderr, r
+    r = me.refuse(3, "join", "--db", f"sqlite:///{tmp_path / 'nothing.db'}")
+    assert "no custody database" in r.stderr, r
+    r = me.refuse(2, "join", "--db", "postgresql+psycopg://me:secret@db.example/custody")
+    assert "password" in r.stderr and "pgpass" in r.stderr, r
+    assert not me.root.exists()  # nothing made for a refused join
+
+
+def test_join_refuses_an_empty_database_and_an_existing_home(
+    agency: dict[str, Home], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'db' / 'custody.db'}"
+    r = agency["alice"].refuse(2, "join", "--db", url)
+    assert "is a custody home already" in r.stderr, r
+    r = agency["operator"].refuse(2, "join", "--db", url)
+    assert "is a custody home already" in r.stderr, r
+    # A custody database without a log: `db` commands may make one (schema only).
+    from custody.infra.store import Store
+
+    Store.open(f"sqlite:///{tmp_path / 'empty.db'}", create=True).close()
+    r = Home(tmp_path / "me").refuse(3, "join", "--db", f"sqlite:///{tmp_path / 'empty.db'}")
+    assert "holds no custody log" in r.stderr, r
+
+
+def test_join_with_a_vault_override_and_a_log_without_a_shared_store(tmp_path: Path) -> None:
+    solo = Home(tmp_path / "solo")
+    solo.run("init", "--origin", "solo.example/log")
+    url = f"sqlite:///{solo.root / 'custody.db'}"
+    r = Home(tmp_path / "me").run("join", "--db", url)
+    assert "records no shared evidence store" in r.stderr, r
+    r = Home(tmp_path / "me2").run("join", "--db", url, "--vault", str(solo.root / "vault"))
+    assert "warning" not in r.stderr, r
+    text = (tmp_path / "me2" / "custody.toml").read_text()
+    assert f'vault = "{solo.root / "vault"}"' in text
+    r = Home(tmp_path / "me3").refuse(3, "join", "--db", url, "--vault", str(tmp_path / "no"))
+    assert "is not a folder" in r.stderr, r
+
+
+def test_bad_custody_toml_is_one_line_naming_file_and_key(agency: dict[str, Home]) -> None:
+    alice = agency["alice"]
+    settings = alice.root / "custody.toml"
+    settings.write_text('db = "sqlite:///x"\ncolour = "blue"\n')
+    r = alice.refuse(3, "log", "key")
+    assert str(settings) in r.stderr and "'colour'" in r.stderr, r
+    settings.write_text("db = 3\n")
+    r = alice.refuse(3, "log", "key")
+    assert str(settings) in r.stderr and "'db'" in r.stderr, r
+    settings.write_text('db = "unterminated\n')
+    r = alice.refuse(3, "log", "key")
+    assert str(settings) in r.stderr and "not valid TOML" in r.stderr, r
+
+
+def test_checkpoint_every_signs_as_the_log_grows_and_stops_on_sigterm(
+    agency: dict[str, Home], tmp_path: Path
+) -> None:
+    alice, operator = agency["alice"], agency["operator"]
+    signer = _signer(operator, "0.2")
+    try:
+        alice.run("case", "new", CASE)
+        for n in range(3):
+            (tmp_path / f"{n}.txt").write_text(f"clip {n}\n")
+            alice.run(
+                "ingest",
+                str(tmp_path / f"{n}.txt"),
+                "--case",
+                CASE,
+                "--by",
+                "alice",
+                "--legal-basis",
+                "warrant",
+                "--ref",
+                "W-1",
+            )
+            time.sleep(1.0)
+    finally:
+        signer.send_signal(signal.SIGTERM)
+        out, err = signer.communicate(timeout=30)
+    assert signer.returncode == 0, err.decode()
+    assert b"Traceback" not in err and b"stopped" in err
+    lines = out.decode().splitlines()
+    sizes = [int(line.split()[1]) for line in lines]
+    assert sizes == sorted(set(sizes)) and len(sizes) >= 2, lines  # one line per new size
+    assert sizes[-1] == 5, lines  # 2 keys, 3 ingests: every entry is covered at the end
+    verdict = json.loads(alice.run("log", "verify", "--json").stdout)
+    assert verdict["latest_checkpoint"] == verdict["size"]
+
+
+def test_checkpoint_every_bounds(agency: dict[str, Home]) -> None:
+    operator = agency["operator"]
+    operator.refuse(2, "log", "checkpoint", "--every", "0")
+    operator.refuse(2, "log", "checkpoint", "--every", "86401")
+    agency["alice"].refuse(2, "log", "checkpoint", "--every", "1")
