@@ -43,7 +43,15 @@ export CUSTODY_KDF_PROFILE=fast   # demo only: real key files use the 64 MiB Arg
 bold "1. The agency sets up its custody log"
 run init --origin metro-police.example/custody
 run key new det-jones --role agency --org "Metro Police, Burglary Unit"
-run key new owner-garcia --role owner --org "12 Elm St (camera owner)"
+say ""
+say "The camera owner keeps their own key, in a home of their own on their own machine;"
+say "the agency gets only the verifier key (docs/handoff.md, 'Consent from the owner's own home'):"
+OWNER=$DEMO/owner-home
+rm -rf "$OWNER"
+run init --origin garcia.example/consents --home "$OWNER"
+run key new owner-garcia --role owner --org "12 Elm St (camera owner)" --home "$OWNER"
+run key export owner-garcia --home "$OWNER" --out "$DEMO/copies/owner-garcia.keyentry"
+run key import "$DEMO/copies/owner-garcia.keyentry"
 run key list
 
 bold "2. A case is opened and the owner's clip is ingested"
@@ -91,9 +99,14 @@ run_expect_fail verify "$DEMO/copies/bit-flipped.mp4"
 
 bold "6. The owner's consent, and what it allows"
 run key new lab-ng --role lab --org "State Forensic Lab"
-say "(the owner signs at the station, with a key of their own)"
-run consent grant --owner owner-garcia --case 2026-0142 --purpose "burglary investigation" \
-  --onward court --until 2027-06-30
+say "(the owner signs in their own home; the agency imports the signed entry)"
+printf '\n$ custody %s\n' "consent grant --owner owner-garcia --case 2026-0142 ... --home $OWNER"
+CONSENT_OUT=$("$CUSTODY" consent grant --owner owner-garcia --case 2026-0142 \
+  --purpose "burglary investigation" --onward court --until 2027-06-30 --home "$OWNER")
+say "$CONSENT_OUT"
+CONSENT_IDX=$(printf '%s' "$CONSENT_OUT" | sed -n 's/.*log entry \([0-9]*\).*/\1/p')
+"$CUSTODY" log entry "$CONSENT_IDX" --home "$OWNER" > "$DEMO/copies/consent.entry"
+run log import "$DEMO/copies/consent.entry"
 say ""
 say "The lab asks for the clip; the consent allows onward sharing only to a court:"
 set +e; "$CUSTODY" handoff offer 2026-0142/0001 --from det-jones --to lab-ng \

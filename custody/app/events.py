@@ -47,7 +47,7 @@ from custody.errors import (
 )
 from custody.infra.crash import crash_point
 from custody.infra.files import fsync_dir, write_new
-from custody.infra.indexer import append_indexed
+from custody.infra.indexer import append_indexed, append_indexed_one
 from custody.infra.log import LogWriter
 from custody.infra.store import ItemRow, PartyRow, Store
 from custody.infra.vault import Staged, Vault, hash_file
@@ -60,6 +60,7 @@ from custody.model.rules import (
     evaluate,
     judge_in_context,
 )
+from custody.model.timeline import Keeping
 from custody.tlog.note import Signer, VerifierKey, add_signatures
 from custody.tlog.tlogproof import TlogProof, verify_tlog_proof
 
@@ -70,21 +71,31 @@ PassphraseFn = Callable[[str], str]
 
 
 def _sign_and_append(c: Custody, entry: Entry, signers: Sequence[Signer]) -> int:
-    with c.log.transaction() as w:
-        return append_indexed(w, sign_entry(entry, signers))
+    return append_indexed_one(c.log, sign_entry(entry, signers))
 
 
 # -- keys ------------------------------------------------------------------------------------
 
 
 def rotate_key(
-    c: Custody, name: str, passphrase: PassphraseFn, now: datetime
+    c: Custody, name: str, passphrase: PassphraseFn, now: datetime, held_by: str | None = None
 ) -> tuple[VerifierKey, int]:
     """Replace `name`'s key: the new key is introduced in an entry signed by old and new.
 
     The old key file is kept, renamed `<name>.<key id>.retired.key`, so entries it
     signed can still be re-signed-checked by anyone holding it.
     """
+    from custody.model.types import kept_fields
+
+    try:  # where the new key is kept (entry.md §key): the other keys in this home now
+        kept = kept_fields(
+            name, c.keystore.names(), c.origin if c.holds_log_key() else None, held_by
+        )
+    except FormatError as exc:
+        raise UsageError(
+            exc.message.replace("key entry field 'held-by'", "--held-by"),
+            hint="--held-by names the party whose home keeps this key",
+        ) from None
     old = c.signer(name, passphrase)
     party = c.party(name)
     new = Signer.generate(name)
@@ -92,7 +103,9 @@ def rotate_key(
 
     keyfile = seal(new, party.role, party.org, passphrase(f"New passphrase for key '{name}': "))
     entry = Entry.build(
-        "key", now, [("action", "rotate"), ("party", name), ("vkey", new.verifier_key.encode())]
+        "key",
+        now,
+        [("action", "rotate"), ("party", name), ("vkey", new.verifier_key.encode()), *kept],
     )
     path = c.keystore.path(name)
     retired = path.with_name(f"{path.stem}.{old.verifier_key.key_id.hex()}.retired.key")
@@ -106,6 +119,14 @@ def rotate_key(
     os.replace(path, retired)
     os.replace(staged, path)
     return new.verifier_key, index
+
+
+def keeping(c: Custody) -> Keeping:
+    """Where each party's keys on this log were kept, from its `key` entries (for the
+    caveats `custody history` and the report show; docs/handoff.md)."""
+    with c.store.session() as s:
+        rows = Store.key_entries(s)
+    return Keeping.of((i, SignedEntry.parse(d).entry) for i, d in rows)
 
 
 def revoke_key(c: Custody, name: str, reason: str, passphrase: PassphraseFn, now: datetime) -> int:
@@ -293,7 +314,7 @@ def open_item(
             hint="give a path that does not exist yet",
         )
     signer = c.signer(by, passphrase)
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     leftovers = clear_stale_temps(out, "part")
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.part")
     try:
@@ -624,7 +645,7 @@ class Accepted:
     the handoff was on the log already (a re-run), and the context entries not copied."""
 
     index: int
-    receipt: Receipt
+    receipt: Receipt | None  # None: no checkpoint covers the handoff yet (see `receipt_for`)
     already: bool = False
     not_copied: tuple[NotCopied, ...] = ()
 
@@ -662,14 +683,14 @@ def accept_offer(
     if entry.require("to") != by:
         raise UsageError(f"this offer is for '{entry.require('to')}', not '{by}'")
     signer = c.signer(by, passphrase)
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     done = _handoff_on_log(c, entry)
     if done is not None:
         index, data = done
         # A run interrupted after its commit may have left the received copies staged:
         # their items are on the log now, so this places them.
         recover(c, vault)
-        return Accepted(index, _receipt(c, index, data, by, passphrase), already=True)
+        return Accepted(index, receipt_for(c, index, data, by, passphrase), already=True)
     countersigned = add_signatures(offer.handoff, [signer])
     _judge(c, offer, countersigned, by)
     items = entry.get_all("item")
@@ -716,7 +737,7 @@ def accept_offer(
     crash_point("accept.handoff-committed")
     for copy in received:
         copy.place()
-    receipt = _receipt(c, index, countersigned, by, passphrase)
+    receipt = receipt_for(c, index, countersigned, by, passphrase)
     return Accepted(index, receipt, not_copied=tuple(skipped))
 
 
@@ -756,11 +777,22 @@ def _handoff_on_log(c: Custody, entry: Entry) -> tuple[int, bytes] | None:
     return None
 
 
-def _receipt(c: Custody, index: int, data: bytes, by: str, passphrase: PassphraseFn) -> Receipt:
-    """A receipt for handoff `index`, against a checkpoint that covers it (signed now if
-    the latest one does not)."""
-    # A fresh checkpoint covering the handoff, for the receipt's inclusion proof.
-    c.log.checkpoint(c.log_signer(passphrase))
+def receipt_for(
+    c: Custody, index: int, data: bytes, by: str, passphrase: PassphraseFn
+) -> Receipt | None:
+    """A receipt for handoff `index` (bytes `data`), or None while no checkpoint covers it.
+
+    The receipt's inclusion proof is against the latest stored checkpoint when that
+    covers the handoff.  When none does, a home holding the log key (one machine,
+    or the log operator's) signs one now; any other home cannot, and gets None: the
+    handoff is committed, and the receipt can be made once the operator signs the
+    next checkpoint (docs/handoff.md, "Receipts").
+    """
+    latest = c.store.checkpoint()
+    if latest is None or latest.size <= index:
+        if not c.holds_log_key():
+            return None
+        c.log.checkpoint(c.log_signer(passphrase))
     proof = c.log.tlog_proof(index)
     return Receipt(c.log_key, data, tuple(_key_entries(c, {by})), proof)
 

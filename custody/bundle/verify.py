@@ -52,10 +52,11 @@ from custody.media.compare import (
 )
 from custody.media.digest import FileDigests
 from custody.media.lineage import derive_params, prove_audio_copied, prove_trim, trim_range
+from custody.model.describe import signed_with_shared_key
 from custody.model.entry import MAX_ENTRY_BYTES, SignedEntry, parse_time
 from custody.model.parties import EntryError, Parties, check_entry
 from custody.model.rules import Chain
-from custody.model.timeline import Event, named_parties
+from custody.model.timeline import Event, Keeping, named_parties
 from custody.model.types import Derive, Handoff, Ingest, KeyEvent
 from custody.tlog.checkpoint import Checkpoint, open_checkpoint
 from custody.tlog.merkle import HASH_SIZE, ProofError, leaf_hash, verify_consistency
@@ -858,6 +859,22 @@ class ItemReport:
 
 
 @dataclass(frozen=True)
+class Caveat:
+    """A finding shown with the verdict, not a failure: a signature on log entry `index`
+    made with a key its party did not hold alone (`custody.model.timeline.Keeping`)."""
+
+    index: int
+    party: str
+    text: str
+
+    def line(self) -> str:
+        return f"log entry {self.index}: {self.text}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"entry": self.index, "party": self.party, "text": self.text}
+
+
+@dataclass(frozen=True)
 class Cosignature:
     name: str
     role: str | None
@@ -899,6 +916,7 @@ class BundleReport:
     case_events: list[Event] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    caveats: list[Caveat] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -935,6 +953,7 @@ class BundleReport:
             "case_events": [e.verdict_json() for e in self.case_events],
             "failures": [f.to_json() for f in self.failures],
             "notes": list(self.notes),
+            "caveats": [c.to_json() for c in self.caveats],
         }
 
 
@@ -1094,6 +1113,7 @@ class _Verifier:
         events = {index: Event.of(index, s) for index, s in signed.items()}
         self._trusted_parties(parties, log_key)
         self._key_timeline(events, parties, cp_bytes, log_key)
+        self._caveats(events)
         if damaged or bad_signatures:
             r.notes.append(
                 "the custody rules were not replayed: some entries are missing, altered or "
@@ -1446,6 +1466,16 @@ class _Verifier:
             )
 
     # -- 8. custody rules ------------------------------------------------------------------
+
+    def _caveats(self, events: Mapping[int, Event]) -> None:
+        """Signatures made with a key kept in a shared home, from the bundle's own key
+        entries (each one signed: any verifier sees them, offline)."""
+        keeping = Keeping.of((i, ev.entry) for i, ev in sorted(events.items()))
+        for index, ev in sorted(events.items()):
+            for signer in ev.signers:
+                text = signed_with_shared_key(ev.entry, signer, keeping.key_at(signer, index))
+                if text is not None:
+                    self.report.caveats.append(Caveat(index, signer, text))
 
     def _rules(
         self, signed: Mapping[int, SignedEntry], events: Mapping[int, Event], parties: Parties

@@ -97,7 +97,11 @@ def export_cmd(
 
     refs = [r.strip() for value in items or [] for r in value.split(",") if r.strip()]
     with open_home(home, db) as c:
-        signer = c.log_signer(passphrases(passphrase_file))
+        signer = c.log_signer(
+            passphrases(passphrase_file),
+            what="export (export signs the bundle with the log's key: run it in the log "
+            "operator's home)",
+        )
         progress = ProgressBar("media") if with_media and sys.stderr.isatty() else None
         try:
             summary = export_case(
@@ -283,6 +287,10 @@ def render_report(report: BundleReport) -> list[str]:
                 f"    entry {e.index:<6} {e.time}  {e.type:<8} {e.what}  "
                 f"[signed: {', '.join(e.signers)}]"
             )
+    if report.caveats:
+        out.append("")
+        out.append("caveats (not failures: keys their parties did not hold alone):")
+        out += [f"  - {c.line()}" for c in report.caveats]
     if report.notes:
         out.append("")
         out.append("notes:")

@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -486,19 +486,20 @@ def history_cmd(
     db: DbOpt = None,
 ) -> None:
     """The item's timeline from the log: every signed event, in order, with signers."""
+    from custody.app import events as key_events
     from custody.app import evidence
 
     with open_home(home, db) as c:
         row = evidence.resolve_item(c, item, case)
         events = evidence.history(c, row)
         exhibits = {} if json_ else _exhibits(c, row)
+        keeping = key_events.keeping(c)
     if json_:
-        emit_json(
-            {"exhibit": row.exhibit, "item": row.blake3, "timeline": [e.as_json() for e in events]}
-        )
+        timeline = [{**e.as_json(), "caveats": keeping.caveats(e)} for e in events]
+        emit_json({"exhibit": row.exhibit, "item": row.blake3, "timeline": timeline})
         return
     typer.echo(f"exhibit {row.exhibit}: {row.name}")
-    _print_timeline(events, row.blake3, exhibits)
+    _print_timeline(events, row.blake3, exhibits, keeping.caveats)
 
 
 def _exhibits(c: Custody, row: ItemRow) -> dict[str, str]:
@@ -506,7 +507,12 @@ def _exhibits(c: Custody, row: ItemRow) -> dict[str, str]:
     return {i.blake3: i.exhibit for i in c.store.items_in_case(row.case_id)}
 
 
-def _print_timeline(events: list[Any], about: str, exhibits: dict[str, str]) -> None:
+def _print_timeline(
+    events: list[Any],
+    about: str,
+    exhibits: dict[str, str],
+    caveats: Callable[[Any], list[str]] | None = None,
+) -> None:
     from custody.model.describe import describe
     from custody.model.entry import Entry
 
@@ -516,3 +522,5 @@ def _print_timeline(events: list[Any], about: str, exhibits: dict[str, str]) -> 
         typer.echo(
             f"    entry {e.index:<6} {e.time}  {e.type:<8} {what}  [signed: {', '.join(e.signers)}]"
         )
+        for caveat in caveats(e) if caveats is not None else ():
+            typer.echo(f"      note: {caveat}")

@@ -29,6 +29,16 @@ key_app = typer.Typer(
 )
 
 
+HeldByOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--held-by",
+        help="The party whose home keeps this private key (recorded in the key entry: "
+        "the key is not held by its party alone).",
+    ),
+]
+
+
 @key_app.command("new")
 def key_new(
     name: Annotated[
@@ -43,12 +53,15 @@ def key_new(
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
+    held_by: HeldByOpt = None,
 ) -> None:
     """Create a party's Ed25519 key (encrypted with a passphrase) and register it on the log."""
     with open_home(home, db) as c:
         # A key file already here (from an interrupted 'key new') is registered as it is.
         existing = c.unregistered_key_file(name)
-        keyfile, index = c.new_key(name, role, org, passphrases(passphrase_file), now())
+        keyfile, index = c.new_key(
+            name, role, org, passphrases(passphrase_file), now(), held_by=held_by
+        )
     if existing:
         typer.echo(f"registered the existing key file of '{name}' ({role}) as log entry {index}")
     else:
@@ -118,13 +131,19 @@ def key_show(name: str, home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt =
 
 @key_app.command("rotate")
 def key_rotate(
-    name: str, home: HomeOpt = None, db: DbOpt = None, passphrase_file: PassFileOpt = None
+    name: str,
+    home: HomeOpt = None,
+    db: DbOpt = None,
+    passphrase_file: PassFileOpt = None,
+    held_by: HeldByOpt = None,
 ) -> None:
     """Replace a party's key: the new key is introduced in an entry signed by the old one."""
     from custody.app import events
 
     with open_home(home, db) as c:
-        vkey, index = events.rotate_key(c, name, passphrases(passphrase_file), now())
+        vkey, index = events.rotate_key(
+            c, name, passphrases(passphrase_file), now(), held_by=held_by
+        )
     typer.echo(f"rotated the key of '{name}' (log entry {index}); new verifier key:")
     typer.echo(vkey.encode())
 

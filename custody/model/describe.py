@@ -35,7 +35,7 @@ from custody.model.types import (
     parse_typed,
 )
 
-__all__ = ["describe", "label"]
+__all__ = ["describe", "keeping", "label", "signed_with_shared_key"]
 
 _NO_EXHIBITS: Mapping[str, str] = {}
 
@@ -141,7 +141,75 @@ def _access(e: Access) -> str:
 def _key(e: KeyEvent) -> str:
     if e.action == "register":
         who = e.role if not e.org else f"{e.role}, {e.org}"
-        return f"key of {e.party} registered ({who})"
+        return f"key of {e.party} registered ({who})" + _kept(e)
     if e.action == "rotate":
-        return f"key of {e.party} rotated"
+        return f"key of {e.party} rotated" + _kept(e)
     return f"key of {e.party} revoked" + (f": {e.reason}" if e.reason else "")
+
+
+def _kept(e: KeyEvent) -> str:
+    # Entries made before custody recorded it keep their sentence; the caveats of the
+    # entries that key signs say the keeping is not recorded.
+    return f"; {keeping(e)}" if e.kept is not None else ""
+
+
+def _others(n: int) -> str:
+    return "another party's key" if n == 1 else f"{n} other parties' keys"
+
+
+def keeping(key: KeyEvent, *, log: bool = True) -> str:
+    """Where a (registered or rotated) key's private key was kept, as its entry records
+    it: ``kept in a home shared with another party's key``, ``held by det-jones``,
+    ``kept in a home holding no other party's key``, or ``where the key was kept is not
+    recorded`` (an entry made before custody recorded it).  `log`: also name the log key
+    the home held (`kept-log`)."""
+    if key.kept is None:
+        return "where the key was kept is not recorded"
+    with_log = f" (with the log key of {key.kept_log})" if key.kept_log and log else ""
+    if key.kept == "own":
+        return f"kept in a home holding no other party's key{with_log}"
+    text = f"held by {key.held_by}" if key.held_by else "kept"
+    if key.held_by and key.others:
+        text += f", in a home that also held {_others(key.others)}"
+    elif not key.held_by:
+        text += f" in a home shared with {_others(key.others)}"
+    return text + with_log
+
+
+def _what(typed: object, signer: str) -> str | None:
+    """What `signer`'s signature on an entry is, in words, for the entries whose signer
+    should hold the key alone (consents, acceptances, refusals), else None."""
+    if isinstance(typed, Consent):
+        return "consent" if typed.action == "grant" else "revocation of consent"
+    if isinstance(typed, Handoff):
+        return "acceptance" if signer == typed.receiver else None
+    if isinstance(typed, Reject):
+        return "refusal"
+    return None
+
+
+def signed_with_shared_key(entry: Entry, signer: str, key: KeyEvent | None) -> str | None:
+    """The caveat for one signature on `entry`, or None: a plain sentence when `signer`
+    signed it with a key it did not hold alone, e.g. ``owner-garcia's consent was signed
+    with a key held by det-jones``.
+
+    `key` is the `key` entry (register or rotate) of the signer's key valid at the
+    entry's index, or None if unknown.  The signatures that matter are the ones a party
+    gives for itself: an owner's consent or its revocation, a receiver's acceptance of a
+    handoff (its countersignature), a refusal.  One of those made with a key recorded as
+    kept shared has a caveat; one made with a key whose keeping is not recorded has one
+    saying so (not guessing).  Other signatures (an ingest, a sender's release, a key
+    entry) have none.  Never raises.
+    """
+    try:
+        typed = parse_typed(entry)
+    except FormatError:
+        return None
+    what = _what(typed, signer)
+    if what is None or key is None:
+        return None
+    if key.kept is None:
+        return f"where the key that signed {signer}'s {what} was kept is not recorded"
+    if key.kept != "shared":
+        return None
+    return f"{signer}'s {what} was signed with a key {keeping(key, log=False)}"

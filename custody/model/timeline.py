@@ -16,13 +16,13 @@ Pure: no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from custody.errors import FormatError
-from custody.model.describe import describe
+from custody.model.describe import describe, signed_with_shared_key
 from custody.model.entry import Entry, SignedEntry
 from custody.model.types import (
     Access,
@@ -30,12 +30,13 @@ from custody.model.types import (
     Derive,
     Handoff,
     Ingest,
+    KeyEvent,
     Reject,
     Typed,
     parse_typed,
 )
 
-__all__ = ["Event", "concerns", "named_items", "named_parties"]
+__all__ = ["Event", "Keeping", "concerns", "named_items", "named_parties"]
 
 
 def named_items(entry: Entry) -> frozenset[str]:
@@ -158,3 +159,46 @@ class Event:
             "signers": list(self.signers),
             "what": self.what if self.what is not None else self.describe(),
         }
+
+
+@dataclass(frozen=True)
+class Keeping:
+    """Where each party's keys were kept, from the `key` entries of a log or a bundle:
+    the caveats (`custody.model.describe.signed_with_shared_key`) of a listed entry's
+    signatures made with a key its party did not hold alone (docs/spec/entry.md §key)."""
+
+    keys: Mapping[str, tuple[tuple[int, KeyEvent], ...]]
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[int, Entry]]) -> Keeping:
+        """From (log index, entry) pairs; entries that are not well-formed key
+        registrations or rotations are skipped (the rules report those)."""
+        keys: dict[str, list[tuple[int, KeyEvent]]] = {}
+        for index, entry in entries:
+            if entry.type != "key":
+                continue
+            try:
+                typed = parse_typed(entry)
+            except FormatError:
+                continue
+            if isinstance(typed, KeyEvent) and typed.action in ("register", "rotate"):
+                keys.setdefault(typed.party, []).append((index, typed))
+        return cls({p: tuple(sorted(v, key=lambda kv: kv[0])) for p, v in keys.items()})
+
+    def key_at(self, party: str, index: int) -> KeyEvent | None:
+        """The key entry of `party`'s key in force at log entry `index`, or None."""
+        found = None
+        for at, key in self.keys.get(party, ()):
+            if at <= index:
+                found = key
+        return found
+
+    def caveats(self, event: Event) -> list[str]:
+        """One sentence per signature on `event` made with a key kept shared (or, for a
+        consent, acceptance or refusal, whose keeping is not recorded)."""
+        out = []
+        for signer in event.signers:
+            text = signed_with_shared_key(event.entry, signer, self.key_at(signer, event.index))
+            if text is not None:
+                out.append(text)
+        return out

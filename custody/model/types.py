@@ -19,13 +19,14 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar
 
 from custody.errors import FormatError
 from custody.model.entry import Entry
+from custody.model.names import check_origin, check_party_name
 
 _MAX_DIGITS = 20  # a decimal field longer than this is malformed, not an OverflowError later
 
@@ -154,6 +155,14 @@ def register(cls: type[T]) -> type[T]:
     return cls
 
 
+def _name(check: Callable[[str], str], key: str, value: str) -> None:
+    """A name field checked by `check` (custody.model.names); FormatError names the field."""
+    try:
+        check(value)
+    except FormatError as exc:
+        raise FormatError(f"key entry field '{key}': {exc.message}") from None
+
+
 def _one_of(type_: str, key: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
         raise FormatError(
@@ -165,6 +174,7 @@ def _one_of(type_: str, key: str, value: str | None, allowed: tuple[str, ...]) -
 
 ROLES = ("owner", "agency", "lab", "court", "defence", "witness")
 KEY_ACTIONS = ("register", "rotate", "revoke")
+KEPT = ("own", "shared")
 CONSENT_ACTIONS = ("grant", "revoke")
 ONWARD = ("none", "court", "any")
 ACCESS_ACTIONS = ("view", "export")
@@ -184,6 +194,10 @@ class KeyEvent(Typed):
     org: str | None = opt()
     vkey: str | None = opt()
     reason: str | None = opt()
+    kept: str | None = opt()  # where the private key is kept: own | shared (None: not recorded)
+    kept_others: str | None = opt()  # decimal: how many other parties' keys shared the home
+    kept_log: str | None = opt()
+    held_by: str | None = opt()
 
     def check(self) -> None:
         if self.action not in KEY_ACTIONS:
@@ -192,6 +206,93 @@ class KeyEvent(Typed):
             raise FormatError("key entry has no 'role' field")
         if self.action in ("register", "rotate") and self.vkey is None:
             raise FormatError("key entry has no 'vkey' field")
+        self._check_kept()
+
+    def _check_kept(self) -> None:
+        """The `kept`, `kept-others`, `kept-log` and `held-by` fields (entry.md §key)."""
+        extra = (
+            ("kept-others", self.kept_others is not None),
+            ("kept-log", self.kept_log is not None),
+            ("held-by", self.held_by is not None),
+        )
+        if self.kept is None:
+            for key, present in extra:
+                if present:
+                    raise FormatError(f"key entry field '{key}' is given without 'kept'")
+            return
+        if self.action == "revoke":
+            raise FormatError("key entry field 'kept' is not allowed on a revoke entry")
+        _one_of(self.TYPE, "kept", self.kept, KEPT)
+        if (
+            self.kept_others is not None
+            and _parse_int(self.TYPE, "kept-others", self.kept_others) < 1
+        ):
+            raise FormatError("key entry field 'kept-others' is 0: leave it out instead")
+        if self.kept_log is not None:
+            _name(check_origin, "kept-log", self.kept_log)
+        if self.held_by is not None:
+            _name(check_party_name, "held-by", self.held_by)
+            if self.held_by == self.party:
+                raise FormatError("key entry field 'held-by' names the key's own party")
+        shared = self.kept_others is not None or self.held_by is not None
+        if self.kept == "own" and shared:
+            raise FormatError(
+                "key entry field 'kept' is 'own' but 'kept-others' or 'held-by' is given"
+            )
+        if self.kept == "shared" and not shared:
+            raise FormatError(
+                "key entry field 'kept' is 'shared' but has no 'kept-others' or 'held-by'"
+            )
+
+    @property
+    def others(self) -> int:
+        """How many other parties' private keys were in the home that made this key."""
+        return int(self.kept_others) if self.kept_others is not None else 0
+
+
+def kept_fields(
+    party: str,
+    home_keys: Sequence[str],
+    log_origin: str | None = None,
+    held_by: str | None = None,
+) -> list[tuple[str, str]]:
+    """The `kept` / `kept-others` / `kept-log` / `held-by` fields of a new key of `party`
+    (docs/spec/entry.md §key).
+
+    `home_keys` are the names of the private keys in the home creating it, read from its
+    key files; `log_origin` is the origin of the log key when the home holds it (that
+    name in `home_keys` is the log key, recorded as `kept-log`).  Retired and
+    half-written key files and `party` itself are not other keepers.  The other parties
+    are counted, not named: a key entry travels in every bundle its party is in, and
+    must not carry the names of parties of other cases.  Deterministic.  FormatError if
+    `held_by` is not a valid party name or is `party` itself.
+    """
+    others = {
+        n
+        for n in home_keys
+        if n not in (party, log_origin) and not n.startswith(".") and not n.endswith(".retired")
+    }
+    shared = bool(others) or held_by is not None
+    fields = [("kept", "shared" if shared else "own")]
+    if others:
+        fields.append(("kept-others", str(len(others))))
+    if log_origin is not None:
+        fields.append(("kept-log", log_origin))
+    if held_by is not None:
+        fields.append(("held-by", held_by))
+    # Check the values as a parsed entry's are checked, so a bad --held-by is refused now.
+    KeyEvent(
+        entry=Entry("key", "1970-01-01T00:00:00Z", ()),
+        action="register",
+        party=party,
+        role="owner",
+        vkey="-",
+        kept=fields[0][1],
+        kept_others=str(len(others)) if others else None,
+        kept_log=log_origin,
+        held_by=held_by,
+    ).check()
+    return fields
 
 
 @dataclass(frozen=True, kw_only=True)

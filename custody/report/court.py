@@ -36,6 +36,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from custody import __version__
+from custody.app.events import keeping as key_keeping
 from custody.app.evidence import Event, case_histories, concerns, display, get_case, media_record
 from custody.app.home import Custody
 from custody.errors import CustodyError, InputError, NotFoundError, UsageError
@@ -282,6 +283,11 @@ def build_report(
             continue
         entry = signed.entry
         scanned.append(Event(index, entry.type, entry.time, signed.signer_names, entry.fields))
+    # Consents, acceptances, refusals (any entry) signed with a key its party did not
+    # hold alone, as the signed key entries record it (docs/handoff.md).
+    keeping = key_keeping(c)
+    for e in scanned:
+        notes += [f"log entry {e.index}: {caveat}" for caveat in keeping.caveats(e)]
     newer = [e.index for e in scanned if e.index >= size]
     if newer:
         notes.append(
@@ -298,7 +304,7 @@ def build_report(
             if child and label:
                 exhibits.setdefault(child, label)
 
-    vault = Vault(c.home.vault_root)
+    vault = Vault(c.vault_root)
     # Every exhibit's timeline, from one pass over the case's entries.
     histories: dict[str, list[Event]] | None = None
     histories_error: CustodyError | None = None

@@ -253,7 +253,7 @@ def test_a_key_whose_entry_fails_to_commit_leaves_no_file(
         raise StorageError("the disk is full")
 
     with monkeypatch.context() as patched:
-        patched.setattr("custody.app.home.append_indexed", refuse)
+        patched.setattr("custody.app.home.append_indexed_one", refuse)
         line = one_line_error(invoke("key", "new", "carol", "--role", "lab"), 3)
     assert line == "custody: error: the disk is full"
     assert "carol.key" not in key_files(home)
