@@ -19,51 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSPHRASE, CliResult, invoke
-
-CASE = "C1"
-ORIGIN = "metro.example/custody"
+from agencykit import CASE, Home, agency_homes, checkpoint_signer, three_home_story
+from agencykit import ingest_and_offer as _ingest_and_offer
+from conftest import PASSPHRASE
 
 
 @pytest.fixture(autouse=True)
 def _no_settings_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("CUSTODY_VAULT", "CUSTODY_PARTY"):
         monkeypatch.delenv(name, raising=False)
-
-
-class Home:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def invoke(self, *args: str) -> CliResult:
-        return invoke(*args, "--home", str(self.root))
-
-    def run(self, *args: str) -> CliResult:
-        r = self.invoke(*args)
-        assert r.code == 0, r
-        return r
-
-    def refuse(self, code: int, *args: str) -> CliResult:
-        r = self.invoke(*args)
-        assert r.code == code, r
-        assert r.stderr.startswith("custody: error: ") and "Traceback" not in r.stderr, r
-        return r
-
-
-def agency_homes(url: str, base: Path) -> dict[str, Home]:
-    """The operator's home (log key, `init --db url --vault`), alice's and bob's (joined,
-    each with their own party key), and an auditor's (joined, no key)."""
-    vault = base / "share" / "vault"
-    operator = Home(base / "operator")
-    operator.run("init", "--origin", ORIGIN, "--db", url, "--vault", str(vault))
-    homes = {"operator": operator}
-    for user in ("alice", "bob", "audrey"):
-        homes[user] = Home(base / user)
-        r = homes[user].run("join", "--db", url)
-        assert ORIGIN in r.stdout and str(vault) in r.stdout, r
-    homes["alice"].run("key", "new", "alice", "--role", "agency", "--org", "Metro Police")
-    homes["bob"].run("key", "new", "bob", "--role", "lab", "--org", "State Lab")
-    return homes
 
 
 @pytest.fixture
@@ -80,128 +44,15 @@ def _db_folder(tmp_path: Path) -> None:
     _mkdb_dir(tmp_path)
 
 
-def _signer(operator: Home, every: str = "1") -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CUSTODY_PASSPHRASE=PASSPHRASE)
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "custody.cli.main",
-            "log",
-            "checkpoint",
-            "--every",
-            every,
-            "--home",
-            str(operator.root),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
 def test_ingest_handoff_open_across_three_homes(agency: dict[str, Home], tmp_path: Path) -> None:
-    alice, bob, operator, audrey = (agency[n] for n in ("alice", "bob", "operator", "audrey"))
-    # Only the operator's home has the log key, and only there is a vault folder made.
-    assert (operator.root / "keys").is_dir() and not (alice.root / "vault").exists()
-    clip = tmp_path / "doorbell.txt"
-    clip.write_text("a doorbell export, standing in for a clip\n")
-    alice.run("case", "new", CASE)
-    alice.run(
-        "ingest",
-        str(clip),
-        "--case",
-        CASE,
-        "--by",
-        "alice",
-        "--legal-basis",
-        "warrant",
-        "--ref",
-        "W-17",
-    )
-    offer = tmp_path / "offer"
-    alice.run(
-        "handoff",
-        "offer",
-        f"{CASE}/0001",
-        "--from",
-        "alice",
-        "--to",
-        "bob",
-        "--purpose",
-        "analysis",
-        "--out",
-        str(offer),
-    )
-    r = alice.refuse(2, "log", "checkpoint")
-    assert f"only the log operator, whose home holds the log key '{ORIGIN}'" in r.stderr, r
-    r = alice.refuse(2, "export", CASE, "--to", str(tmp_path / "bundle"))
-    assert "export signs the bundle with the log's key" in r.stderr, r
-    operator.run("log", "checkpoint")
-    # Bob accepts in his own home without --media: the item is in the shared store.
-    # The receipt waits for the checkpoint a concurrent `--every 1` signer makes.
-    signer = _signer(operator)
-    try:
-        r = bob.run("handoff", "accept", str(offer), "--by", "bob", "--wait", "60")
-    finally:
-        signer.send_signal(signal.SIGTERM)
-        out, err = signer.communicate(timeout=30)
-    assert signer.returncode == 0, err.decode()
-    assert b"Traceback" not in err
-    assert "signed by alice and bob" in r.stdout, r
-    assert "waiting up to 60 s" in r.stderr, r
-    assert offer.with_name("offer.receipt").is_file()
-    sizes = [int(line.split()[1]) for line in out.decode().splitlines()]
-    size = json.loads(audrey.run("log", "verify", "--json").stdout)["size"]
-    assert sizes and sizes[-1] == size, (out, size)  # the handoff is the last entry
-    copy = tmp_path / "copy.txt"
-    bob.run("open", f"{CASE}/0001", "--by", "bob", "--purpose", "analysis", "--out", str(copy))
-    assert copy.read_text() == clip.read_text()
-    # The sender records the receipt on the same log: it is there already.
-    r = alice.run("handoff", "receipt", str(offer.with_name("offer.receipt")))
-    assert "already recorded" in r.stdout, r
-    shown = json.loads(audrey.run("history", f"{CASE}/0001", "--json").stdout)
-    assert [e["type"] for e in shown["timeline"]] == ["ingest", "handoff", "access"]
-    operator.run("log", "checkpoint")
-    verdict = json.loads(audrey.run("log", "verify", "--json").stdout)
-    assert verdict["verdict"] == "ok", verdict
-    check = json.loads(audrey.run("vault", "check", "--json").stdout)
-    assert check["ok"] and check["rehashed"] and check["items"] == 1, check
+    three_home_story(agency, tmp_path)
 
 
 def test_accept_without_a_checkpoint_is_pending_then_rerun_writes_the_receipt(
     agency: dict[str, Home], tmp_path: Path
 ) -> None:
     alice, bob, operator = agency["alice"], agency["bob"], agency["operator"]
-    clip = tmp_path / "a.txt"
-    clip.write_text("evidence\n")
-    alice.run("case", "new", CASE)
-    alice.run(
-        "ingest",
-        str(clip),
-        "--case",
-        CASE,
-        "--by",
-        "alice",
-        "--legal-basis",
-        "warrant",
-        "--ref",
-        "W-1",
-    )
-    offer = tmp_path / "offer"
-    alice.run(
-        "handoff",
-        "offer",
-        f"{CASE}/0001",
-        "--from",
-        "alice",
-        "--to",
-        "bob",
-        "--purpose",
-        "analysis",
-        "--out",
-        str(offer),
-    )
+    _clip, offer = _ingest_and_offer(alice, tmp_path)
     r = bob.invoke("handoff", "accept", str(offer), "--by", "bob", "--wait", "0")
     assert r.code == 75, r
     assert "signed by alice and bob" in r.stdout, r
@@ -217,42 +68,14 @@ def test_default_party_from_custody_toml_and_environment(
     agency: dict[str, Home], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice, bob, operator = agency["alice"], agency["bob"], agency["operator"]
-    clip = tmp_path / "a.txt"
-    clip.write_text("evidence\n")
-    alice.run("case", "new", CASE)
-    alice.run(
-        "ingest",
-        str(clip),
-        "--case",
-        CASE,
-        "--by",
-        "alice",
-        "--legal-basis",
-        "warrant",
-        "--ref",
-        "W-1",
-    )
+    _clip, offer = _ingest_and_offer(alice, tmp_path)
     operator.run("log", "checkpoint")
-    offer = tmp_path / "offer"
-    alice.run(
-        "handoff",
-        "offer",
-        f"{CASE}/0001",
-        "--from",
-        "alice",
-        "--to",
-        "bob",
-        "--purpose",
-        "analysis",
-        "--out",
-        str(offer),
-    )
     r = bob.refuse(2, "handoff", "accept", str(offer), "--wait", "0")
     assert "--by is required" in r.stderr, r
     settings = bob.root / "custody.toml"
     settings.write_text(settings.read_text() + 'party = "carol"\n')
     monkeypatch.setenv("CUSTODY_PARTY", "bob")  # the environment wins over the file
-    signer = _signer(operator)
+    signer = checkpoint_signer(operator)
     try:
         r = bob.run("handoff", "accept", str(offer), "--wait", "60")
     finally:
@@ -470,7 +293,7 @@ def test_checkpoint_every_signs_as_the_log_grows_and_stops_on_sigterm(
     agency: dict[str, Home], tmp_path: Path
 ) -> None:
     alice, operator = agency["alice"], agency["operator"]
-    signer = _signer(operator, "0.2")
+    signer = checkpoint_signer(operator, "0.2")
     try:
         alice.run("case", "new", CASE)
         for n in range(3):
