@@ -124,10 +124,17 @@ def consent_revoke(
 @handoff_app.command("offer")
 def handoff_offer(
     items: Annotated[list[str], typer.Argument(metavar="ITEM...", help="Exhibits or digests.")],
-    sender: Annotated[str, typer.Option("--from", help="Releasing party (current holder).")],
     receiver: Annotated[str, typer.Option("--to", help="Receiving party's name.")],
     purpose: Annotated[str, typer.Option("--purpose")],
     out: Annotated[Path, typer.Option("--out", help="Offer file to write.")],
+    sender: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Releasing party (current holder); signs. Default: CUSTODY_PARTY or custody.toml.",
+            show_default=False,
+        ),
+    ] = None,
     authority: Annotated[
         str | None, typer.Option("--authority", help="Warrant, order, subpoena…")
     ] = None,
@@ -143,7 +150,7 @@ def handoff_offer(
         offer = events.make_offer(
             c,
             items,
-            sender=sender,
+            sender=party_or_default(sender, c, "--from"),
             receiver=receiver,
             purpose=purpose,
             authority=authority,
@@ -264,8 +271,15 @@ def _wait_for_receipt(
 @handoff_app.command("reject")
 def handoff_reject(
     offer_path: Annotated[Path, typer.Argument(metavar="OFFER")],
-    by: Annotated[str, typer.Option("--by")],
     reason: Annotated[str, typer.Option("--reason")],
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="The refusing party; signs. Default: CUSTODY_PARTY or custody.toml.",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
@@ -276,7 +290,12 @@ def handoff_reject(
     offer = events.Offer.parse(read_input(offer_path, "offer"), str(offer_path))
     with open_home(home, db) as c:
         index = events.reject_offer(
-            c, offer, by=by, reason=reason, passphrase=passphrases(passphrase_file), now=now()
+            c,
+            offer,
+            by=party_or_default(by, c),
+            reason=reason,
+            passphrase=passphrases(passphrase_file),
+            now=now(),
         )
     typer.echo(f"offer refused (log entry {index})")
 
@@ -354,9 +373,16 @@ def handoff_check_receipt(
 
 def open_cmd(
     item: Annotated[str, typer.Argument(help="Exhibit or digest.")],
-    by: Annotated[str, typer.Option("--by", help="Who is taking the copy; signs.")],
     purpose: Annotated[str, typer.Option("--purpose")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the copy.")],
+    by: Annotated[
+        str | None,
+        typer.Option(
+            "--by",
+            help="Who is taking the copy; signs. Default: CUSTODY_PARTY or custody.toml.",
+            show_default=False,
+        ),
+    ] = None,
     case: Annotated[str | None, typer.Option("--case")] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
@@ -369,7 +395,7 @@ def open_cmd(
         done = events.open_item(
             c,
             item,
-            by=by,
+            by=party_or_default(by, c),
             purpose=purpose,
             out=out,
             case=case,

@@ -20,6 +20,7 @@ from custody.cli.common import (
     emit_json,
     now,
     open_home,
+    party_or_default,
     passphrases,
 )
 from custody.errors import UsageError
@@ -45,7 +46,9 @@ ParentArg = Annotated[
 ByOpt = Annotated[
     str,
     typer.Option(
-        "--by", help="Key name of the party making the copy: must hold the parent; signs."
+        "--by",
+        help="Key name of the party making the copy: must hold the parent; signs. "
+        "Default: CUSTODY_PARTY or party in the home's custody.toml.",
     ),
 ]
 ReasonOpt = Annotated[
@@ -120,8 +123,8 @@ def trim_cmd(
 
     hint = "give the excerpt's range, e.g. --start 1.5 --end 3.0"
     first, last = _required(start, "--start", hint), _required(end, "--end", hint)
-    who = _required(by, "--by", "the key name of the party making the copy")
     with open_home(home, db) as c:
+        who = party_or_default(by.strip() or None, c)
         signer = c.signer(who, passphrases(passphrase_file))
         result = derive.trim(
             c,
@@ -169,8 +172,8 @@ def redact_cmd(
     from custody.app import derive
 
     region = derive.parse_box(_required(box, "--box", "e.g. --box 10,10,40,30"))
-    who = _required(by, "--by", "the key name of the party making the copy")
     with open_home(home, db) as c:
+        who = party_or_default(by.strip() or None, c)
         signer = c.signer(who, passphrases(passphrase_file))
         result = derive.redact(
             c,
@@ -216,8 +219,8 @@ def transcode_cmd(
     from custody.app import derive
 
     chosen = _required(codec, "--codec", f"one of {', '.join(derive.TRANSCODE_CODECS)}")
-    who = _required(by, "--by", "the key name of the party making the copy")
     with open_home(home, db) as c:
+        who = party_or_default(by.strip() or None, c)
         signer = c.signer(who, passphrases(passphrase_file))
         result = derive.transcode(
             c,

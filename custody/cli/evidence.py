@@ -29,6 +29,7 @@ from custody.cli.common import (
     emit_json,
     now,
     open_home,
+    party_or_default,
     passphrases,
 )
 from custody.errors import InputError, UsageError, VerificationError
@@ -139,7 +140,11 @@ def ingest_cmd(
     case: Annotated[str, typer.Option("--case", help="Case id the items belong to.")] = "",
     by: Annotated[
         str,
-        typer.Option("--by", help="Key name of the person ingesting; signs the ingest entries."),
+        typer.Option(
+            "--by",
+            help="Key name of the person ingesting; signs the ingest entries. "
+            "Default: CUSTODY_PARTY or party in the home's custody.toml.",
+        ),
     ] = "",
     source: Annotated[
         str | None,
@@ -184,8 +189,6 @@ def ingest_cmd(
 
     if not case:
         raise UsageError("--case is required", hint="open one with 'custody case new ID'")
-    if not by:
-        raise UsageError("--by is required: the key name of the person ingesting")
     if legal_basis is not None and legal_basis not in evidence.LEGAL_BASES:
         raise UsageError(
             f"--legal-basis {legal_basis!r} is not one of {', '.join(evidence.LEGAL_BASES)}"
@@ -220,7 +223,7 @@ def ingest_cmd(
         )
     with open_home(home, db) as c:
         evidence.get_case(c, case)
-        signer = c.signer(by, passphrases(passphrase_file))
+        signer = c.signer(party_or_default(by, c), passphrases(passphrase_file))
         failed = _run_ingest(c, sources, case, signer, sha256, jobs, json_)
     if failed:
         raise InputError(

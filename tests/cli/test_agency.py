@@ -329,3 +329,32 @@ def test_checkpoint_every_bounds(agency: dict[str, Home]) -> None:
     operator.refuse(2, "log", "checkpoint", "--every", "0")
     operator.refuse(2, "log", "checkpoint", "--every", "86401")
     agency["alice"].refuse(2, "log", "checkpoint", "--every", "1")
+
+
+def test_the_default_party_signs_ingest_offer_and_open(
+    agency: dict[str, Home], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`party` in custody.toml (or CUSTODY_PARTY) stands for --by / --from wherever a
+    command asks which party signs; the option, when given, still wins."""
+    alice = agency["alice"]
+    settings = alice.root / "custody.toml"
+    settings.write_text(settings.read_text() + 'party = "alice"\n')
+    clip = tmp_path / "a.txt"
+    clip.write_text("evidence\n")
+    alice.run("case", "new", CASE)
+    alice.run("ingest", str(clip), "--case", CASE, "--legal-basis", "warrant", "--ref", "W-1")
+    copy = tmp_path / "copy.txt"
+    alice.run("open", f"{CASE}/0001", "--purpose", "review", "--out", str(copy))
+    alice.run(
+        "handoff", "offer", f"{CASE}/0001", "--to", "bob", "--purpose", "lab",
+        "--out", str(tmp_path / "offer"),
+    )  # fmt: skip
+    shown = json.loads(alice.run("history", f"{CASE}/0001", "--json").stdout)
+    assert [(e["type"], e["signed_by"]) for e in shown["timeline"]] == [
+        ("ingest", ["alice"]),
+        ("access", ["alice"]),
+    ], shown
+    # An explicit option wins: bob's key is not in alice's home, so this fails on it.
+    r = alice.refuse(3, "open", f"{CASE}/0001", "--by", "bob", "--purpose", "x",
+                     "--out", str(tmp_path / "c2"))  # fmt: skip
+    assert "bob" in r.stderr, r
