@@ -89,23 +89,42 @@ def checkpoint_signer(operator: Home, every: str = "1") -> subprocess.Popen[byte
     )
 
 
+def ingest_args(
+    path: Path, case: str = CASE, ref: str = "W-1", by: str | None = "alice"
+) -> tuple[str, ...]:
+    """`custody ingest PATH` into `case` under a warrant, signed by `by` (None: the home's
+    default party)."""
+    return (
+        "ingest", str(path), "--case", case, *(("--by", by) if by else ()),
+        "--legal-basis", "warrant", "--ref", ref,
+    )  # fmt: skip
+
+
+_INGEST = """
+import sys
+from custody.cli import main
+sys.argv = ["custody", "ingest", sys.argv[1], "--case", sys.argv[2], "--by", sys.argv[3],
+            "--legal-basis", "warrant", "--ref", "W-8", "--home", sys.argv[4]]
+main()
+"""
+
+
+def ingest_process(path: Path, case: str, party: str, home: Home) -> subprocess.Popen[bytes]:
+    """`custody ingest` of one file by `party` in `home`, in a process of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-c", _INGEST, str(path), case, party, str(home.root)],
+        env=dict(os.environ, CUSTODY_PASSPHRASE=PASSPHRASE),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
 def ingest_and_offer(alice: Home, folder: Path, ref: str = "W-1") -> tuple[Path, Path]:
     """Alice ingests a file into CASE and offers exhibit 0001 to bob: (the file, the offer)."""
     clip = folder / "doorbell.txt"
     clip.write_text("a doorbell export, standing in for a clip\n")
     alice.run("case", "new", CASE)
-    alice.run(
-        "ingest",
-        str(clip),
-        "--case",
-        CASE,
-        "--by",
-        "alice",
-        "--legal-basis",
-        "warrant",
-        "--ref",
-        ref,
-    )
+    alice.run(*ingest_args(clip, ref=ref))
     offer = folder / "offer"
     alice.run(
         "handoff",

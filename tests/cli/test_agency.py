@@ -13,15 +13,20 @@ import json
 import os
 import signal
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from agencykit import CASE, Home, agency_homes, checkpoint_signer, three_home_story
+from agencykit import (
+    CASE,
+    Home,
+    agency_homes,
+    checkpoint_signer,
+    ingest_args,
+    ingest_process,
+    three_home_story,
+)
 from agencykit import ingest_and_offer as _ingest_and_offer
-from conftest import PASSPHRASE
 
 
 @pytest.fixture(autouse=True)
@@ -94,18 +99,7 @@ def test_shared_vault_folders_keep_the_group_mode(agency: dict[str, Home], tmp_p
     alice.run("case", "new", CASE)
     old = os.umask(0o077)  # a private umask must not shut the group out of the share
     try:
-        alice.run(
-            "ingest",
-            str(clip),
-            "--case",
-            CASE,
-            "--by",
-            "alice",
-            "--legal-basis",
-            "warrant",
-            "--ref",
-            "W-1",
-        )
+        alice.run(*ingest_args(clip))
     finally:
         os.umask(old)
     objects = [p for p in (vault / "objects").rglob("*") if p.is_file()]
@@ -124,18 +118,7 @@ def test_a_missing_share_is_named_with_the_override(
     (tmp_path / "share" / "vault").rename(moved)
     clip = tmp_path / "a.txt"
     clip.write_text("evidence\n")
-    ingest = (
-        "ingest",
-        str(clip),
-        "--case",
-        CASE,
-        "--by",
-        "alice",
-        "--legal-basis",
-        "warrant",
-        "--ref",
-        "W-1",
-    )
+    ingest = ingest_args(clip)
     r = alice.refuse(3, *ingest)
     assert "is not there" in r.stderr and "CUSTODY_VAULT" in r.stderr, r
     monkeypatch.setenv("CUSTODY_VAULT", str(moved))
@@ -151,18 +134,7 @@ def test_vault_check_names_the_exhibit_of_an_altered_or_missing_object(
     alice.run("case", "new", CASE)
     for name in ("one.txt", "two.txt"):
         (tmp_path / name).write_text(f"evidence {name}\n")
-        alice.run(
-            "ingest",
-            str(tmp_path / name),
-            "--case",
-            CASE,
-            "--by",
-            "alice",
-            "--legal-basis",
-            "warrant",
-            "--ref",
-            "W-1",
-        )
+        alice.run(*ingest_args(tmp_path / name))
     shown = json.loads(audrey.run("case", "show", CASE, "--json").stdout)
     digests = {i["exhibit"]: i["blake3"] for i in shown["items"]}
     objects = tmp_path / "share" / "vault" / "objects"
@@ -186,15 +158,6 @@ def test_vault_check_names_the_exhibit_of_an_altered_or_missing_object(
     assert quick["altered_objects"] == [] and not quick["rehashed"]
 
 
-INGEST = """
-import sys
-from custody.cli.main import main
-sys.argv = ["custody", "ingest", sys.argv[1], "--case", "C8", "--by", sys.argv[2],
-            "--legal-basis", "warrant", "--ref", "W-8", "--home", sys.argv[3]]
-main()
-"""
-
-
 def test_concurrent_ingests_of_one_file_from_two_homes_store_it_once(
     agency: dict[str, Home], tmp_path: Path
 ) -> None:
@@ -202,16 +165,7 @@ def test_concurrent_ingests_of_one_file_from_two_homes_store_it_once(
     alice.run("case", "new", "C8")
     clip = tmp_path / "same.bin"
     clip.write_bytes(os.urandom(3 << 20))
-    env = dict(os.environ, CUSTODY_PASSPHRASE=PASSPHRASE)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", INGEST, str(clip), who, str(h.root)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        for who, h in (("alice", alice), ("bob", bob)) * 2
-    ]
+    procs = [ingest_process(clip, "C8", who, h) for who, h in (("alice", alice), ("bob", bob)) * 2]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_out, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err.decode()
@@ -298,18 +252,7 @@ def test_checkpoint_every_signs_as_the_log_grows_and_stops_on_sigterm(
         alice.run("case", "new", CASE)
         for n in range(3):
             (tmp_path / f"{n}.txt").write_text(f"clip {n}\n")
-            alice.run(
-                "ingest",
-                str(tmp_path / f"{n}.txt"),
-                "--case",
-                CASE,
-                "--by",
-                "alice",
-                "--legal-basis",
-                "warrant",
-                "--ref",
-                "W-1",
-            )
+            alice.run(*ingest_args(tmp_path / f"{n}.txt"))
             time.sleep(1.0)
     finally:
         signer.send_signal(signal.SIGTERM)
@@ -342,7 +285,7 @@ def test_the_default_party_signs_ingest_offer_and_open(
     clip = tmp_path / "a.txt"
     clip.write_text("evidence\n")
     alice.run("case", "new", CASE)
-    alice.run("ingest", str(clip), "--case", CASE, "--legal-basis", "warrant", "--ref", "W-1")
+    alice.run(*ingest_args(clip, by=None))
     copy = tmp_path / "copy.txt"
     alice.run("open", f"{CASE}/0001", "--purpose", "review", "--out", str(copy))
     alice.run(

@@ -11,14 +11,10 @@ name no database.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from agencykit import Home, agency_homes, three_home_story
-from conftest import PASSPHRASE
+from agencykit import Home, agency_homes, ingest_process, three_home_story
 
 pytestmark = pytest.mark.postgres
 
@@ -37,16 +33,6 @@ def test_ingest_handoff_open_across_homes_on_one_postgres_log(
     assert "may not" in r.stderr, r
 
 
-INGEST = """
-import sys
-from pathlib import Path
-from custody.cli import main
-sys.argv = ["custody", "ingest", sys.argv[1], "--case", "C8", "--by", sys.argv[2],
-            "--legal-basis", "warrant", "--ref", "W-8", "--home", sys.argv[3]]
-main()
-"""
-
-
 def test_eight_ingesting_processes_from_two_homes(agency: dict[str, Home], tmp_path: Path) -> None:
     alice, bob, audrey = agency["alice"], agency["bob"], agency["audrey"]
     alice.run("case", "new", "C8")
@@ -56,18 +42,10 @@ def test_eight_ingesting_processes_from_two_homes(agency: dict[str, Home], tmp_p
         f.parent.mkdir(exist_ok=True)
         f.write_text(f"clip {n}\n")
         files.append(f)
-    env = dict(os.environ, CUSTODY_PASSPHRASE=PASSPHRASE)
-    procs = []
-    for n, f in enumerate(files):
-        home, party = (alice, "alice") if n % 2 == 0 else (bob, "bob")
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-c", INGEST, str(f), party, str(home.root)],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-            )
-        )
+    procs = [
+        ingest_process(f, "C8", *(("alice", alice) if n % 2 == 0 else ("bob", bob)))
+        for n, f in enumerate(files)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err.decode()
