@@ -113,7 +113,14 @@ def schema_of(db: Path) -> str:
 
 # -- a story to migrate: handoffs, a revoked consent, a rotated and a revoked key -------
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+def _now() -> datetime:
+    """The time the entries built here claim: now, as the home's own entries (made by the
+    CLI) do; a log refuses an entry claiming a time well before the one before it
+    (docs/spec/entry.md rule 5)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 CASE = "T-1"
 
 
@@ -136,7 +143,7 @@ def _ingest(by: Signer, n: int) -> bytes:
         ("legal-basis", "warrant"),
         ("by", by.name),
     ]
-    return sign_entry(Entry.build("ingest", NOW, fields), [by])
+    return sign_entry(Entry.build("ingest", _now(), fields), [by])
 
 
 def _handoff(sender: Signer, receiver: Signer, n: int, offer: int) -> bytes:
@@ -148,7 +155,7 @@ def _handoff(sender: Signer, receiver: Signer, n: int, offer: int) -> bytes:
         ("purpose", "analysis"),
         ("offer", f"{offer:064x}"),
     ]
-    return sign_entry(Entry.build("handoff", NOW, fields), [sender, receiver])
+    return sign_entry(Entry.build("handoff", _now(), fields), [sender, receiver])
 
 
 def _grant(owner: Signer) -> bytes:
@@ -160,7 +167,7 @@ def _grant(owner: Signer) -> bytes:
         ("purpose", "investigation"),
         ("onward", "court"),
     ]
-    return sign_entry(Entry.build("consent", NOW, fields), [owner])
+    return sign_entry(Entry.build("consent", _now(), fields), [owner])
 
 
 def story(home: Path, cli: type[CliRunnerNS]) -> Path:

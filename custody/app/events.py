@@ -12,8 +12,10 @@ Handoffs between custody homes travel as files:
   releasing party, and the *context*: the entries the receiving log needs to
   check the chain (party keys, the items' ingest/derive entries, consents), as
   exact bytes;
-* the receiver re-hashes the media, countersigns, and appends the context it
-  lacks and the handoff in one transaction; it writes a **receipt**
+* the receiver re-hashes the media, countersigns (a C2SP cosignature/v1 line
+  whose timestamp, the moment it countersigned, is the handoff's claimed time:
+  `custody.model.times`), and appends the context it lacks and the handoff in one
+  transaction; it writes a **receipt**
   (`custody/receipt/v1`): the doubly signed entry, the receiver's key entry and
   a tlog-proof against a fresh checkpoint of the receiving log;
 * the releasing side checks the receipt and appends the same handoff entry to
@@ -32,7 +34,7 @@ import secrets
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from custody.app.evidence import Source, display, get_case, prepare, recover, resolve_item
@@ -51,7 +53,7 @@ from custody.infra.indexer import append_indexed, append_indexed_one
 from custody.infra.log import LogWriter
 from custody.infra.store import ItemRow, PartyRow, Store
 from custody.infra.vault import Staged, Vault, hash_file
-from custody.model.entry import Entry, SignedEntry, sign_entry
+from custody.model.entry import Entry, SignedEntry, countersign_entry, sign_entry
 from custody.model.parties import EntryError
 from custody.model.rules import (
     Parsed,
@@ -61,7 +63,7 @@ from custody.model.rules import (
     judge_in_context,
 )
 from custody.model.timeline import Keeping
-from custody.tlog.note import Signer, VerifierKey, add_signatures
+from custody.tlog.note import Signer, VerifierKey
 from custody.tlog.tlogproof import TlogProof, verify_tlog_proof
 
 OFFER_VERSION = "custody/offer/v1"
@@ -166,20 +168,23 @@ def import_key(c: Custody, data: bytes) -> int:
             raise UsageError(
                 f"party '{known.name}' is already registered on this log (entry {known.entry_idx})"
             )
-        return append_indexed(w, data)
+        # Made in another home: it keeps its signer's time (claimed times in order).
+        return append_indexed(w, data, imported=True)
 
 
 def import_entries(c: Custody, datas: Sequence[bytes]) -> list[int | None]:
     """Append entries from another log (exact bytes), in the order given, in one
     transaction.  Entries already on this log are skipped (None in the result);
-    the others must pass the same signature and custody checks as local ones."""
+    the others must pass the same signature and custody checks as local ones, but
+    keep their signer's time: they are not refused for claiming a time before the
+    entry before them (`custody log verify` reports that)."""
     out: list[int | None] = []
     with c.log.transaction() as w:
         for data in datas:
             if Store.index_of(w.session, entry_hash(data)) is not None:
                 out.append(None)
             else:
-                out.append(append_indexed(w, data))
+                out.append(append_indexed(w, data, imported=True))
     return out
 
 
@@ -624,7 +629,7 @@ def _import_context(
                     )
                 continue  # registered here already (by its own entry)
         try:
-            append_indexed(w, data)
+            append_indexed(w, data, imported=True)  # the sender's entry, the sender's time
         except PolicyError as exc:
             if not judged:
                 raise
@@ -657,6 +662,7 @@ def accept_offer(
     by: str,
     media: Path | None,
     passphrase: PassphraseFn,
+    now: datetime | None = None,
 ) -> Accepted:
     """Accept an offer: judge it, re-hash what was received, countersign, append, sign a
     receipt.
@@ -666,8 +672,11 @@ def accept_offer(
     custody rules there (`custody.model.rules.judge_in_context`).  Then the context
     entries this log lacks and the countersigned handoff are appended in one
     transaction, each under this log's rules (docs/handoff.md, "Entries from
-    another log").  The entry's claimed time is the sender's (it is signed
-    already); the receiver's countersignature covers the same text.
+    another log").  The receiver countersigns the same text with a cosignature/v1
+    line made at `now` (default: the clock, whole seconds): that is the handoff's
+    claimed time (`custody.model.times.claimed_time`; the `time` line stays the
+    sender's, the moment of the offer), and it must not be more than the tolerance
+    before the entry before it on this log (a clock set back is refused).
 
     If the handoff is already on this log (a re-run after a crash or a lost
     receipt), nothing is appended: a fresh receipt is made for it (`already`).
@@ -691,7 +700,8 @@ def accept_offer(
         # their items are on the log now, so this places them.
         recover(c, vault)
         return Accepted(index, receipt_for(c, index, data, by, passphrase), already=True)
-    countersigned = add_signatures(offer.handoff, [signer])
+    when = now if now is not None else datetime.now(UTC).replace(microsecond=0)
+    countersigned = countersign_entry(offer.handoff, signer, when)
     _judge(c, offer, countersigned, by)
     items = entry.get_all("item")
     details = _item_details(offer)
@@ -864,7 +874,8 @@ def take_receipt(c: Custody, receipt: Receipt, *, trusted: VerifierKey | None) -
         existing = Store.index_of(w.session, entry_hash(receipt.entry))
         if existing is None:
             _import_context(w, receipt.context, judged=False)
-            index = append_indexed(w, receipt.entry)
+            # Countersigned in the receiver's home, at the receiver's time.
+            index = append_indexed(w, receipt.entry, imported=True)
     if existing is None:
         # Committed: what follows only completes this home's files, and a re-run
         # (which finds the handoff on the log) completes them too.

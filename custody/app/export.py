@@ -37,8 +37,10 @@ from typing import Any, BinaryIO, Protocol
 
 from custody import __version__
 from custody.app.home import Custody
+from custody.app.timestamp import TimestampStore, checkpoint_body
 from custody.app.witness import merged_checkpoint
 from custody.bundle.reader import Progress
+from custody.bundle.timestamps import timestamp_path
 from custody.bundle.verify import (
     BUNDLE_V1,
     CHECKPOINT,
@@ -134,6 +136,9 @@ class BundleContent:
     items: Sequence[ExportItem]
     reports: Sequence[tuple[str, Path]] = ()
     tool: str = f"custody {__version__}"
+    # RFC 3161 tokens over checkpoints the bundle holds (size, DER token): the bundle's
+    # own and those of `consistency` (docs/spec/timestamp.md).
+    timestamps: Sequence[tuple[int, bytes]] = ()
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ class ExportSummary:
     consistency: int
     cosignatures: tuple[str, ...]
     report: tuple[str, ...]
+    timestamps: tuple[int, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -159,6 +165,7 @@ class ExportSummary:
             "consistency": self.consistency,
             "cosignatures": list(self.cosignatures),
             "report": list(self.report),
+            "timestamps": list(self.timestamps),
         }
 
 
@@ -346,6 +353,18 @@ def collect(
                 )
             )
 
+    # The RFC 3161 tokens over the checkpoints the bundle holds: its own (size cp.size)
+    # and the old checkpoints of its consistency files (0 < size < cp.size).
+    stamps = TimestampStore(c.home.root)
+    held = {cf.old_size: cf.old_checkpoint for cf in consistency if cf.old_checkpoint}
+    held[cp.size] = note
+    timestamps = [
+        (size, token)
+        for size in stamps.sizes()
+        if size in held
+        for token in stamps.tokens(size, checkpoint_body(held[size]))[:1]
+    ]
+
     vault = Vault(c.vault_root)
     export_items = []
     for b3, e in defined.items():
@@ -381,6 +400,7 @@ def collect(
         proofs=proofs,
         consistency=consistency,
         items=export_items,
+        timestamps=timestamps,
     )
 
 
@@ -656,6 +676,8 @@ def write_bundle(
             files[consistency_path(cf.old_size)] = writer.add_bytes(
                 consistency_path(cf.old_size), cf.to_json()
             )
+        for size, token in content.timestamps:
+            files[timestamp_path(size)] = writer.add_bytes(timestamp_path(size), token)
         items = []
         for it in sorted(content.items, key=lambda x: defined[x.item][0]):
             index, e = defined[it.item]
@@ -794,6 +816,7 @@ def export_case(
         consistency=len(manifest.consistency),
         cosignatures=cosigners,
         report=manifest.report,
+        timestamps=tuple(size for size, _ in content.timestamps),
     )
 
 
@@ -866,6 +889,10 @@ def render_verify_md(
         "7. For each item: `b3sum items/<blake3>/probe` is the entry's `metadata` field;",
         "   the content digest of media.md §6 over `framehash` and `streamhash` is its",
         "   `content` field; `b3sum media/<file>` is its `item` field.",
+        "8. Each `timestamps/<size>.tst` is a DER RFC 3161 TimeStampToken over the body",
+        "   (the signed text, no signature lines) of the checkpoint of that size:",
+        "   `openssl ts -verify -token_in -in timestamps/<size>.tst -data BODY -CAfile",
+        "   TSA-ROOT.pem` (docs/spec/timestamp.md).",
         "",
         "## Parties in this bundle",
         "",

@@ -6,7 +6,10 @@ tree I cosigned before" (c2sp.org/tlog-witness).  `cosign_checkpoint` keeps
 that promise: it remembers, per origin, the last size and root it cosigned
 (`WitnessStore`, in the witness's custody home), requires an RFC 9162
 consistency proof from there, and refuses a rollback or a fork (the rule is
-`custody.tlog.witness.check_extends`; the errors are re-exported from there).
+`custody.tlog.witness.check_extends`, worded by `check_update`; the errors are
+re-exported from there).  `add_checkpoint` is the same decision for an HTTP
+request (c2sp.org/tlog-witness add-checkpoint, `custody witness serve`), with the
+same state and lock; docs/spec/witness-http.md.
 
 The log takes cosigned checkpoints back with `add_cosignature` (custody log
 add-cosignature) and keeps them in `CosignatureStore`, write-once files in its
@@ -22,7 +25,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from custody.errors import (
     UsageError,
     VerificationError,
 )
+from custody.infra.crash import crash_point
 from custody.infra.files import replace_durably, write_new
 from custody.model.parties import Parties
 from custody.tlog.checkpoint import Checkpoint, cosign, open_checkpoint
@@ -57,6 +61,7 @@ from custody.tlog.witness import (
     RollbackError,
     check_extends,
 )
+from custody.tlog.witnessproto import AddCheckpoint, check_request
 
 __all__ = [
     "STATE_V1",
@@ -65,9 +70,12 @@ __all__ = [
     "ForkError",
     "LogMismatchError",
     "RollbackError",
+    "UnknownLogError",
     "WitnessState",
     "WitnessStore",
+    "add_checkpoint",
     "add_cosignature",
+    "check_update",
     "check_witness_update",
     "cosign_checkpoint",
     "cosignature_keys",
@@ -182,6 +190,7 @@ class WitnessStore:
 
     def save(self, state: WitnessState) -> None:
         replace_durably(self.path(state.origin), state.encode())
+        crash_point("witness.state-saved")
 
 
 def check_witness_update(
@@ -210,9 +219,20 @@ def check_witness_update(
             f"needs one from {state.size} to {cp.size}",
             hint=f"custody log consistency {state.size} {cp.size} --json",
         )
+    check_update(state, cp, None if proof is None else proof.proof)
+
+
+def check_update(state: WitnessState | None, cp: Checkpoint, proof: Sequence[bytes] | None) -> None:
+    """The update rule of every custody witness (file or HTTP): may it cosign `cp` now?
+
+    `proof` is the RFC 9162 consistency proof from `state.size` to `cp.size`
+    (None: none was given).  Raises what `check_witness_update` raises.
+    """
+    if state is None:
+        return
     cosigned = Checkpoint(state.origin, state.size, state.root)
     try:
-        check_extends(cosigned, cp, None if proof is None else proof.proof)
+        check_extends(cosigned, cp, proof)
     except RollbackError as exc:
         raise RollbackError(
             exc.known,
@@ -249,6 +269,16 @@ def check_witness_update(
         ) from None
 
 
+def _check_pinned(state: WitnessState | None, origin: str, log_key: VerifierKey | None) -> None:
+    """Refuse a log key other than the one the witness pinned for `origin`."""
+    if state is not None and log_key is not None and log_key != state.log_key:
+        raise VerificationError(
+            f"the log key given for {origin} ({log_key.name}+{log_key.key_id.hex()}) is not "
+            f"the one this witness pinned ({state.log_key.name}+{state.log_key.key_id.hex()})",
+            hint="another key claims this log's name: check it out of band",
+        )
+
+
 def cosign_checkpoint(
     store: WitnessStore,
     note: bytes,
@@ -273,13 +303,7 @@ def cosign_checkpoint(
         raise FormatError(f"not a checkpoint: {exc.message}", hint=exc.hint) from None
     with store.locked(origin):
         state = store.load(origin)
-        if state is not None and log_key is not None and log_key != state.log_key:
-            raise VerificationError(
-                f"the log key given for {origin} ({log_key.name}+{log_key.key_id.hex()}) is not "
-                f"the one this witness pinned ({state.log_key.name}+"
-                f"{state.log_key.key_id.hex()})",
-                hint="another key claims this log's name: check it out of band",
-            )
+        _check_pinned(state, origin, log_key)
         key = log_key or (state.log_key if state is not None else None)
         if key is None:
             raise UsageError(
@@ -301,6 +325,63 @@ def cosign_checkpoint(
         new_state = WitnessState(origin, key, cp.size, cp.root, out, timestamp)
         store.save(new_state)
         return out, new_state
+
+
+class UnknownLogError(NotFoundError):
+    """An add-checkpoint request for an origin this witness was not told to witness (404)."""
+
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
+        super().__init__(
+            f"this witness does not witness the log {origin!r}",
+            hint="its operator passes the log's verifier key with --log",
+        )
+
+
+def add_checkpoint(
+    store: WitnessStore,
+    request: AddCheckpoint,
+    witness: Signer,
+    log_keys: Mapping[str, VerifierKey],
+    *,
+    timestamp: int,
+) -> tuple[NoteSignature, WitnessState]:
+    """The witness's side of c2sp.org/tlog-witness `add-checkpoint`, under the origin's lock.
+
+    `log_keys` maps each origin this witness witnesses to its log key.  Checks,
+    in the spec's order, that the origin is known, that the log key signed the
+    checkpoint, the protocol's conditions (`custody.tlog.witnessproto.check_request`)
+    and the update rule of `witness cosign` (`check_update`); then cosigns the
+    checkpoint at `timestamp`, saves the new state (durably, before returning) and
+    returns the cosignature line and the state.
+
+    Raises:
+        UnknownLogError: no log key for the origin (404).
+        VerificationError: the log's signature is missing or fails, or the key is
+            not the one pinned in the state (403).
+        ProtocolError: BadRequestError (400), SizeConflictError (409),
+            UnprocessableError (422).
+        ForkError, RollbackError: the checkpoint does not extend the cosigned one (422).
+        StorageError: the state cannot be read or saved.
+    """
+    cp = request.parsed
+    key = log_keys.get(cp.origin)
+    if key is None:
+        raise UnknownLogError(cp.origin)
+    with store.locked(cp.origin):
+        state = store.load(cp.origin)
+        _check_pinned(state, cp.origin, key)
+        opened = open_checkpoint(request.checkpoint, key)
+        check_request(0 if state is None else state.size, request, cp)
+        check_update(state, cp, request.proof)
+        # Cosign the log's own note (its signature alone), whatever else the request carried.
+        ours = [s for s in opened.note.signatures if (s.name, s.key_id) == (key.name, key.key_id)]
+        base = Note(opened.note.text, (ours[0],)).encode()
+        out = cosign(base, witness, timestamp)
+        signature = Note.parse(out).signatures[-1]
+        new_state = WitnessState(cp.origin, key, cp.size, cp.root, out, timestamp)
+        store.save(new_state)
+        return signature, new_state
 
 
 # ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from custody.bundle.verify import (
     STATEMENT,
     BundleReport,
     BundleVerificationError,
+    Policy,
     Statement,
     Trust,
     UnsafeBundleError,
@@ -52,6 +53,8 @@ from custody.infra.files import write_new
 from custody.infra.vault import display_path
 from custody.media.compare import MediaRecord
 from custody.media.digest import CHUNK_SIZE, FileDigests, Hasher
+from custody.model.entry import VERSION as ENTRY_V1
+from custody.model.entry import SignedEntry
 from custody.tlog.checkpoint import Checkpoint
 from custody.tlog.note import Note, VerifierKey
 
@@ -503,6 +506,7 @@ def verify_path(
     seen_dir: Path | None,
     probe: bool = True,
     progress: Progress | None = None,
+    policy: Policy | None = None,
 ) -> BundleReport:
     """Verify the bundle at `path` (folder or ZIP); see `custody.bundle.verify.verify_bundle`.
 
@@ -523,7 +527,7 @@ def verify_path(
         seen = store.load(origin) if store is not None and origin is not None else []
         prober = FfmpegProber(source, Path(tmp)) if probe and ffmpeg_available() else None
         try:
-            report = verify_bundle(source, trust, seen=seen, prober=prober)
+            report = verify_bundle(source, trust, seen=seen, prober=prober, policy=policy)
         except BundleVerificationError as exc:
             _remember(store, exc.report, trust)
             _annotate(exc.report, source, prober, probe)
@@ -564,8 +568,22 @@ def _remember(store: SeenStore | None, report: BundleReport, trust: Trust) -> No
             )
 
 
-def parse_trust(values: Sequence[str]) -> tuple[VerifierKey, ...]:
-    """Verifier keys from --trust values: a key, or a file holding keys (one per line).
+def _exported_key(text: str, where: str) -> VerifierKey:
+    try:
+        entry = SignedEntry.parse(text.encode()).entry
+        vkey = entry.get("vkey") if entry.type == "key" else None
+        if vkey is None:
+            raise FormatError("it is a custody entry, but not a key entry with a vkey")
+        return VerifierKey.parse(vkey)
+    except CustodyError as exc:
+        raise UsageError(
+            f"{where}: not a key file: {exc.message}",
+            hint="give the file 'custody key export NAME' wrote, or the verifier key itself",
+        ) from exc
+
+
+def parse_trust(values: Sequence[str], option: str = "--trust") -> tuple[VerifierKey, ...]:
+    """Verifier keys from --trust (or `option`) values: a key, or a file of keys (one per line).
 
     Raises UsageError naming the value that is neither.
     """
@@ -585,13 +603,17 @@ def parse_trust(values: Sequence[str]) -> tuple[VerifierKey, ...]:
             is_file = False
         if not is_file:
             raise UsageError(
-                f"--trust {value[:60]!r} is not a verifier key: {error.message}",
+                f"{option} {value[:60]!r} is not a verifier key: {error.message}",
                 hint="a verifier key looks like 'name+1a2b3c4d+AQ...'; or give a file of them",
             )
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read --trust file {value}: {exc}") from exc
+            raise UsageError(f"cannot read {option} file {value}: {exc}") from exc
+        if text.startswith(ENTRY_V1 + "\n"):
+            # The file `custody key export` writes: a party's self-signed key entry.
+            keys.append(_exported_key(text, f"{option} file {value}"))
+            continue
         for n, line in enumerate(text.splitlines(), 1):
             line = line.strip()
             if not line or line.startswith("#"):
@@ -599,5 +621,5 @@ def parse_trust(values: Sequence[str]) -> tuple[VerifierKey, ...]:
             try:
                 keys.append(VerifierKey.parse(line))
             except FormatError as exc:
-                raise UsageError(f"--trust file {value} line {n}: {exc.message}") from exc
+                raise UsageError(f"{option} file {value} line {n}: {exc.message}") from exc
     return tuple(keys)

@@ -30,11 +30,21 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 
+from custody.bundle.timestamps import (
+    MAX_TOKEN,
+    EntryTime,
+    Token,
+    VerifiedStamp,
+    check_times,
+    load_certificates,
+    timestamp_size,
+    verify_token,
+)
 from custody.errors import (
     CustodyError,
     FormatError,
@@ -57,6 +67,7 @@ from custody.model.entry import MAX_ENTRY_BYTES, SignedEntry, parse_time
 from custody.model.parties import EntryError, Parties, check_entry
 from custody.model.rules import Chain
 from custody.model.timeline import Event, Keeping, named_parties
+from custody.model.times import Disorder, find_disorder
 from custody.model.types import Derive, Handoff, Ingest, KeyEvent
 from custody.tlog.checkpoint import Checkpoint, open_checkpoint
 from custody.tlog.merkle import HASH_SIZE, ProofError, leaf_hash, verify_consistency
@@ -93,6 +104,8 @@ __all__ = [
     "ManifestItem",
     "ManifestParty",
     "MediaProber",
+    "Policy",
+    "PolicyCheck",
     "Statement",
     "Trust",
     "UnsafeBundleError",
@@ -785,6 +798,48 @@ class Trust:
     bundle_keys: bool = False
 
 
+@dataclass(frozen=True)
+class PolicyCheck:
+    """One verification policy in the verdict: asked for and met, failed, or not asked.
+
+    `name` is `witnesses`, `published` or `timestamps` (docs/verify-bundle.md,
+    "Policies"); `detail` is a plain sentence: what was checked, or how to ask for it.
+    """
+
+    name: str
+    checked: bool
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        state = ("met" if self.ok else "NOT MET") if self.checked else "not checked"
+        return f"{self.name}: {state}: {self.detail}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "checked": self.checked, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the verifier demands beyond the bundle itself (docs/verify-bundle.md, "Policies").
+
+    `witnesses` and `quorum`: at least `quorum` (default: all of them) of these witness
+    keys must have validly cosigned the bundle's checkpoint.  `published`: called with
+    the bundle's checkpoint note once it verified with the log key, it compares it with
+    a published log and returns the check (raising `VerificationError` on a
+    contradiction); the caller does the fetching, so this module stays pure.
+    `tsa_certs`: certificates (PEM or DER) of the RFC 3161 time-stamping authorities
+    trusted to bound when each entry was appended; `time_tolerance`: how far, in
+    seconds, an entry's claimed time may lie outside that interval.
+    """
+
+    witnesses: tuple[VerifierKey, ...] = ()
+    quorum: int | None = None
+    published: Callable[[bytes], PolicyCheck] | None = None
+    tsa_certs: tuple[bytes, ...] = ()
+    time_tolerance: int = 600
+
+
 # ---------------------------------------------------------------------------------
 # The report
 
@@ -917,6 +972,13 @@ class BundleReport:
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     caveats: list[Caveat] = field(default_factory=list)
+    policies: list[PolicyCheck] = field(default_factory=list)
+    # Claimed times out of order (docs/spec/entry.md rule 5): reported, never a failure.
+    disorder: list[Disorder] = field(default_factory=list)
+    # RFC 3161 tokens that verified, and each entry's claimed time against the interval
+    # they bound (docs/spec/timestamp.md); empty unless --tsa-cert was given.
+    timestamps: list[VerifiedStamp] = field(default_factory=list)
+    times: list[EntryTime] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -954,6 +1016,10 @@ class BundleReport:
             "failures": [f.to_json() for f in self.failures],
             "notes": list(self.notes),
             "caveats": [c.to_json() for c in self.caveats],
+            "policies": [p.to_json() for p in self.policies],
+            "time_order": [d.to_json() for d in self.disorder],
+            "timestamps": [t.to_json() for t in self.timestamps],
+            "times": [t.to_json() for t in self.times],
         }
 
 
@@ -982,12 +1048,15 @@ def verify_bundle(
     *,
     seen: Sequence[tuple[str, bytes]] = (),
     prober: MediaProber | None = None,
+    policy: Policy | None = None,
 ) -> BundleReport:
     """Verify a bundle (docs/spec/bundle.md §6) against keys trusted out of band.
 
     `seen` holds the checkpoints of this log the verifier saw before, as (label,
-    note bytes); `prober` re-measures media (None: no re-probing).  Returns the
-    report when everything verified.
+    note bytes); `prober` re-measures media (None: no re-probing); `policy` what the
+    verifier demands beyond the bundle (witness quorum, a published log, trusted
+    time), each reported in `BundleReport.policies` as met, failed or not checked.
+    Returns the report when everything verified.
 
     Raises:
         BundleVerificationError: anything failed; `.report` lists every failure,
@@ -996,7 +1065,7 @@ def verify_bundle(
             `conflict` the checkpoint that contradicted one seen before.
         InputError: the source is not a custody bundle at all.
     """
-    verifier = _Verifier(source, trust, prober)
+    verifier = _Verifier(source, trust, prober, policy or Policy())
     with contextlib.suppress(_Stop):
         verifier.run(seen)
     report = verifier.report
@@ -1016,15 +1085,23 @@ class _Item:
 
 
 class _Verifier:
-    def __init__(self, source: BundleSource, trust: Trust, prober: MediaProber | None) -> None:
+    def __init__(
+        self,
+        source: BundleSource,
+        trust: Trust,
+        prober: MediaProber | None,
+        policy: Policy | None = None,
+    ) -> None:
         self.source = source
         self.trust = trust
         self.prober = prober
+        self.policy = policy or Policy()
         self.report = BundleReport(source=source.label)
         self.names = set(source.names())
         self.cache: dict[str, bytes] = {}
         self.digests: dict[str, FileDigests] = {}
         self.failed_paths: set[str] = set()
+        self.cosigned: set[tuple[str, bytes]] = set()
 
     # -- helpers ------------------------------------------------------------------
 
@@ -1114,6 +1191,7 @@ class _Verifier:
         self._trusted_parties(parties, log_key)
         self._key_timeline(events, parties, cp_bytes, log_key)
         self._caveats(events)
+        self._time_order(signed)
         if damaged or bad_signatures:
             r.notes.append(
                 "the custody rules were not replayed: some entries are missing, altered or "
@@ -1125,6 +1203,9 @@ class _Verifier:
         self._seen(seen, cp, cp_bytes, verified_old, log_key)
         self._items(manifest, events, statement)
         self._cosignatures(cp_bytes, log_key, parties)
+        self._witness_policy()
+        self._published_policy(cp_bytes)
+        self._timestamp_policy(manifest, cp_bytes, cp, verified_old, signed)
         self._files(manifest)
 
     # -- 2. the statement and the log key ----------------------------------------
@@ -1476,6 +1557,14 @@ class _Verifier:
                 text = signed_with_shared_key(ev.entry, signer, keeping.key_at(signer, index))
                 if text is not None:
                     self.report.caveats.append(Caveat(index, signer, text))
+
+    def _time_order(self, signed: Mapping[int, SignedEntry]) -> None:
+        """Claimed times in order over the bundle's entries in index order (docs/spec/entry.md
+        rule 5): each entry claiming a time more than the tolerance before the one listed
+        before it is a note, never a failure (a log written before the rule still verifies)."""
+        for found in find_disorder(sorted(signed.items())):
+            self.report.disorder.append(found)
+            self.report.notes.append(found.sentence())
 
     def _rules(
         self, signed: Mapping[int, SignedEntry], events: Mapping[int, Event], parties: Parties
@@ -2113,7 +2202,7 @@ class _Verifier:
             for pk in history:
                 k = VerifierKey(pk.name, ALG_COSIGNATURE_V1, pk.vkey.public)
                 keys[(k.name, k.key_id)] = (k, pk.role, False)
-        for given in self.trust.keys:
+        for given in (*self.trust.keys, *self.policy.witnesses):
             if given.name == log_key.name and given.alg == ALG_ED25519:
                 continue
             k = VerifierKey(given.name, ALG_COSIGNATURE_V1, given.public)
@@ -2132,11 +2221,201 @@ class _Verifier:
         for key, timestamp in opened.cosignatures:
             _, role, trusted = keys[(key.name, key.key_id)]
             self.report.cosignatures.append(Cosignature(key.name, role, timestamp, trusted))
+            self.cosigned.add((key.name, key.key_id))
         cosigners = {c.name for c in self.report.cosignatures if c.trusted}
         for name in sorted({k.name for k, _, trusted in keys.values() if trusted} - cosigners):
             self.report.notes.append(
                 f"{name} (a key given with --trust) did not cosign the bundle's checkpoint"
             )
+
+    # -- policies (docs/verify-bundle.md, "Policies") ---------------------------------------
+
+    def _witness_policy(self) -> None:
+        witnesses = {
+            (k.name, k.key_id): k
+            for k in (
+                VerifierKey(w.name, ALG_COSIGNATURE_V1, w.public) for w in self.policy.witnesses
+            )
+        }
+        if not witnesses:
+            count = len(self.report.cosignatures)
+            self.report.policies.append(
+                PolicyCheck(
+                    "witnesses",
+                    False,
+                    True,
+                    f"the checkpoint carries {count} cosignature{'' if count == 1 else 's'}; "
+                    "give --witness VKEY (and --quorum N) to require cosignatures by "
+                    "witnesses you trust",
+                )
+            )
+            return
+        quorum = len(witnesses) if self.policy.quorum is None else self.policy.quorum
+        signed = sorted(name for (name, kid) in witnesses if (name, kid) in self.cosigned)
+        missing = sorted(name for (name, kid) in witnesses if (name, kid) not in self.cosigned)
+        ok = len(signed) >= quorum
+        detail = (
+            f"{len(signed)} of the {len(witnesses)} witnesses given with --witness cosigned "
+            f"the checkpoint ({', '.join(signed) or 'none'}); {quorum} required"
+        )
+        if missing:
+            detail += f"; no valid cosignature by {', '.join(missing)}"
+        self.report.policies.append(PolicyCheck("witnesses", True, ok, detail))
+        if not ok:
+            self.fail(
+                "witnesses",
+                CHECKPOINT,
+                f"only {len(signed)} of the {quorum} witness cosignatures required by --quorum "
+                f"are on the checkpoint (missing: {', '.join(missing)})",
+                "ask the agency for a bundle whose checkpoint the witnesses cosigned "
+                "(custody log witness, then export), or check which witnesses you require",
+            )
+
+    def _published_policy(self, cp_bytes: bytes) -> None:
+        check = self.policy.published
+        if check is None:
+            self.report.policies.append(
+                PolicyCheck(
+                    "published",
+                    False,
+                    True,
+                    "give --published SOURCE (the log's published tiles) to check that the "
+                    "bundle's checkpoint is the log everyone else sees",
+                )
+            )
+            return
+        try:
+            result = check(cp_bytes)
+        except VerificationError as exc:
+            self.report.policies.append(PolicyCheck("published", True, False, exc.message))
+            self.fail("published", CHECKPOINT, exc.message, exc.hint)
+            return
+        self.report.policies.append(result)
+        if result.checked and not result.ok:
+            self.fail("published", CHECKPOINT, result.detail)
+
+    # -- trusted time (docs/spec/timestamp.md) -----------------------------------------------
+
+    def _timestamp_policy(
+        self,
+        manifest: Manifest,
+        cp_bytes: bytes,
+        cp: Checkpoint,
+        verified_old: Mapping[int, ConsistencyFile],
+        signed: Mapping[int, SignedEntry],
+    ) -> None:
+        """Verify `timestamps/<size>.tst` against --tsa-cert and bound each entry's time."""
+        from datetime import timedelta
+
+        from custody.model.times import claimed_time
+
+        paths = sorted(
+            (p for p in manifest.files if p.startswith("timestamps/")),
+            key=lambda p: (timestamp_size(p) or 0, p),
+        )
+        count = f"{len(paths)} timestamp token{'' if len(paths) == 1 else 's'}"
+        if not self.policy.tsa_certs:
+            self.report.policies.append(
+                PolicyCheck(
+                    "timestamps",
+                    False,
+                    True,
+                    f"the bundle holds {count}; give --tsa-cert to check them and bound "
+                    "when each entry was appended",
+                )
+            )
+            return
+        trusted = []
+        for n, data in enumerate(self.policy.tsa_certs):
+            try:
+                trusted += load_certificates(data, f"--tsa-cert #{n + 1}")
+            except CustodyError as exc:
+                self.report.policies.append(PolicyCheck("timestamps", True, False, exc.message))
+                self.fail("timestamps", "--tsa-cert", exc.message, exc.hint)
+                return
+        bodies = {cp.size: cp_bytes}
+        bodies.update({s: cf.old_checkpoint for s, cf in verified_old.items() if cf.old_checkpoint})
+        stamps: list[VerifiedStamp] = []
+        bad = 0
+        for path in paths:
+            size = timestamp_size(path)
+            if size is None:
+                self.fail(
+                    "timestamps", path, "is not a name custody writes (timestamps/<size>.tst)"
+                )
+                bad += 1
+                continue
+            note = bodies.get(size)
+            if note is None:
+                self.fail(
+                    "timestamps",
+                    path,
+                    f"stamps a checkpoint of size {size}, which the bundle does not hold "
+                    f"(neither {CHECKPOINT} nor a verified {consistency_path(size)})",
+                    _HINT_REEXPORT,
+                )
+                bad += 1
+                continue
+            raw = self.read(path, MAX_TOKEN)
+            if raw is None:
+                continue  # reported by the files check
+            try:
+                token = Token.parse(raw, path)
+                body = Note.parse(note).text.encode("utf-8")
+                stamps.append(verify_token(token, body, size, trusted, path))
+            except CustodyError as exc:
+                self.fail("timestamps", path, exc.message.removeprefix(f"{path}: "), exc.hint)
+                bad += 1
+        self.report.timestamps = stamps
+        if not stamps:
+            detail = (
+                f"--tsa-cert was given, but none of the bundle's {count} verified"
+                if paths
+                else "--tsa-cert was given, but the bundle holds no timestamp token"
+            )
+            self.report.policies.append(PolicyCheck("timestamps", True, False, detail))
+            if not paths:
+                self.fail(
+                    "timestamps",
+                    "timestamps/",
+                    "the bundle holds no RFC 3161 timestamp token, but --tsa-cert asks for "
+                    "trusted time",
+                    "ask the agency to run 'custody log timestamp' after its checkpoints, "
+                    "then export again",
+                )
+            return
+        entries = {
+            i: (s.entry.type, f"{s.entry.type} by {', '.join(s.signer_names)}", claimed_time(s))
+            for i, s in signed.items()
+        }
+        tolerance = timedelta(seconds=self.policy.time_tolerance)
+        self.report.times = check_times(entries, stamps, tolerance)
+        outside = [t for t in self.report.times if t.failed]
+        for t in outside:
+            self.fail(
+                "timestamps",
+                entry_path(t.index),
+                t.sentence(),
+                f"more than the {self.policy.time_tolerance} s tolerance (--time-tolerance): "
+                "the signer's clock was wrong, the time was falsified, or the entry was "
+                "signed long before it reached the log",
+                index=t.index,
+            )
+        tsas = ", ".join(sorted({s.tsa for s in stamps}))
+        n = len(stamps)
+        detail = f"{n} RFC 3161 token{'' if n == 1 else 's'} by {tsas} verified"
+        if bad:
+            detail += f" ({bad} did not)"
+        if outside:
+            one = len(outside) == 1
+            detail += (
+                f"; {len(outside)} entr{'y' if one else 'ies'} claim{'s' if one else ''} a "
+                f"time outside {'its' if one else 'their'} interval (log "
+                f"entr{'y' if one else 'ies'} {', '.join(str(t.index) for t in outside)})"
+            )
+        else:
+            detail += "; every entry's claimed time within its interval"
+        self.report.policies.append(PolicyCheck("timestamps", True, not (bad or outside), detail))
 
     # -- 13. files ----------------------------------------------------------------------------
 
@@ -2179,14 +2458,7 @@ class _Verifier:
 def _listed(ev: Event, exhibits: Mapping[str, str], b3: str | None) -> Event:
     """One entry as the verdict lists it: with the sentence `custody.model.describe` gives
     it from the point of view of item `b3` (None: the case's own events)."""
-    return Event(
-        ev.index,
-        ev.type,
-        ev.time,
-        ev.signers,
-        ev.fields,
-        ev.describe(about=b3, exhibits=exhibits),
-    )
+    return replace(ev, what=ev.describe(about=b3, exhibits=exhibits))
 
 
 def parties_needed(events: Iterable[Event]) -> dict[str, int]:

@@ -31,9 +31,12 @@ from custody.cli.common import (
 from custody.errors import CustodyError, InputError, StorageError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from custody.app.home import Home
     from custody.app.witness import WitnessStore
-    from custody.bundle.verify import BundleReport
+    from custody.bundle.verify import BundleReport, PolicyCheck
+    from custody.tlog.note import VerifierKey
 
 witness_app = typer.Typer(
     help="Witness a log: cosign its checkpoints after checking it only grew (C2SP tlog-witness).",
@@ -130,6 +133,7 @@ def export_cmd(
         + f", checkpoint of size {summary.checkpoint_size}"
         + (f" cosigned by {', '.join(summary.cosignatures)}" if summary.cosignatures else "")
         + f", {summary.consistency} consistency proof(s)"
+        + (f", {len(summary.timestamps)} timestamp token(s)" if summary.timestamps else "")
         + (", report" if summary.report else "")
     )
     typer.echo("Give counsel the log's verifier key separately (not inside the bundle):")
@@ -171,6 +175,57 @@ def verify_bundle_cmd(
     no_probe: Annotated[
         bool, typer.Option("--no-probe", help="Do not re-probe media with ffprobe.")
     ] = False,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--witness",
+            metavar="VKEY",
+            help="A witness's verifier key (from its 'key export'), or a file of them: "
+            "require its cosignature on the bundle's checkpoint. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            "--quorum",
+            metavar="N",
+            min=1,
+            help="How many of the --witness keys must have cosigned (default: all).",
+            show_default=False,
+        ),
+    ] = None,
+    tsa_cert: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tsa-cert",
+            metavar="FILE",
+            help="The root certificate of an RFC 3161 TSA's chain, or the TSA's own (pinned; "
+            "with its root unless self-signed), PEM or DER: verify the bundle's timestamp "
+            "tokens and bound when each entry was appended. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    time_tolerance: Annotated[
+        int,
+        typer.Option(
+            "--time-tolerance",
+            metavar="SECONDS",
+            min=0,
+            max=366 * 86400,
+            help="How far an entry's claimed time may lie outside its timestamped interval.",
+        ),
+    ] = 600,
+    published: Annotated[
+        str | None,
+        typer.Option(
+            "--published",
+            metavar="SOURCE",
+            help="The log's published tiles (a folder or an http(s) URL): check that the "
+            "bundle's checkpoint is the tree the log publishes.",
+            show_default=False,
+        ),
+    ] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Verify a bundle offline: signatures, proofs, custody rules, media. No database needed.
@@ -178,7 +233,7 @@ def verify_bundle_cmd(
     Exit 0: VERIFIED.  Exit 1: NOT VERIFIED, naming what, where and why.
     """
     from custody.bundle.reader import default_seen_dir, parse_trust, verify_path
-    from custody.bundle.verify import BundleVerificationError, Trust
+    from custody.bundle.verify import BundleVerificationError, Policy, Trust
 
     if trust and trust_bundle_keys:
         raise UsageError("give --trust or --trust-bundle-keys, not both")
@@ -192,6 +247,22 @@ def verify_bundle_cmd(
     if trust_bundle_keys:
         sys.stderr.write(_LOUD_WARNING + "\n")
     keys = parse_trust(trust or [])
+    witnesses = parse_trust(witness or [], option="--witness")
+    if quorum is not None and not witnesses:
+        raise UsageError("--quorum needs the witnesses' keys: give --witness VKEY for each")
+    if quorum is not None and quorum > len(witnesses):
+        raise UsageError(
+            f"--quorum {quorum} is more than the {len(witnesses)} witness key"
+            f"{'' if len(witnesses) == 1 else 's'} given with --witness"
+        )
+    tsa_certs = tuple(read_small(f, "TSA certificate") for f in tsa_cert or [])
+    policy = Policy(
+        witnesses=witnesses,
+        quorum=quorum,
+        published=_published_policy(published, keys, trust_bundle_keys) if published else None,
+        tsa_certs=tsa_certs,
+        time_tolerance=time_tolerance,
+    )
     seen_dir = seen if seen is not None else default_seen_dir()
     progress = ProgressBar("hashing") if sys.stderr.isatty() and not json_ else None
     try:
@@ -201,6 +272,7 @@ def verify_bundle_cmd(
             seen_dir=seen_dir,
             probe=not no_probe,
             progress=progress.advance if progress else None,
+            policy=policy,
         )
     except BundleVerificationError as exc:
         if progress is not None:
@@ -211,6 +283,32 @@ def verify_bundle_cmd(
         if progress is not None:
             progress.stop()
     _print_report(report, json_)
+
+
+def _published_policy(
+    source: str, keys: Sequence[VerifierKey], bundle_keys: bool
+) -> Callable[[bytes], PolicyCheck]:
+    """verify-bundle --published: `custody.app.monitor.published_check` with the trusted
+    log key of the bundle's origin (loaded only when asked: it reads tiles, not a store)."""
+    from custody.app.monitor import published_check
+    from custody.errors import VerificationError
+    from custody.tlog.checkpoint import Checkpoint
+    from custody.tlog.note import ALG_ED25519, Note
+
+    if bundle_keys:
+        raise UsageError(
+            "--published needs the log's key from --trust: a bundle's own keys prove nothing "
+            "about the published log"
+        )
+
+    def check(note: bytes) -> PolicyCheck:
+        origin = Checkpoint.parse(Note.parse(note).text).origin
+        key = next((k for k in keys if k.alg == ALG_ED25519 and k.name == origin), None)
+        if key is None:  # pragma: no cover - the checkpoint verified with a trusted log key
+            raise VerificationError(f"no --trust key of the log {origin} for --published")
+        return published_check(source, key)(note)
+
+    return check
 
 
 def _print_report(report: BundleReport, json_: bool) -> None:
@@ -287,6 +385,14 @@ def render_report(report: BundleReport) -> list[str]:
                 f"    entry {e.index:<6} {e.time}  {e.type:<8} {e.what}  "
                 f"[signed: {', '.join(e.signers)}]"
             )
+    if report.policies:
+        out.append("")
+        out.append("policies (what was checked beyond the bundle itself):")
+        out += [f"  - {p.line()}" for p in report.policies]
+    if report.times:
+        out.append("")
+        out.append("appended when (RFC 3161 timestamps over checkpoints; claimed time, interval):")
+        out += [f"  - {t.sentence()}" for t in report.times]
     if report.caveats:
         out.append("")
         out.append("caveats (not failures: keys their parties did not hold alone):")

@@ -225,6 +225,7 @@ def log_verify(
                 "latest_checkpoint": report.latest_checkpoint,
                 "parties": report.parties,
                 "signatures": report.signatures,
+                "time_order": [d.to_json() for d in report.disorder],
             }
         )
         return
@@ -233,6 +234,8 @@ def log_verify(
         f"{report.checkpoints} checkpoints"
     )
     typer.echo(f"  root {b64(report.root)}")
+    for found in report.disorder:  # claimed times out of order: reported, not a failure
+        typer.echo(f"  note: {found.sentence()}")
     if report.latest_checkpoint is not None and report.latest_checkpoint < report.size:
         typer.echo(
             f"  note: {report.size - report.latest_checkpoint} entries are newer than "

@@ -25,8 +25,10 @@ from typer._coercion import PassThroughRuntimeParam
 from typer.core import TyperGroup, TyperOption
 
 from custody import __version__
-from custody.cli import bundle, db, derive, evidence, home, keys, log, report, vault
+from custody.cli import bundle, db, derive, evidence, home, keys, log, report, timestamp, vault
 from custody.cli import custody as parties
+from custody.cli import publish as publishing
+from custody.cli import witnessd as _witnessd  # noqa: F401  (adds witness serve, log witness)
 from custody.errors import EXIT_INPUT, EXIT_USAGE, CustodyError
 
 
@@ -92,7 +94,10 @@ app.command("open")(parties.open_cmd)
 app.command("export")(bundle.export_cmd)
 app.command("verify-bundle")(bundle.verify_bundle_cmd)
 app.command("report")(report.report_cmd)
+app.command("monitor")(publishing.monitor_cmd)
 app.add_typer(keys.key_app, name="key", cls=_Group)
+log.log_app.command("timestamp")(timestamp.timestamp_cmd)
+log.log_app.command("publish")(publishing.log_publish_cmd)
 app.add_typer(log.log_app, name="log", cls=_Group)
 app.add_typer(evidence.case_app, name="case", cls=_Group)
 app.add_typer(parties.consent_app, name="consent", cls=_Group)

@@ -20,21 +20,22 @@ from custody.infra.store import CaseRow, ItemRow, PartyRow, Session
 from custody.model.types import Derive, Ingest, KeyEvent, Typed
 
 
-def append_indexed(w: LogWriter, data: bytes) -> int:
+def append_indexed(w: LogWriter, data: bytes, *, imported: bool = False) -> int:
     """Append one entry (the log checks signatures and custody rules) and add the
-    look-up rows it implies (`index_entry`).
+    look-up rows it implies (`index_entry`).  `imported`: an entry from elsewhere,
+    which keeps its signer's time (`custody.infra.log`, claimed times in order).
 
     Raises what `LogWriter.append` raises; nothing is indexed then.
     """
-    index, typed = w.append_checked(data)
+    index, typed = w.append_checked(data, imported=imported)
     index_entry(w.session, index, typed)
     return index
 
 
-def append_indexed_one(log: Log, data: bytes) -> int:
+def append_indexed_one(log: Log, data: bytes, *, imported: bool = False) -> int:
     """`append_indexed` of one entry in its own transaction, holding the write lock
     only for what must be serial (`custody.infra.log.Log.append_one`)."""
-    return log.append_one(data, index_entry)[0]
+    return log.append_one(data, index_entry, imported=imported)[0]
 
 
 def index_entry(s: Session, index: int, typed: Typed) -> None:

@@ -15,6 +15,14 @@ write lock, over the committed state, and under the lock only confirms them (or
 evaluates the rules again over the state then), so many writers queue for a few
 statements each.  `verify` replays every entry and fails if the state tables
 disagree with the replay.
+
+Claimed times in order (docs/spec/entry.md rule 5): an entry appended as made in
+this home (the default) is refused when it claims a time more than the tolerance
+before the entry before it (`custody.model.rules.check_order`); one appended with
+`imported=True` (a key file, an owner's consent, a handoff's context or receipt)
+keeps its signer's time, is not refused for it, and is skipped over as the
+reference for a later entry of the same transaction (its time is another clock's).
+`verify` never fails for disorder: it lists it (`LogReport.disorder`).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from custody.errors import (
@@ -37,11 +46,21 @@ from custody.errors import (
 )
 from custody.infra.crash import crash_point
 from custody.infra.state import DbState, compare, write_all
-from custody.infra.store import CheckpointRow, Session, Store
-from custody.model.entry import Entry, SignedEntry
+from custody.infra.store import CheckpointRow, EntryRow, Session, Store
+from custody.model.entry import Entry, SignedEntry, parse_time
 from custody.model.parties import EntryError, Parties, check_entry
-from custody.model.rules import Admitted, Parsed, RuleError, admit, check_access, evaluate
+from custody.model.rules import (
+    Admitted,
+    Parsed,
+    RuleError,
+    admit,
+    check_access,
+    check_not_ahead,
+    check_order,
+    evaluate,
+)
 from custody.model.state import MemoryState, StateView
+from custody.model.times import Disorder, OrderWatch, Stamp, claimed_time_of
 from custody.model.types import Access, Typed
 from custody.tlog import merkle
 from custody.tlog.checkpoint import Checkpoint, open_checkpoint, sign_checkpoint
@@ -79,10 +98,7 @@ def _signing_keys(signed: SignedEntry, index: int, view: StateView) -> tuple[str
     `index` over `view` (None if some signature has no such key)."""
     out = []
     for sig in signed.note.signatures:
-        candidates = Parties({sig.name: list(view.party_keys(sig.name))}).signing_keys(
-            sig.name, index
-        )
-        key = next((k for k in candidates if k.vkey.key_id == sig.key_id), None)
+        key = Parties({sig.name: list(view.party_keys(sig.name))}).key_for(sig, index)
         if key is None:
             return None
         out.append(key.vkey.encode())
@@ -120,6 +136,8 @@ class LogWriter:
         self.last: Typed | None = None
         self._entries: list[dict[str, Any]] = []
         self._nodes: list[dict[str, Any]] = []
+        self._previous: Stamp | None = None  # the order rule's reference (see the module)
+        self._previous_read = False
 
     @property
     def parties(self) -> Parties:
@@ -131,16 +149,28 @@ class LogWriter:
             }
         )
 
-    def append(self, data: bytes) -> int:
+    def append(self, data: bytes, *, imported: bool = False) -> int:
         """Check and append one entry; returns its index.
 
         Raises EntryError (and appends nothing) if a signature is not by a valid
         party key, the entry is malformed or breaks a key rule; PolicyError
-        ("refused: ...") if it breaks a custody rule.
+        ("refused: ...") if it breaks a custody rule, or claims a time out of
+        order unless `imported` (module docstring).
         """
-        return self.append_checked(data)[0]
+        return self.append_checked(data, imported=imported)[0]
 
-    def append_checked(self, data: bytes, pre: Prechecked | None = None) -> tuple[int, Typed]:
+    def previous(self) -> Stamp | None:
+        """The claimed time the next entry made in this home is compared with: the
+        last entry appended in this transaction but not imported, else the last
+        committed entry (None on an empty log, or if it does not parse)."""
+        if not self._previous_read:
+            self._previous_read = True
+            self._previous = _last_stamp(self.session, self._start)
+        return self._previous
+
+    def append_checked(
+        self, data: bytes, pre: Prechecked | None = None, *, imported: bool = False
+    ) -> tuple[int, Typed]:
         """`append`, also returning the typed entry (parsed once, for the indexer).
 
         With `pre` (the same bytes, checked by `Log.precheck` before the lock was
@@ -154,9 +184,15 @@ class LogWriter:
         index = self.size
         try:
             admitted = self._admit(index, data, pre)
+            check_not_ahead(index, admitted.signed, datetime.now(UTC))
+            if not imported:
+                check_order(index, admitted.signed, self.previous())
         except RuleError as exc:
             # Nothing was appended: this is a refusal, not a damaged log.
             raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
+        if not imported:
+            self._previous_read = True
+            self._previous = Stamp.of(index, admitted.signed)
         self.state.apply(admitted.changes)
         entry = admitted.signed.entry
         leaf = merkle.leaf_hash(data)
@@ -211,6 +247,20 @@ class LogReport:
     latest_checkpoint: int | None
     parties: int
     signatures: int
+    disorder: tuple[Disorder, ...] = ()  # claimed times out of order (reported, not failed)
+
+
+def _last_stamp(s: Session, size: int) -> Stamp | None:
+    """The claimed time of entry `size - 1` (None: no entry, or one that does not parse)."""
+    if size == 0:
+        return None
+    row = s.get(EntryRow, size - 1)
+    if row is None:
+        return None
+    try:
+        return Stamp.of(size - 1, SignedEntry.parse(bytes(row.data)))
+    except CustodyError:
+        return None
 
 
 class Log:
@@ -235,7 +285,11 @@ class Log:
         return self.append_one(data)[0]
 
     def append_one(
-        self, data: bytes, index: Callable[[Session, int, Typed], None] | None = None
+        self,
+        data: bytes,
+        index: Callable[[Session, int, Typed], None] | None = None,
+        *,
+        imported: bool = False,
     ) -> tuple[int, Typed]:
         """Append one entry in its own transaction with a short hold of the write lock:
         parsing, signature checks and the rules run first, outside the lock, over the
@@ -245,14 +299,14 @@ class Log:
 
         Raises what `LogWriter.append` raises.
         """
-        pre = self.precheck(data)
+        pre = self.precheck(data, imported=imported)
         with self.transaction(pre) as w:
-            idx, typed = w.append_checked(data, pre)
+            idx, typed = w.append_checked(data, pre, imported=imported)
             if index is not None:
                 index(w.session, idx, typed)
         return idx, typed
 
-    def precheck(self, data: bytes) -> Prechecked | None:
+    def precheck(self, data: bytes, *, imported: bool = False) -> Prechecked | None:
         """Admit `data` as the next entry over the committed state, without the write
         lock; None if it does not pass now (the check under the lock then decides,
         over the state then, and names the reason) or the state tables are not built.
@@ -266,8 +320,9 @@ class Log:
             # grew meanwhile is evaluated again under the lock.
             index = Store.log_size(s)
             view = DbState(s)
+            previous = None if imported else _last_stamp(s, index)
             try:
-                admitted = admit(index, data, view)
+                admitted = admit(index, data, view, previous=previous)
             except EntryError:
                 return None
             keys = _signing_keys(admitted.signed, index, view)
@@ -497,6 +552,7 @@ class Log:
         # One replay of the custody rules, in log order, over the state built so far
         # (key entries included: they are rules too).
         state = MemoryState()
+        watch = OrderWatch()  # claimed times in order: reported, never a failure
         if 0 in by_size and by_size[0].root != merkle.EMPTY_ROOT:
             raise CheckpointError("checkpoint at size 0 does not carry the empty tree's root")
         try:
@@ -509,8 +565,11 @@ class Log:
                     try:
                         if isinstance(signed, tuple):
                             check_access(a + offset, state, *signed)
+                            watch.see(Stamp(a + offset, "access", parse_time(signed[3])))
                         else:
                             state.apply(evaluate(a + offset, signed, state))
+                            when = claimed_time_of(signed.data, signed.entry)
+                            watch.see(Stamp(a + offset, signed.entry.type, when))
                     except EntryError as exc:
                         errs.append(exc)
                         break
@@ -543,6 +602,7 @@ class Log:
             latest_checkpoint=latest,
             parties=len(parties.keys),
             signatures=signatures,
+            disorder=tuple(watch.found),
         )
 
     @staticmethod

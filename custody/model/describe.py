@@ -48,13 +48,20 @@ def label(blake3: str | None, exhibits: Mapping[str, str] | None = None) -> str:
 
 
 def describe(
-    entry: Entry, *, about: str | None = None, exhibits: Mapping[str, str] | None = None
+    entry: Entry,
+    *,
+    about: str | None = None,
+    exhibits: Mapping[str, str] | None = None,
+    accepted: str | None = None,
 ) -> str:
     """One sentence saying what `entry` records, e.g. ``handed from bob to carol for
     forensic examination; authority Order 2026/88``.
 
     `about` is the BLAKE3 digest of the item whose timeline this is (None for a case's
-    or a log's list); `exhibits` maps digests to exhibit numbers.  Never raises: an
+    or a log's list); `exhibits` maps digests to exhibit numbers.  `accepted` is a
+    handoff's claimed time when it is not its `time` line (the receiver countersigned
+    later than the sender offered, `custody.model.times.claimed_time`): the sentence
+    then says ``offered at <time line>, accepted at <accepted>``.  Never raises: an
     entry of a type this version does not know, or one whose fields do not parse,
     is described by its fields (`key=value ...`), so a listing never hides an entry.
     """
@@ -68,7 +75,10 @@ def describe(
     if isinstance(typed, Derive):
         return _derive(typed, about, known)
     if isinstance(typed, Handoff):
-        return _handoff(typed, about, known)
+        text = _handoff(typed, about, known)
+        if accepted is not None and accepted != entry.time:
+            text += f"; offered at {entry.time}, accepted at {accepted}"
+        return text
     if isinstance(typed, Consent):
         return _consent(typed, known)
     if isinstance(typed, Reject):

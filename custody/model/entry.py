@@ -11,6 +11,11 @@ A log entry is a C2SP signed note whose text is::
 followed by one signature line per signing party.  The Merkle leaf is the whole
 note, signatures included, and the bytes are stored exactly as signed.
 
+A signature line is Ed25519 (type 0x01, 64 signature bytes) or, for the receiver's
+countersignature of a handoff, a C2SP cosignature/v1 (type 0x04, 72 bytes: a u64
+timestamp and an Ed25519 signature over ``cosignature/v1\ntime <t>\n`` + the text);
+`SignedEntry.countersignatures` exposes those, `countersign_entry` makes one.
+
 This module only encodes and parses; the event types and their fields are
 `custody.model.types` (REGISTRY), the custody rules `custody.model.rules`.
 """
@@ -23,7 +28,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from custody.errors import FormatError
-from custody.tlog.note import Note, Signer, sign_note
+from custody.tlog.note import (
+    ALG_COSIGNATURE_V1,
+    Note,
+    NoteSignature,
+    Signer,
+    append_signatures,
+    cosignature_message,
+    key_id,
+    sign_note,
+)
 
 VERSION = "custody/entry/v1"
 MAX_ENTRY_BYTES = 64 * 1024
@@ -31,6 +45,8 @@ MAX_ENTRY_BYTES = 64 * 1024
 _KEY_RE = re.compile(r"[a-z][a-z0-9._-]{0,63}")
 _TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_COSIGNATURE_SIZE = 8 + 64  # u64 timestamp || Ed25519 signature (c2sp.org/tlog-cosignature)
+MAX_COSIGNATURE_TIME = 253402300799  # 9999-12-31T23:59:59Z, the last second a `time` line holds
 
 
 def format_time(when: datetime) -> str:
@@ -150,24 +166,72 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Countersignature:
+    """A cosignature/v1 signature line on an entry (not verified here).
+
+    `name` and `key_id` are the line's key name and 4-byte key id (of type 0x04:
+    `cosignature_key_id`), `timestamp` the POSIX seconds it claims to have been made
+    at, `signature` the whole line.
+    """
+
+    name: str
+    key_id: bytes
+    timestamp: int
+    signature: NoteSignature
+
+    @property
+    def time(self) -> datetime:
+        """`timestamp` as an aware UTC datetime."""
+        return datetime.fromtimestamp(self.timestamp, UTC)
+
+
+def cosignature_key_id(name: str, public: bytes) -> bytes:
+    """The key id of the cosignature/v1 (type 0x04) key of an Ed25519 public key."""
+    return key_id(name, ALG_COSIGNATURE_V1, public)
+
+
+def _countersignature(sig: NoteSignature) -> Countersignature | None:
+    if len(sig.signature) != _COSIGNATURE_SIZE:
+        return None  # an Ed25519 line (64 bytes), or one that verifies under no key
+    timestamp = int.from_bytes(sig.signature[:8], "big")
+    if timestamp > MAX_COSIGNATURE_TIME:
+        raise FormatError(
+            f"countersignature by '{sig.name}' claims a time after 9999-12-31T23:59:59Z",
+            hint="a cosignature/v1 timestamp is POSIX seconds",
+        )
+    return Countersignature(sig.name, sig.key_id, timestamp, sig)
+
+
+@dataclass(frozen=True)
 class SignedEntry:
-    """An entry as it stands on the log: the exact bytes, their note, and the entry."""
+    """An entry as it stands on the log: the exact bytes, their note, and the entry.
+
+    `countersignatures` are its cosignature/v1 lines (72-byte signatures), in order.
+    """
 
     data: bytes
     note: Note
     entry: Entry
+    countersignatures: tuple[Countersignature, ...] = ()
 
     @classmethod
     def parse(cls, data: bytes) -> SignedEntry:
-        """Parse entry bytes (a signed note); FormatError if note or entry is malformed."""
+        """Parse entry bytes (a signed note); FormatError if note or entry is malformed
+        (a cosignature/v1 line with a timestamp past year 9999 included)."""
         if len(data) > MAX_ENTRY_BYTES:
             raise FormatError(f"entry is {len(data)} bytes, over the {MAX_ENTRY_BYTES} limit")
         note = Note.parse(data)
-        return cls(data=data, note=note, entry=Entry.parse_text(note.text))
+        entry = Entry.parse_text(note.text)
+        cosigs = tuple(c for c in map(_countersignature, note.signatures) if c is not None)
+        return cls(data=data, note=note, entry=entry, countersignatures=cosigs)
 
     @property
     def signer_names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.note.signatures)
+
+    def countersignature_by(self, name: str) -> Countersignature | None:
+        """The first cosignature/v1 line by `name`, or None."""
+        return next((c for c in self.countersignatures if c.name == name), None)
 
 
 def sign_entry(entry: Entry, signers: Sequence[Signer]) -> bytes:
@@ -176,3 +240,28 @@ def sign_entry(entry: Entry, signers: Sequence[Signer]) -> bytes:
     if len(data) > MAX_ENTRY_BYTES:
         raise FormatError(f"entry would be {len(data)} bytes, over the {MAX_ENTRY_BYTES} limit")
     return data
+
+
+def countersign_entry(data: bytes, signer: Signer, when: datetime) -> bytes:
+    """Append a cosignature/v1 line by `signer`, made at `when`, to signed entry bytes.
+
+    The line is ``— <name> base64(key id || u64 timestamp || Ed25519 signature)`` with
+    the type-0x04 key id of the signer's key (`cosignature_key_id`), signing
+    ``cosignature/v1\ntime <timestamp>\n`` + the entry text (c2sp.org/tlog-cosignature).
+    `when` is cut to whole seconds.  The existing bytes are kept exactly.  Raises
+    FormatError for a malformed entry or a naive `when`, InputError if `signer` has
+    already countersigned.
+    """
+    if when.tzinfo is None:
+        raise FormatError("a countersignature time must carry a time zone")
+    timestamp = int(when.timestamp())
+    if not 0 <= timestamp <= MAX_COSIGNATURE_TIME:
+        raise FormatError(f"countersignature time {format_time(when)} is out of range")
+    signed = SignedEntry.parse(data)
+    message = cosignature_message(signed.note.text.encode("utf-8"), timestamp)
+    payload = timestamp.to_bytes(8, "big") + signer.sign(message)
+    line = NoteSignature(signer.name, cosignature_key_id(signer.name, signer.public), payload)
+    out = append_signatures(data, [line])
+    if len(out) > MAX_ENTRY_BYTES:
+        raise FormatError(f"entry would be {len(out)} bytes, over the {MAX_ENTRY_BYTES} limit")
+    return out

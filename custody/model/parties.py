@@ -6,6 +6,13 @@ signature line on an entry must come from a key that is valid at the entry's
 index; an entry signed by a revoked key is refused, while the key's earlier
 entries still verify.
 
+A signature line is Ed25519 (type 0x01) by the party's key, or, on a handoff
+only and only by its receiver, a C2SP cosignature/v1 (type 0x04) countersignature
+by the same Ed25519 key: its key id is that of the type-0x04 key with the same
+name and public key (`custody.model.entry.cosignature_key_id`), and it signs
+``cosignature/v1\ntime <t>\n`` + the entry text, `t` being the moment the
+receiver countersigned (the handoff's claimed time, `custody.model.times`).
+
 `Parties` is fed key entries in log order; `check_entry` then verifies any
 entry against it, in any order (which lets `custody log verify` spread the
 signature checks over several processes).
@@ -17,11 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from custody.errors import CustodyError, VerificationError
-from custody.model.entry import Entry, SignedEntry
+from custody.model.entry import Entry, SignedEntry, cosignature_key_id
 from custody.model.names import check_party_name
 from custody.model.state import Change, KeyEnded, KeyRegistered, PartyKey, key_at
 from custody.model.types import ROLES, KeyEvent
-from custody.tlog.note import VerifierKey
+from custody.tlog.note import ALG_COSIGNATURE_V1, NoteSignature, VerifierKey
 
 __all__ = [
     "ROLES",
@@ -31,7 +38,22 @@ __all__ = [
     "check_entry",
     "check_signatures",
     "key_changes",
+    "matches",
 ]
+
+
+def matches(key: PartyKey, sig: NoteSignature) -> bool:
+    """Whether signature line `sig` names `key`: its Ed25519 key id, or the key id of
+    the cosignature/v1 key with the same name and public key (a countersignature)."""
+    if sig.name != key.vkey.name:
+        return False
+    if sig.key_id == key.vkey.key_id:
+        return True
+    return sig.key_id == cosignature_key_id(key.vkey.name, key.vkey.public)
+
+
+def _is_countersignature(key: PartyKey, sig: NoteSignature) -> bool:
+    return sig.key_id != key.vkey.key_id
 
 
 class EntryError(VerificationError):
@@ -108,6 +130,11 @@ class Parties:
         """The key of `name` valid for ordinary entries at `index`, or None."""
         return key_at(self.keys.get(name, []), index)
 
+    def key_for(self, sig: NoteSignature, index: int) -> PartyKey | None:
+        """The key that may have made signature line `sig` on entry `index` (by its
+        Ed25519 or its cosignature/v1 key id: `matches`), or None."""
+        return next((k for k in self.signing_keys(sig.name, index) if matches(k, sig)), None)
+
 
 def key_changes(
     index: int, e: KeyEvent, keys_of: Callable[[str], Sequence[PartyKey]]
@@ -151,6 +178,21 @@ def key_changes(
         raise EntryError(index, exc.message) from exc
 
 
+def _check_countersigner(index: int, signed: SignedEntry, sig: NoteSignature) -> None:
+    """A cosignature/v1 line is allowed only as a handoff's receiver's countersignature."""
+    entry = signed.entry
+    if entry.type != "handoff" or entry.get("to") != sig.name:
+        raise EntryError(
+            index,
+            f"carries a cosignature/v1 line by '{sig.name}', which only the receiver of a "
+            "handoff may add (its countersignature)",
+        )
+    if len(signed.countersignatures) > 1:
+        raise EntryError(
+            index, "carries more than one cosignature/v1 line: a handoff is countersigned once"
+        )
+
+
 def _check_vkey_name(index: int, name: str, vkey: VerifierKey) -> None:
     if vkey.name != name:
         raise EntryError(index, f"key entry for '{name}' carries a key named '{vkey.name}'")
@@ -180,13 +222,12 @@ def check_signatures(index: int, signed: SignedEntry, parties: Parties) -> Signe
         raise EntryError(index, "carries no signature")
     message = signed.note.text.encode("utf-8")
     for sig in signed.note.signatures:
-        candidates = parties.signing_keys(sig.name, index)
-        key = next((k for k in candidates if k.vkey.key_id == sig.key_id), None)
+        key = parties.key_for(sig, index)
         if key is None:
             history = parties.keys.get(sig.name, [])
             if not history:
                 raise EntryError(index, f"signed by '{sig.name}', which is not a registered party")
-            known = next((k for k in history if k.vkey.key_id == sig.key_id), None)
+            known = next((k for k in history if matches(k, sig)), None)
             if known is not None and known.ended_at is not None and index > known.ended_at:
                 raise EntryError(
                     index,
@@ -201,8 +242,12 @@ def check_signatures(index: int, signed: SignedEntry, parties: Parties) -> Signe
                     f"{known.registered_at}",
                 )
             raise EntryError(index, f"signature by '{sig.name}' uses a key id that party never had")
+        vkey = key.vkey
+        if _is_countersignature(key, sig):
+            _check_countersigner(index, signed, sig)
+            vkey = VerifierKey(vkey.name, ALG_COSIGNATURE_V1, vkey.public)
         try:
-            key.vkey.verify(message, sig.signature)
+            vkey.verify(message, sig.signature)
         except VerificationError:
             raise EntryError(
                 index,

@@ -13,7 +13,14 @@ rule broken or returns the `Change`s the entry makes:
   offer is settled once;
 * `reject`: only the receiver refuses an offer;
 * `access`, `derive`: only the holder, and footage taken in on consent only
-  within an active consent's scope.
+  within an active consent's scope;
+* every entry made on this log: claimed times in order (`check_order`,
+  docs/spec/entry.md rule 5), when the caller gives `admit` the previous entry's
+  claimed time (`previous`).  The caller decides which entries that applies to:
+  the log gives it for entries made in this home and not for entries imported
+  from elsewhere (a key file, an owner's consent, a handoff's context), which keep
+  their signer's time; a replay (`log verify`, verify-bundle) never refuses for
+  it and reports disorder instead (`custody.model.times.find_disorder`).
 
 `admit` is the whole check of one new entry (format, signatures by keys valid at
 its index, then the rules) and `replay` feeds entries through it in log order over
@@ -32,10 +39,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Protocol
 
 from custody.errors import CustodyError
-from custody.model.entry import Entry, SignedEntry, parse_time
+from custody.model.entry import Entry, SignedEntry, format_time, parse_time
 from custody.model.parties import EntryError, Parties, check_signatures, key_changes
 from custody.model.state import (
     Change,
@@ -52,6 +60,7 @@ from custody.model.state import (
     StateView,
     key_at,
 )
+from custody.model.times import TIME_TOLERANCE, Stamp, claimed_time_of, span
 from custody.model.types import (
     ONWARD,
     REGISTRY,
@@ -80,6 +89,8 @@ __all__ = [
     "Signed",
     "admit",
     "check_access",
+    "check_not_ahead",
+    "check_order",
     "entry_hash",
     "evaluate",
     "judge_in_context",
@@ -161,7 +172,9 @@ def evaluate(
         if isinstance(typed, ConsentEntry):
             return _consent(index, typed, signed.data, names, view)
         if isinstance(typed, Handoff):
-            return _handoff(index, typed, names, view)
+            # A handoff's time is the receiver's countersignature's, when it has one.
+            when = format_time(claimed_time_of(signed.data, signed.entry))
+            return _handoff(index, typed, names, view, when)
         if isinstance(typed, Reject):
             return _reject(index, typed, names, view)
         if isinstance(typed, Access):
@@ -186,14 +199,62 @@ class Admitted:
     changes: list[Change]
 
 
-def admit(index: int, data: bytes, view: StateView) -> Admitted:
+def admit(index: int, data: bytes, view: StateView, *, previous: Stamp | None = None) -> Admitted:
     """Check entry `index` (bytes from anywhere) as the log does before appending it.
 
     In order: the format; for a `key` entry, the key rules (the key it introduces
     may sign it); every signature, by a party key valid at `index`; that the entry
-    names its case; the custody rules.  Raises EntryError naming the entry and what
-    is wrong; RuleError (a subclass) when it is a custody rule that refuses it.
+    names its case; the custody rules; with `previous` (the claimed time of the
+    entry before it, given for entries made in this home), claimed times in order
+    (`check_order`).  Raises EntryError naming the entry and what is wrong;
+    RuleError (a subclass) when it is a custody rule that refuses it.
     """
+    admitted = _admit(index, data, view)
+    check_order(index, admitted.signed, previous)
+    return admitted
+
+
+def check_order(index: int, signed: SignedEntry, previous: Stamp | None) -> None:
+    """Rule 5, claimed times in order (docs/spec/entry.md): entry `index` may not claim
+    a time more than `custody.model.times.TIME_TOLERANCE` before `previous`, the
+    entry before it (None: nothing to compare with).  Raises RuleError: the log
+    refuses the entry (a clock set back)."""
+    found = Stamp.of(index, signed).after(previous)
+    if found is None:
+        return
+    raise RuleError(
+        index,
+        f"the {found.type} entry claims {format_time(found.claimed)}, {span(found.gap)} before "
+        f"log entry {found.previous_index} ({found.previous_type}), the entry before it — "
+        f"more than the {span(found.tolerance)} tolerance for claimed times "
+        "(docs/spec/entry.md rule 5)",
+        hint="this computer's clock may be set back: check its date and time, then try again",
+    )
+
+
+def check_not_ahead(index: int, signed: SignedEntry, now: datetime) -> None:
+    """Rule 5's other half: entry `index` may not claim a time more than
+    `custody.model.times.TIME_TOLERANCE` after `now`, the appending machine's clock.
+
+    Checked for every append, imported entries included: an entry from a machine
+    whose clock runs ahead would otherwise make every later entry of this log look
+    set back, and be refused.  Raises RuleError."""
+    claimed = Stamp.of(index, signed).claimed
+    if claimed - now <= TIME_TOLERANCE:
+        return
+    raise RuleError(
+        index,
+        f"the {signed.entry.type} entry claims {format_time(claimed)}, "
+        f"{span(claimed - now)} after this computer's clock ({format_time(now)}) — more "
+        f"than the {span(TIME_TOLERANCE)} tolerance for claimed times "
+        "(docs/spec/entry.md rule 5)",
+        hint="the clock of the machine that signed it, or of this one, is wrong: check both; "
+        f"the log takes it from {format_time(claimed - TIME_TOLERANCE)} on, or when it is "
+        "signed again",
+    )
+
+
+def _admit(index: int, data: bytes, view: StateView) -> Admitted:
     try:
         signed = SignedEntry.parse(data)
     except CustodyError as exc:
@@ -353,7 +414,9 @@ def _consent(
     return [RevokeConsent(target.hash, index)]
 
 
-def _handoff(index: int, e: Handoff, names: Sequence[str], view: StateView) -> list[Change]:
+def _handoff(
+    index: int, e: Handoff, names: Sequence[str], view: StateView, when: str
+) -> list[Change]:
     _signed_by(index, names, e.sender, "the releasing party")
     _signed_by(index, names, e.receiver, "the receiving party")
     if e.sender == e.receiver:
@@ -366,7 +429,7 @@ def _handoff(index: int, e: Handoff, names: Sequence[str], view: StateView) -> l
     for item in e.items:
         state = _held(index, view, e.case, item, e.sender, "hand off")
         _check_consent(
-            index, view, state, e.time, e.sender, receiving.role if receiving is not None else None
+            index, view, state, when, e.sender, receiving.role if receiving is not None else None
         )
     changes: list[Change] = [SetHolder(e.case, item, e.receiver) for item in e.items]
     changes.append(SettleOffer(e.offer, index))

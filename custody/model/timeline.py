@@ -11,6 +11,10 @@ Which entries belong to an item's timeline is decided here too (`named_items`,
 not, so that a timeline never hides an entry this version cannot type.  Which parties an
 entry names is `named_parties`, over the typed entry.
 
+An event's `time` is the entry's claimed time (`custody.model.times.claimed_time`): for
+a handoff its receiver countersigned with cosignature/v1, the moment of that
+countersignature, with the `time` line (the moment of the offer) kept as `offered`.
+
 Pure: no I/O, no clock.
 """
 
@@ -23,7 +27,8 @@ from typing import Any
 
 from custody.errors import FormatError
 from custody.model.describe import describe, signed_with_shared_key
-from custody.model.entry import Entry, SignedEntry
+from custody.model.entry import Entry, SignedEntry, format_time
+from custody.model.times import claimed_time
 from custody.model.types import (
     Access,
     Consent,
@@ -82,10 +87,13 @@ def named_parties(typed: Typed) -> tuple[str, ...]:
 class Event:
     """One log entry on a timeline: its index, type, claimed time, signers and fields.
 
-    `what` is the sentence the timeline shows for it (`describe()` from the point of
-    view of the timeline's item), or None where the caller describes it when showing it
-    (`custody history`).  Equality is by these fields; the parsed entry and its typed
-    form are computed once, on first use, and kept.
+    `time` is the claimed time (`custody.model.times.claimed_time`); `offered` is the
+    entry's `time` line when that differs (a handoff countersigned later than it was
+    offered), else None.  `what` is the sentence the timeline shows for it
+    (`describe()` from the point of view of the timeline's item), or None where the
+    caller describes it when showing it (`custody history`).  Equality is by these
+    fields; the parsed entry and its typed form are computed once, on first use, and
+    kept.
     """
 
     index: int
@@ -94,20 +102,24 @@ class Event:
     signers: tuple[str, ...]
     fields: tuple[tuple[str, str], ...]
     what: str | None = None
+    offered: str | None = None
 
     @classmethod
     def of(cls, index: int, signed: SignedEntry, *, what: str | None = None) -> Event:
         """The event of log entry `index`, from the entry as signed (parsed once, kept)."""
         entry = signed.entry
-        event = cls(index, entry.type, entry.time, signed.signer_names, entry.fields, what)
+        when = format_time(claimed_time(signed))
+        offered = entry.time if when != entry.time else None
+        event = cls(index, entry.type, when, signed.signer_names, entry.fields, what, offered)
         # The entry is already parsed: seed the cached property instead of rebuilding it.
         event.__dict__["entry"] = entry
         return event
 
     @cached_property
     def entry(self) -> Entry:
-        """The generic entry (`custody.model.entry.Entry`) of this event."""
-        return Entry(self.type, self.time, self.fields)
+        """The generic entry (`custody.model.entry.Entry`) of this event (its `time`
+        line is `offered` when there is one)."""
+        return Entry(self.type, self.offered or self.time, self.fields)
 
     @cached_property
     def typed(self) -> Typed | None:
@@ -131,7 +143,8 @@ class Event:
         self, *, about: str | None = None, exhibits: Mapping[str, str] | None = None
     ) -> str:
         """The sentence for this entry (`custody.model.describe.describe`); never raises."""
-        return describe(self.entry, about=about, exhibits=exhibits)
+        accepted = self.time if self.offered is not None else None
+        return describe(self.entry, about=about, exhibits=exhibits, accepted=accepted)
 
     def as_json(self) -> dict[str, Any]:
         """The event as `custody history --json` prints it (repeated fields as lists)."""
@@ -142,23 +155,29 @@ class Event:
                 fields[k] = [*existing, v] if isinstance(existing, list) else [existing, v]
             else:
                 fields[k] = v
-        return {
+        out: dict[str, Any] = {
             "index": self.index,
             "type": self.type,
             "time": self.time,
             "signed_by": list(self.signers),
             "fields": fields,
         }
+        if self.offered is not None:
+            out["offered"] = self.offered
+        return out
 
     def verdict_json(self) -> dict[str, Any]:
         """The event as `custody verify-bundle --json` lists it: its sentence, not its fields."""
-        return {
+        out: dict[str, Any] = {
             "index": self.index,
             "type": self.type,
             "time": self.time,
             "signers": list(self.signers),
             "what": self.what if self.what is not None else self.describe(),
         }
+        if self.offered is not None:
+            out["offered"] = self.offered
+        return out
 
 
 @dataclass(frozen=True)

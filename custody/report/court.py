@@ -281,8 +281,7 @@ def build_report(
         except CustodyError as exc:
             checks.append(Check(f"log entry {index}", "entry signatures", False, exc.message))
             continue
-        entry = signed.entry
-        scanned.append(Event(index, entry.type, entry.time, signed.signer_names, entry.fields))
+        scanned.append(Event.of(index, signed))
     # Consents, acceptances, refusals (any entry) signed with a key its party did not
     # hold alone, as the signed key entries record it (docs/handoff.md).
     keeping = key_keeping(c)

@@ -32,6 +32,10 @@ EVIL = "<img src=x onerror=alert(1)>.mp4"  # '/' cannot be in a file name; '<' '
 EVIL_TITLE = "<script>alert(1)</script> & 'Elm St'"
 NON_ASCII = "Überwachung_Łódź_č.mp4"
 NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+# The entries this test signs itself claim the real time: the home's own entries (made by
+# the CLI) do, and the log refuses an entry claiming a time well before the one before it
+# (docs/spec/entry.md rule 5).
+LATER = datetime.now(UTC).replace(microsecond=0)
 
 pdftotext = shutil.which("pdftotext")
 
@@ -85,7 +89,7 @@ def scenario(cli, home: Path, footage: dict[str, Path], tmp_path: Path) -> Scena
         # A handoff bob -> alice, signed by both (the handoff command is not ours to call).
         handoff = Entry.build(
             "handoff",
-            NOW,
+            LATER,
             [
                 ("case", CASE),
                 ("item", parent.blake3),
@@ -126,7 +130,7 @@ def scenario(cli, home: Path, footage: dict[str, Path], tmp_path: Path) -> Scena
             ("reason", "jury excerpt"),
             ("by", "alice"),
         ]
-        _append(c, sign_entry(Entry.build("derive", NOW, fields), [alice]))
+        _append(c, sign_entry(Entry.build("derive", LATER, fields), [alice]))
         # The copy was only staged: it enters the store once its entry is committed.
         assert p.staged is not None
         p.staged.place()
@@ -259,7 +263,7 @@ def test_entries_after_the_checkpoint_are_marked(  # type: ignore[no-untyped-def
         [row] = c.store.items_in_case(CASE)
         access = Entry.build(
             "access",
-            NOW,
+            LATER,
             [
                 ("case", CASE),
                 ("item", row.blake3),

@@ -38,6 +38,23 @@ import clips
 import pytest
 from conftest import PASSPHRASE, CliResult, invoke
 from faultkit import child_env, crash_at, leftovers
+from publishcrash import (
+    MONITORED,
+    PUBLISHED,
+    REPUBLISHED,
+    monitor_command,
+    monitored,
+    publish_command,
+    published,
+)
+from witnesscrash import (
+    COSIGNED,
+    WITNESSED,
+    cosign_command,
+    cosigned_once,
+    record_command,
+    recorded_once,
+)
 
 import custody
 from custody.model.entry import SignedEntry
@@ -266,6 +283,8 @@ class Scenario:
     # A point to crash the same command at first, so that the crash under test
     # happens in a re-run's code path (a point reached from two places).
     crashed_before_at: str | None = None
+    # False for a command that takes no --home (monitor): the re-run goes without it.
+    home_option: bool = True
 
 
 def _ingest(w: World) -> tuple[Path, list[str | Path]]:
@@ -357,6 +376,22 @@ def _opened(w: World) -> None:
     # Each run recorded its access before any byte left the store: the crashed run's
     # entry stands (the footage was read for it), and the re-run is a second access.
     assert count(w.a, "access", item=b3(w.clip1)) == 2
+
+
+def _timestamp(w: World) -> tuple[Path, list[str | Path]]:
+    from tsakit import shared_tsa_url
+
+    assert run_in(w.a, "log", "checkpoint").code == 0
+    return w.a, ["log", "timestamp", "--tsa", shared_tsa_url()]
+
+
+def _timestamped_once(w: World) -> None:
+    from tsakit import shared_tsa_url
+
+    tokens = list((w.a / "timestamps").rglob("*.tst"))
+    assert len(tokens) == 1, tokens
+    again = run_in(w.a, "log", "timestamp", "--tsa", shared_tsa_url(), "--json")
+    assert again.code == 0 and json.loads(again.stdout)["already"] is True, again
 
 
 def _checkpoint(w: World) -> tuple[Path, list[str | Path]]:
@@ -481,6 +516,10 @@ SCENARIOS: dict[str, list[Scenario]] = {
             _opened,
         )
     ],
+    # Timestamp: the token stored (write-once); the re-run finds it and asks for no other.
+    "timestamp.token-stored": [
+        Scenario(_timestamp, (0, r"checkpoint \d+ was already timestamped at"), _timestamped_once)
+    ],
     "checkpoint.committed": [
         Scenario(_checkpoint, (0, r"wrote .*checkpoint\.note"), _checkpointed)
     ],
@@ -494,11 +533,19 @@ SCENARIOS: dict[str, list[Scenario]] = {
     ],
     # Init: the pending key id committed -> the key file written -> the origin committed.
     # Migrate: schema 1 -> 2 in one transaction; after its commit a re-run has nothing to do.
+    # Witness: the state saved before the cosignature left (re-run: cosigned again);
+    # log witness: the cosignature stored and the record saved (re-run: asked again).
+    "witness.state-saved": [Scenario(cosign_command, COSIGNED, cosigned_once)],
+    "witness.record-saved": [Scenario(record_command, WITNESSED, recorded_once)],
     "migrate.committed": [Scenario(_migrate, (0, r"schema 2 already: nothing to do"), _migrated)],
     "init.pending-committed": [Scenario(_init, INITIALISED, _initialised, log_after_crash=False)],
     "init.key-written": [Scenario(_init, INITIALISED, _initialised, log_after_crash=False)],
     "init.committed": [Scenario(_init, (2, r"already initialised"), _initialised)],
     # Export: written in its partial place -> renamed into place; folder and ZIP alike.
+    # Publish: every tile written -> the checkpoint replaced; monitor: its state saved.
+    "publish.tiles-written": [Scenario(publish_command, PUBLISHED, published)],
+    "publish.checkpoint-written": [Scenario(publish_command, REPUBLISHED, published)],
+    "monitor.state-saved": [Scenario(monitor_command, MONITORED, monitored, home_option=False)],
     "export.written": [
         Scenario(
             _export_folder, (0, r"exported case C-1 to .*/bundle:"), _bundle_verifies("bundle")
@@ -540,7 +587,10 @@ def test_no_stale_scenarios() -> None:
 
 def test_point_names_are_command_dot_step() -> None:
     commands = (
-        r"(ingest|accept|receipt|export|derive|report|checkpoint|key|init|consent|open|migrate)"
+        r"(ingest|accept|receipt|export|derive|report|checkpoint|key|init|consent|open|migrate"
+        r"|witness"
+        r"|publish|monitor|timestamp"
+        r")"
     )
     bad = [p for p in POINTS if not re.fullmatch(commands + r"\.[a-z]+(-[a-z]+)*", p)]
     assert not bad, f"crash point names must be <command>.<step>: {bad}"
@@ -572,7 +622,7 @@ def test_crash_then_rerun(world: World, point: str, variant: int) -> None:
         verified = run_in(home, "log", "verify")
         assert verified.code == 0, verified
 
-    again = run_in(home, *args)
+    again = run_in(home, *args) if scenario.home_option else invoke(*map(str, args))
     code, told = scenario.rerun
     assert again.code == code, again
     assert re.search(told, again.stdout + again.stderr), (told, again)

@@ -19,7 +19,12 @@ from custody.model.parties import EntryError
 from custody.tlog import merkle
 from custody.tlog.note import Signer
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+def _now() -> datetime:
+    """The time the entries built here claim: now, as the home's own entries (made by the
+    CLI) do; a log refuses an entry claiming a time well before the one before it
+    (docs/spec/entry.md rule 5)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _pw(_prompt: str) -> str:
@@ -41,7 +46,7 @@ def _ingest(signer: Signer, item: str = ITEM) -> bytes:
         ("by", signer.name),
         ("holder", signer.name),
     ]
-    return sign_entry(Entry.build("ingest", NOW, fields), [signer])
+    return sign_entry(Entry.build("ingest", _now(), fields), [signer])
 
 
 def _access(signer: Signer, n: int) -> bytes:
@@ -52,7 +57,7 @@ def _access(signer: Signer, n: int) -> bytes:
         ("purpose", f"test {n}"),
         ("action", "view"),
     ]
-    return sign_entry(Entry.build("access", NOW, fields), [signer])
+    return sign_entry(Entry.build("access", _now(), fields), [signer])
 
 
 def _with_item(c: Custody, signer: Signer) -> None:

@@ -20,7 +20,14 @@ from custody.model.entry import Entry, sign_entry
 from custody.model.rules import replay
 from custody.tlog.note import Signer
 
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+def _now() -> datetime:
+    """The time the entries built here claim: now, as the home's own entries (made by the
+    CLI) do; a log refuses an entry claiming a time well before the one before it
+    (docs/spec/entry.md rule 5)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
 CASE = "T-1"
 
 
@@ -43,7 +50,7 @@ def _ingest(signer: Signer, n: int, basis: str = "warrant") -> bytes:
         ("legal-basis", basis),
         ("by", signer.name),
     ]
-    return sign_entry(Entry.build("ingest", NOW, fields), [signer])
+    return sign_entry(Entry.build("ingest", _now(), fields), [signer])
 
 
 def _access(signer: Signer, n: int, purpose: str = "review") -> bytes:
@@ -54,7 +61,7 @@ def _access(signer: Signer, n: int, purpose: str = "review") -> bytes:
         ("purpose", purpose),
         ("action", "view"),
     ]
-    return sign_entry(Entry.build("access", NOW, fields), [signer])
+    return sign_entry(Entry.build("access", _now(), fields), [signer])
 
 
 def _grant(owner: Signer) -> bytes:
@@ -66,7 +73,7 @@ def _grant(owner: Signer) -> bytes:
         ("purpose", "investigation"),
         ("onward", "court"),
     ]
-    return sign_entry(Entry.build("consent", NOW, fields), [owner])
+    return sign_entry(Entry.build("consent", _now(), fields), [owner])
 
 
 def _case_of(c: Custody, items: int) -> Signer:

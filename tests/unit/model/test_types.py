@@ -3,7 +3,7 @@ a missing or malformed field is a FormatError naming it; an unknown type is refu
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,11 @@ from custody.model.types import (
 )
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+# The home fixture's key entries claim the real time, and a home refuses an entry that
+# claims a time well before the one before it (docs/spec/entry.md rule 5): the entries
+# the library writes here claim the real time too.
+LATER = datetime.now(UTC).replace(microsecond=0)
+UNTIL = (LATER + timedelta(days=60)).date().isoformat()
 
 
 def _pw(_prompt: str) -> str:
@@ -39,13 +44,13 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
     exhibit = tmp_path / "note.txt"
     exhibit.write_text("statement of the owner\n")
     with Custody.open() as c:
-        c.new_key("cory", "court", "County Court", _pw, NOW)
+        c.new_key("cory", "court", "County Court", _pw, LATER)
         bob = c.signer("bob", _pw)
         source = Source(exhibit, "owner's laptop", "consent", "CONSENT-1")
         from custody.app.evidence import new_case
 
-        new_case(c, "T-1", "test", NOW)
-        [outcome] = list(ingest(c, [source], case_id="T-1", by=bob, now=lambda: NOW))
+        new_case(c, "T-1", "test", LATER)
+        [outcome] = list(ingest(c, [source], case_id="T-1", by=bob, now=lambda: LATER))
         assert outcome.status == "ingested", outcome
         ref = "T-1/0001"
         events.grant_consent(
@@ -54,10 +59,10 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             case="T-1",
             items=[],
             purpose="court",
-            until="2027-01-31",
+            until=UNTIL,
             onward="court",
             passphrase=_pw,
-            now=NOW,
+            now=LATER,
         )
         events.open_item(
             c,
@@ -67,7 +72,7 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             out=tmp_path / "out.txt",
             case=None,
             passphrase=_pw,
-            now=NOW,
+            now=LATER,
         )
         refused = events.make_offer(
             c,
@@ -78,9 +83,9 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             authority=None,
             case=None,
             passphrase=_pw,
-            now=NOW,
+            now=LATER,
         )
-        events.reject_offer(c, refused, by="cory", reason="wrong court", passphrase=_pw, now=NOW)
+        events.reject_offer(c, refused, by="cory", reason="wrong court", passphrase=_pw, now=LATER)
         offer = events.make_offer(
             c,
             [ref],
@@ -90,13 +95,13 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             authority="order 7",
             case=None,
             passphrase=_pw,
-            now=NOW,
+            now=LATER,
         )
         events.accept_offer(c, offer, by="cory", media=None, passphrase=_pw)
         grant_index = next(i for i, d in c.store.iter_entries() if b"action grant" in d)
-        events.revoke_consent(c, str(grant_index), "alice", _pw, NOW)
-        events.rotate_key(c, "bob", _pw, NOW)
-        events.revoke_key(c, "bob", "left the force", _pw, NOW)
+        events.revoke_consent(c, str(grant_index), "alice", _pw, LATER)
+        events.rotate_key(c, "bob", _pw, LATER)
+        events.revoke_key(c, "bob", "left the force", _pw, LATER)
         return [SignedEntry.parse(d).entry for _i, d in c.store.iter_entries()]
 
 
@@ -116,7 +121,7 @@ def test_every_type_a_home_writes_parses(home: Path, tmp_path: Path) -> None:
     hand = next(t for t in typed if isinstance(t, Handoff))
     assert (hand.sender, hand.receiver, hand.authority) == ("bob", "cory", "order 7")
     grant = next(t for t in typed if isinstance(t, Consent) and t.action == "grant")
-    assert grant.until_date is not None and grant.until_date.isoformat() == "2027-01-31"
+    assert grant.until_date is not None and grant.until_date.isoformat() == UNTIL
     actions = [t.action for t in typed if isinstance(t, KeyEvent)]
     assert actions == ["register", "register", "register", "rotate", "revoke"]
     # Every field a home wrote is a declared field of its type, in the spec's order.
