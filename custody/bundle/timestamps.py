@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from custody.errors import FormatError, InputError, VerificationError
 from custody.model.entry import format_time
+from custody.model.times import span
 
 __all__ = [
     "MAX_TOKEN",
@@ -393,18 +394,7 @@ def interval_for(index: int, stamps: Iterable[VerifiedStamp]) -> Interval:
 
 def format_span(delta: timedelta) -> str:
     """A duration in words: `45 s`, `12 min`, `3 h 5 min`, `1 day 23 h`."""
-    seconds = int(delta.total_seconds())
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min"
-    if seconds < 86400:
-        h, m = divmod(seconds // 60, 60)
-        return f"{h} h {m} min" if m else f"{h} h"
-    d, rest = divmod(seconds, 86400)
-    h = rest // 3600
-    days = f"{d} day{'s' if d > 1 else ''}"
-    return f"{days} {h} h" if h else days
+    return span(delta, days_in_words=True)
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,9 @@ def offered_time(signed: SignedEntry) -> datetime:
     return parse_time(signed.entry.time)
 
 
-def span(delta: timedelta) -> str:
-    """A duration for a sentence: "45 s", "13 min", "2 h 5 min", "1 d 23 h"."""
+def span(delta: timedelta, *, days_in_words: bool = False) -> str:
+    """A duration for a sentence: "45 s", "13 min", "2 h 5 min", "1 d 23 h" (with
+    `days_in_words`: "1 day 23 h", "2 days")."""
     seconds = int(delta.total_seconds())
     if seconds < 60:
         return f"{seconds} s"
@@ -91,7 +92,8 @@ def span(delta: timedelta) -> str:
         return f"{h} h {m} min" if m else f"{h} h"
     d, rest = divmod(seconds, 86400)
     h = rest // 3600
-    return f"{d} d {h} h" if h else f"{d} d"
+    days = (f"{d} day" + ("s" if d > 1 else "")) if days_in_words else f"{d} d"
+    return f"{days} {h} h" if h else days
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from custody.app.home import Custody
 from custody.errors import EXIT_INPUT, PolicyError
 from custody.infra.indexer import append_indexed
 from custody.model.entry import Entry, SignedEntry, format_time, sign_entry
+from custody.model.times import span
 from custody.tlog.note import add_signatures
 
 CASE = "C1"
@@ -201,7 +202,10 @@ def test_an_imported_old_consent_is_accepted_and_reported(
     assert (found["index"], found["type"]) == (index, "consent")
     assert (found["previous_index"], found["previous_type"]) == (index - 1, "key")
     assert found["claimed"] == format_time(signed_at)
-    assert f"note: log entry {index} (consent) claims {format_time(signed_at)}, 2 h" in (
+    # About two hours: the key entry was made a moment before `signed_at` was taken.
+    assert 7200 - 60 < found["seconds_before"] <= 7200
+    gap = span(timedelta(seconds=found["seconds_before"]))
+    assert f"note: log entry {index} (consent) claims {format_time(signed_at)}, {gap}" in (
         cli.run("log", "verify").stdout
     )
     # Entries made here afterwards are compared with the consent: later, so accepted.
