@@ -37,8 +37,11 @@ fmt: venv
 	$(BIN)/ruff format custody tests
 	$(BIN)/ruff check --fix custody tests
 
+# On every core (pytest-xdist): a test file runs on one worker, so its module fixtures
+# are built once; session fixtures are built once per worker.
+PYTEST_JOBS ?= auto
 test: venv sysdeps lint
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 demo: venv sysdeps
 	@bash tests/demo.sh

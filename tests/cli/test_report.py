@@ -35,7 +35,13 @@ NOW = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
 # The entries this test signs itself claim the real time: the home's own entries (made by
 # the CLI) do, and the log refuses an entry claiming a time well before the one before it
 # (docs/spec/entry.md rule 5).
-LATER = datetime.now(UTC).replace(microsecond=0)
+
+
+def _later() -> datetime:
+    """Now, to the second: read when an entry is signed, not when the module is collected
+    (a run of the whole suite can take longer than the tolerance)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
 
 pdftotext = shutil.which("pdftotext")
 
@@ -89,7 +95,7 @@ def scenario(cli, home: Path, footage: dict[str, Path], tmp_path: Path) -> Scena
         # A handoff bob -> alice, signed by both (the handoff command is not ours to call).
         handoff = Entry.build(
             "handoff",
-            LATER,
+            _later(),
             [
                 ("case", CASE),
                 ("item", parent.blake3),
@@ -130,7 +136,7 @@ def scenario(cli, home: Path, footage: dict[str, Path], tmp_path: Path) -> Scena
             ("reason", "jury excerpt"),
             ("by", "alice"),
         ]
-        _append(c, sign_entry(Entry.build("derive", LATER, fields), [alice]))
+        _append(c, sign_entry(Entry.build("derive", _later(), fields), [alice]))
         # The copy was only staged: it enters the store once its entry is committed.
         assert p.staged is not None
         p.staged.place()
@@ -263,7 +269,7 @@ def test_entries_after_the_checkpoint_are_marked(  # type: ignore[no-untyped-def
         [row] = c.store.items_in_case(CASE)
         access = Entry.build(
             "access",
-            LATER,
+            _later(),
             [
                 ("case", CASE),
                 ("item", row.blake3),

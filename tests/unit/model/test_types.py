@@ -31,8 +31,9 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 # The home fixture's key entries claim the real time, and a home refuses an entry that
 # claims a time well before the one before it (docs/spec/entry.md rule 5): the entries
 # the library writes here claim the real time too.
-LATER = datetime.now(UTC).replace(microsecond=0)
-UNTIL = (LATER + timedelta(days=60)).date().isoformat()
+# They are read when the test runs, not when the module is collected: a run of the whole
+# suite can take longer than the tolerance.
+UNTIL = (datetime.now(UTC) + timedelta(days=60)).date().isoformat()
 
 
 def _pw(_prompt: str) -> str:
@@ -43,14 +44,15 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
     """Every kind of entry, written by the library as the commands write them."""
     exhibit = tmp_path / "note.txt"
     exhibit.write_text("statement of the owner\n")
+    later = datetime.now(UTC).replace(microsecond=0)
     with Custody.open() as c:
-        c.new_key("cory", "court", "County Court", _pw, LATER)
+        c.new_key("cory", "court", "County Court", _pw, later)
         bob = c.signer("bob", _pw)
         source = Source(exhibit, "owner's laptop", "consent", "CONSENT-1")
         from custody.app.evidence import new_case
 
-        new_case(c, "T-1", "test", LATER)
-        [outcome] = list(ingest(c, [source], case_id="T-1", by=bob, now=lambda: LATER))
+        new_case(c, "T-1", "test", later)
+        [outcome] = list(ingest(c, [source], case_id="T-1", by=bob, now=lambda: later))
         assert outcome.status == "ingested", outcome
         ref = "T-1/0001"
         events.grant_consent(
@@ -62,7 +64,7 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             until=UNTIL,
             onward="court",
             passphrase=_pw,
-            now=LATER,
+            now=later,
         )
         events.open_item(
             c,
@@ -72,7 +74,7 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             out=tmp_path / "out.txt",
             case=None,
             passphrase=_pw,
-            now=LATER,
+            now=later,
         )
         refused = events.make_offer(
             c,
@@ -83,9 +85,9 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             authority=None,
             case=None,
             passphrase=_pw,
-            now=LATER,
+            now=later,
         )
-        events.reject_offer(c, refused, by="cory", reason="wrong court", passphrase=_pw, now=LATER)
+        events.reject_offer(c, refused, by="cory", reason="wrong court", passphrase=_pw, now=later)
         offer = events.make_offer(
             c,
             [ref],
@@ -95,13 +97,13 @@ def _real_home_entries(tmp_path: Path) -> list[Entry]:
             authority="order 7",
             case=None,
             passphrase=_pw,
-            now=LATER,
+            now=later,
         )
         events.accept_offer(c, offer, by="cory", media=None, passphrase=_pw)
         grant_index = next(i for i, d in c.store.iter_entries() if b"action grant" in d)
-        events.revoke_consent(c, str(grant_index), "alice", _pw, LATER)
-        events.rotate_key(c, "bob", _pw, LATER)
-        events.revoke_key(c, "bob", "left the force", _pw, LATER)
+        events.revoke_consent(c, str(grant_index), "alice", _pw, later)
+        events.rotate_key(c, "bob", _pw, later)
+        events.revoke_key(c, "bob", "left the force", _pw, later)
         return [SignedEntry.parse(d).entry for _i, d in c.store.iter_entries()]
 
 
