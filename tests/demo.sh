@@ -54,20 +54,39 @@ run key export owner-garcia --home "$OWNER" --out "$DEMO/copies/owner-garcia.key
 run key import "$DEMO/copies/owner-garcia.keyentry"
 run key list
 
-bold "2. A case is opened and the owner's clip is ingested"
+bold "2. A case is opened; the agency asks the owner for footage of a time and a place"
 run case new 2026-0142 --title "Burglary at 12 Elm St, 20 Dec 2019"
-run ingest "$CLIP" --case 2026-0142 --by det-jones --source "Android phone, shared by owner" \
-  --legal-basis consent --ref "CONSENT-2026-0142-01" --sha256
+run request new --case 2026-0142 --by det-jones --owner owner-garcia \
+  --purpose "burglary investigation" --from 2019-12-20T19:30:00Z --to 2019-12-20T20:30:00Z \
+  --area "-15.8355,-48.0153,300" --answer-by 2027-01-15 --ref "REQ-2026-0142-01" \
+  --out "$DEMO/copies/request.entry"
+say ""
+say "The owner answers in their own home: consent, limited to what was asked, court only onward:"
+run request answer "$DEMO/copies/request.entry" --by owner-garcia --consent --until 2027-06-30 \
+  --onward court --out "$DEMO/copies/answer.entry" --home "$OWNER"
+printf '\n$ custody %s\n' "log import $DEMO/copies/answer.entry"
+IMPORT_OUT=$("$CUSTODY" log import "$DEMO/copies/answer.entry")
+say "$IMPORT_OUT"
+CONSENT_IDX=$(printf '%s' "$IMPORT_OUT" | sed -n 's/.*: entry \([0-9]*\)$/\1/p')
+run request list --case 2026-0142
+say ""
+say "The clip comes in under that consent; ingest checks its recorded time and place:"
+INGEST_ARGS=(ingest "$CLIP" --case 2026-0142 --by det-jones --source "Android phone, shared by owner"
+  --legal-basis consent --consent "$CONSENT_IDX" --ref "REQ-2026-0142-01" --sha256)
+printf '\n$ custody %s\n' "${INGEST_ARGS[*]}"
+INGEST_OUT=$("$CUSTODY" "${INGEST_ARGS[@]}")
+say "$INGEST_OUT"
+INGEST_IDX=$(printf '%s' "$INGEST_OUT" | sed -n 's/^ingested .* entry \([0-9]*\) .*/\1/p')
 say ""
 say "Running the same command again appends nothing:"
 run ingest "$CLIP" --case 2026-0142 --by det-jones --source "Android phone, shared by owner" \
-  --legal-basis consent --ref "CONSENT-2026-0142-01" --sha256
+  --legal-basis consent --consent "$CONSENT_IDX" --ref "REQ-2026-0142-01" --sha256
 
 bold "3. What the log now says about the exhibit"
 run show 2026-0142/0001
 run log checkpoint --out "$DEMO/copies/checkpoint.txt"
-run log prove 2 --out "$DEMO/copies/exhibit-0001.tlog-proof"
-say "(the proof file lets anyone check entry 2 is in the signed log, offline)"
+run log prove "$INGEST_IDX" --out "$DEMO/copies/exhibit-0001.tlog-proof"
+say "(the proof file lets anyone check entry $INGEST_IDX, the ingest, is in the signed log, offline)"
 
 bold "4. Copies of the clip come back months later"
 ffmpeg -nostdin -v error -y -i "$CLIP" -map 0 -c copy "$DEMO/copies/remuxed.mkv"
@@ -99,14 +118,12 @@ run_expect_fail verify "$DEMO/copies/bit-flipped.mp4"
 
 bold "6. The owner's consent, and what it allows"
 run key new lab-ng --role lab --org "State Forensic Lab"
-say "(the owner signs in their own home; the agency imports the signed entry)"
-printf '\n$ custody %s\n' "consent grant --owner owner-garcia --case 2026-0142 ... --home $OWNER"
-CONSENT_OUT=$("$CUSTODY" consent grant --owner owner-garcia --case 2026-0142 \
-  --purpose "burglary investigation" --onward court --until 2027-06-30 --home "$OWNER")
-say "$CONSENT_OUT"
-CONSENT_IDX=$(printf '%s' "$CONSENT_OUT" | sed -n 's/.*log entry \([0-9]*\).*/\1/p')
-"$CUSTODY" log entry "$CONSENT_IDX" --home "$OWNER" > "$DEMO/copies/consent.entry"
-run log import "$DEMO/copies/consent.entry"
+say "A clip whose recorded time lies outside the request's window is refused under that consent:"
+printf '\n$ custody %s\n' "ingest $DEMO/copies/edited-date.mp4 --case 2026-0142 --legal-basis consent --consent $CONSENT_IDX"
+set +e; "$CUSTODY" ingest "$DEMO/copies/edited-date.mp4" --case 2026-0142 --by det-jones \
+  --legal-basis consent --consent "$CONSENT_IDX"; rc=$?; set -e
+say "(exit code $rc: refused by the custody rules, and nothing was appended)"
+[ $rc -eq 3 ] || exit 1
 say ""
 say "The lab asks for the clip; the consent allows onward sharing only to a court:"
 set +e; "$CUSTODY" handoff offer 2026-0142/0001 --from det-jones --to lab-ng \
@@ -149,15 +166,16 @@ bold "9. The log itself checks out, and tampering with its database is caught"
 run log verify
 cp "$CUSTODY_HOME/custody.db" "$DEMO/copies/custody-tampered.db"
 sqlite_edit() {
-  "$ROOT/.venv/bin/python" - "$1" <<'PY'
+  "$ROOT/.venv/bin/python" - "$1" "$INGEST_IDX" <<'PY'
 import sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
+idx = int(sys.argv[2])
 con.execute("DROP TRIGGER entries_no_update")  # an insider going around the triggers
-data = con.execute("SELECT data FROM entries WHERE idx = 2").fetchone()[0]
-con.execute("UPDATE entries SET data = ? WHERE idx = 2",
-            (data.replace(b"legal-basis consent", b"legal-basis warrant"),))
+data = con.execute("SELECT data FROM entries WHERE idx = ?", (idx,)).fetchone()[0]
+con.execute("UPDATE entries SET data = ? WHERE idx = ?",
+            (data.replace(b"legal-basis consent", b"legal-basis warrant"), idx))
 con.commit()
-print("edited log entry 2 in a copy of the database: 'legal-basis consent' -> 'warrant'")
+print(f"edited log entry {idx} in a copy of the database: 'legal-basis consent' -> 'warrant'")
 PY
 }
 sqlite_edit "$DEMO/copies/custody-tampered.db"

@@ -24,6 +24,18 @@ from custody.tlog.note import Signer
 
 V1_TRIGGERED = ("entries", "tree_nodes", "checkpoints")
 V2_ONLY = ("state_holders", "state_consent_revocations", "state_key_ends")
+#: The tables schema 3 added (custody.infra.store.SCHEMA3_TABLES): schema 1 had none.
+V3_ONLY = (
+    "state_consent_requests",
+    "state_requests",
+    "state_request_answers",
+    "state_emergencies",
+    "state_reviews",
+    "state_holds",
+    "state_hold_releases",
+    "state_disposals",
+    "state_policies",
+)
 
 _SCHEMA1 = [
     # The current holder, in place (schema 1 updated it at each handoff).
@@ -53,7 +65,7 @@ _SCHEMA1 = [
            ORDER BY k.registered_at DESC LIMIT 1),
          status = CASE WHEN (SELECT k.ended_at FROM state_keys k WHERE k.name = parties.name
            ORDER BY k.registered_at DESC LIMIT 1) IS NULL THEN 'active' ELSE 'revoked' END""",
-    *(f"DROP TABLE {t}" for t in V2_ONLY),
+    *(f"DROP TABLE {t}" for t in (*V2_ONLY, *V3_ONLY)),
     "UPDATE meta SET value = '1' WHERE key = 'schema'",
 ]
 

@@ -319,6 +319,7 @@ def open_item(
             hint="give a path that does not exist yet",
         )
     signer = c.signer(by, passphrase)
+    _dry_run_access(c, row, by, now)  # a disposed item has no object left to read
     vault = Vault(c.vault_root)
     leftovers = clear_stale_temps(out, "part")
     tmp = out.with_name(f".{out.name}.{secrets.token_hex(4)}.part")
@@ -351,6 +352,20 @@ def open_item(
     finally:
         tmp.unlink(missing_ok=True)
     return Opened(row, index, leftovers)
+
+
+def _dry_run_access(c: Custody, row: ItemRow, by: str, now: datetime) -> None:
+    """The access rule over the committed state, before any byte is read: a refusal (a
+    disposed or restricted item, not the holder, outside consent) names the rule, not
+    a missing object.  The append checks it again under the lock."""
+    from custody.model.entry import format_time
+    from custody.model.rules import check_access
+
+    with c.log.state() as view:
+        try:
+            check_access(c.log.size(), view, row.case_id, row.blake3, by, format_time(now))
+        except RuleError as exc:
+            raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
 
 
 def _link_into_place(tmp: Path, out: Path, index: int) -> None:

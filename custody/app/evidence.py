@@ -16,6 +16,12 @@ discarded).  An interrupted run leaves at most a staged copy: the next run place
 it when its entry was committed and removes it otherwise (`recover`).  A file
 already ingested into the case is reported with its log index and nothing is
 appended.  docs/ingest.md lists the crash points and what each leaves.
+
+Each media item's entry also records when and where its metadata says it was recorded
+(`recorded`, `location`: `custody.media.recorded`), the consent grant it comes under
+(`consent`, from `--consent INDEX`: `consent_hash`) and, for an emergency disclosure,
+its `justification` (`check_source`).  A clip the custody rules refuse (outside the
+window or area of the request its consent answers) fails alone; the batch goes on.
 """
 
 from __future__ import annotations
@@ -50,13 +56,15 @@ from custody.infra.indexer import append_indexed
 from custody.infra.store import CaseRow, ItemRow, Store
 from custody.infra.vault import Recovery, Staged, Vault, hash_file
 from custody.media.compare import ExactMatch, MediaRecord, Record, Unknown, Verdict, classify
+from custody.media.recorded import Recorded, recorded_of
 from custody.model.entry import Entry, SignedEntry, sign_entry
 from custody.model.parties import check_entry
+from custody.model.rules import entry_hash
 from custody.model.timeline import Event as Event
 from custody.model.timeline import concerns as concerns
+from custody.model.types import LEGAL_BASES as LEGAL_BASES
 from custody.tlog.note import Signer
 
-LEGAL_BASES = ("consent", "warrant", "subpoena", "exigent", "voluntary")
 _CASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
@@ -142,6 +150,10 @@ class Source:
     legal_basis: str | None = None
     ref: str | None = None
     notes: str | None = None
+    #: the log index (or entry hash) of the consent grant it is taken under, as given
+    consent: str | None = None
+    #: why it could not wait for consent or a warrant (legal basis `emergency`)
+    justification: str | None = None
 
 
 @dataclass
@@ -235,7 +247,9 @@ def read_manifest(path: Path) -> list[Source]:
     """Rows of a CSV (header row) or JSON (a list of objects) manifest.
 
     Columns/keys: `path` (required; relative to the manifest's folder), `source`,
-    `legal_basis` (or `legal-basis`), `reference` (or `ref`), `notes`.
+    `legal_basis` (or `legal-basis`), `reference` (or `ref`), `notes`, `consent` (the
+    log index of the consent grant the file comes under), `justification` (required
+    with legal basis `emergency`).
     Raises InputError naming the manifest and the row.
     """
     try:
@@ -299,8 +313,24 @@ def read_manifest(path: Path) -> list[Source]:
         target = Path(p.strip())
         if not target.is_absolute():
             target = path.parent / target
+        consent, justification = get("consent"), get("justification")
+        if basis == "emergency" and justification is None:
+            raise InputError(
+                f"manifest {display(path)} row {n}: legal basis emergency needs a "
+                "'justification': why it could not wait for consent or a warrant"
+            )
         for f in expand([target]):
-            out.append(Source(f, get("source"), basis, get("reference", "ref"), get("notes")))
+            out.append(
+                Source(
+                    f,
+                    get("source"),
+                    basis,
+                    get("reference", "ref"),
+                    get("notes"),
+                    consent,
+                    justification,
+                )
+            )
     return out
 
 
@@ -380,8 +410,22 @@ def _check_not_named_as_media(path: Path) -> None:
         )
 
 
-def _ingest_entry(p: Prepared, case_id: str, exhibit: str, by: Signer, now: datetime) -> bytes:
+def recorded(p: Prepared) -> Recorded:
+    """When and where the prepared clip says it was recorded (its metadata snapshot's
+    tags, `custody.media.recorded`); nothing for an attachment."""
+    return Recorded() if p.info is None else recorded_of(p.info.metadata)
+
+
+def _ingest_entry(
+    p: Prepared,
+    case_id: str,
+    exhibit: str,
+    by: Signer,
+    now: datetime,
+    consent: str | None = None,
+) -> bytes:
     info = p.info
+    when = recorded(p)
     fields: list[tuple[str, str | int | None]] = [
         ("case", case_id),
         ("exhibit", exhibit),
@@ -408,6 +452,10 @@ def _ingest_entry(p: Prepared, case_id: str, exhibit: str, by: Signer, now: date
         ("source", p.source.source),
         ("legal-basis", p.source.legal_basis),
         ("ref", p.source.ref),
+        ("consent", consent),
+        ("justification", p.source.justification),
+        ("recorded", when.time),
+        ("location", when.location),
         ("notes", p.source.notes),
         ("by", by.name),
         ("holder", by.name),
@@ -439,6 +487,74 @@ class BatchStopped(StorageError):
         self.cause = cause
         self.done = tuple(done)
         self.total = total
+
+
+def check_source(s: Source) -> None:
+    """The legal-basis options of one file, before anything is copied (UsageError):
+    a known basis; `justification` with `emergency` and only with it; `consent` only
+    with legal basis `consent`."""
+    if s.legal_basis is not None and s.legal_basis not in LEGAL_BASES:
+        raise UsageError(f"legal basis {s.legal_basis!r} is not one of {', '.join(LEGAL_BASES)}")
+    shown = display(s.path)
+    if s.legal_basis == "emergency" and not (s.justification or "").strip():
+        raise UsageError(
+            f"{shown}: legal basis emergency needs --justification TEXT (or a manifest "
+            "'justification'): why it could not wait for consent or a warrant",
+            hint="an emergency disclosure must be reviewed by another party later "
+            "(custody review); the justification is what they review",
+        )
+    if s.justification is not None and s.legal_basis != "emergency":
+        raise UsageError(
+            f"{shown}: --justification is for legal basis emergency, not {s.legal_basis or 'none'}"
+        )
+    if s.consent is not None and s.legal_basis != "consent":
+        raise UsageError(
+            f"{shown}: --consent {s.consent} names a consent, but the legal basis is "
+            f"{s.legal_basis or 'not given'}",
+            hint="give --legal-basis consent with --consent",
+        )
+
+
+def consent_hash(c: Custody, ref: str) -> str:
+    """The entry hash of the consent grant at log index `ref` (or with that entry hash).
+
+    Raises UsageError when `ref` is not a consent grant (a refusal, a revocation,
+    another entry), NotFoundError when the log has no such entry.
+    """
+    text = ref.strip()
+    if text.isascii() and text.isdigit() and len(text) <= 19:
+        index = int(text)
+        data = c.store.entry(index)
+    elif re.fullmatch(r"[0-9a-f]{64}", text):
+        with c.store.session() as s:
+            found = Store.index_of(s, text)
+        index = -1 if found is None else found
+        data = None if found is None else c.store.entry(found)
+    else:
+        raise UsageError(
+            f"--consent {ref!r} is not a log index",
+            hint="give the log index of the consent grant ('custody request list' shows it)",
+        )
+    if data is None:
+        raise NotFoundError(
+            f"--consent {ref}: the log has no entry {ref}",
+            hint="import the owner's answer first ('custody log import ANSWER') and give the "
+            "index it printed",
+        )
+    entry = SignedEntry.parse(data).entry
+    if entry.type == "refusal":
+        raise UsageError(
+            f"--consent {ref}: log entry {index} is a refusal by {entry.get('owner')}, not a "
+            "consent: the owner declined the request",
+            hint="footage the owner declined to give cannot be ingested under consent",
+        )
+    if entry.type != "consent" or entry.get("action") != "grant":
+        what = "a consent revocation" if entry.type == "consent" else f"a {entry.type} entry"
+        raise UsageError(
+            f"--consent {ref}: log entry {index} is {what}, not a consent grant",
+            hint="give the log index of the consent grant the footage comes under",
+        )
+    return entry_hash(data)
 
 
 def recover(c: Custody, vault: Vault) -> Recovery:
@@ -479,11 +595,11 @@ def ingest(
     """
     get_case(c, case_id)
     c.store.require_writable()  # a read-only home: fail before any file is copied
+    consents: dict[str, str] = {}
     for s in sources:
-        if s.legal_basis is not None and s.legal_basis not in LEGAL_BASES:
-            raise UsageError(
-                f"legal basis {s.legal_basis!r} is not one of {', '.join(LEGAL_BASES)}"
-            )
+        check_source(s)
+        if s.consent is not None and s.consent not in consents:
+            consents[s.consent] = consent_hash(c, s.consent)
     vault = Vault(c.vault_root)
     recover(c, vault)
     stop = threading.Event()
@@ -507,7 +623,8 @@ def ingest(
     futures = [pool.submit(work, s) for s in sources]
     try:
         for src, future in zip(sources, futures, strict=True):
-            outcome = _ingest_one(c, src, future.result(), case_id, by, now)
+            consent = None if src.consent is None else consents[src.consent]
+            outcome = _ingest_one(c, src, future.result(), case_id, by, now, consent)
             done.append(outcome)
             yield outcome
             # A full disk or a write lock held past CUSTODY_LOCK_TIMEOUT would meet
@@ -535,8 +652,13 @@ def _ingest_one(
     case_id: str,
     by: Signer,
     now: Callable[[], datetime],
+    consent: str | None = None,
 ) -> Outcome:
-    """Commit one prepared file's entry, then place its copy; its Outcome."""
+    """Commit one prepared file's entry, then place its copy; its Outcome.
+
+    A file the custody rules refuse (outside the window of the request its consent
+    answers, for one) is `failed` with the rule's one-line reason; the batch goes on.
+    """
     shown = display(src.path)
     if isinstance(prepared, CustodyError):
         return Outcome(shown, "failed", error=prepared.message, cause=prepared)
@@ -549,7 +671,7 @@ def _ingest_one(
                 with c.log.transaction() as w:
                     number = c.store.next_exhibit_number(w.session, case_id)
                     exhibit = exhibit_label(case_id, number)
-                    data = _ingest_entry(prepared, case_id, exhibit, by, now())
+                    data = _ingest_entry(prepared, case_id, exhibit, by, now(), consent)
                     append_indexed(w, data)
             except CustodyError as exc:
                 # Another process may have ingested the same file into the case
@@ -577,7 +699,12 @@ def _ingest_one(
         crash_point("ingest.object-placed")
     row = existing or c.store.item_in_case(case_id, prepared.blake3)
     assert row is not None
-    return _outcome(shown, "ingested" if existing is None else "already", row)
+    outcome = _outcome(shown, "ingested" if existing is None else "already", row)
+    when = recorded(prepared)
+    outcome.extra.update(
+        {k: v for k, v in (("recorded", when.time), ("location", when.location)) if v}
+    )
+    return outcome
 
 
 class _Stopped(Exception):

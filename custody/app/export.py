@@ -76,7 +76,7 @@ from custody.infra.vault import Vault, display_path
 from custody.media.digest import CHUNK_SIZE, Hasher
 from custody.model.entry import SignedEntry, format_time
 from custody.model.timeline import Event
-from custody.model.types import Derive, Ingest
+from custody.model.types import Derive, Disposal, Ingest
 from custody.tlog.checkpoint import Checkpoint
 from custody.tlog.merkle import leaf_hash
 from custody.tlog.note import Note, Signer, VerifierKey
@@ -285,6 +285,9 @@ def collect(
     with c.store.session() as s:
         case_rows = Store.case_entries(s, case)
         key_rows = Store.key_entries(s)
+        # The log's policy entries are log-wide, like key entries: every one up to the
+        # checkpoint travels, so the replay knows the policy each entry was judged under.
+        policy_rows = Store.type_entries(s, "policy")
     if not case_rows:
         raise NotFoundError(
             f"the log has no entries for case {case}",
@@ -335,7 +338,7 @@ def collect(
 
     # The candidates: the selected entries and every key entry the checkpoint covers;
     # `write_bundle` keeps the key entries of the parties they need (`select_entries`).
-    entries = sorted([*selected, *((i, d) for i, d in key_rows if i < cp.size)])
+    entries = sorted([*selected, *((i, d) for i, d in (*key_rows, *policy_rows) if i < cp.size)])
     proofs = {
         i: TlogProof(i, tuple(c.log.inclusion_proof(i, cp.size)), note).encode() for i, _ in entries
     }
@@ -365,12 +368,20 @@ def collect(
         for token in stamps.tokens(size, checkpoint_body(held[size]))[:1]
     ]
 
+    # A disposed item's entries travel, but its object left the evidence store: no media
+    # file, and its sidecars only if the store still has them all (spec §3, `items`).
+    disposed = {
+        t.item for i, _ in selected if isinstance(t := parsed[i].typed, Disposal) and t.case == case
+    }
     vault = Vault(c.vault_root)
     export_items = []
     for b3, e in defined.items():
         if b3 not in wanted:
             continue
         sidecars: dict[str, bytes] = {}
+        if b3 in disposed:
+            export_items.append(ExportItem(b3, _kept_sidecars(vault, b3), None))
+            continue
         if e.metadata is not None or e.content is not None:
             for kind in SIDECAR_KINDS:
                 try:
@@ -402,6 +413,18 @@ def collect(
         items=export_items,
         timestamps=timestamps,
     )
+
+
+def _kept_sidecars(vault: Vault, item: str) -> dict[str, bytes]:
+    """The sidecars of a disposed item, if the evidence store still has every one of them
+    (a disposal may have removed them with the object), else none."""
+    sidecars: dict[str, bytes] = {}
+    for kind in SIDECAR_KINDS:
+        try:
+            sidecars[kind] = vault.read_sidecar(item, kind)
+        except NotFoundError:
+            return {}
+    return sidecars
 
 
 # -- writing ------------------------------------------------------------------------
@@ -717,7 +740,12 @@ def write_bundle(
         manifest_entries = tuple(
             ManifestEntry(i, leaf_hash(d).hex(), events[i].type) for i, d in content.entries
         )
-        verify_md = render_verify_md(content, cp, party_rows, items)
+        disposed = {
+            t.item: i
+            for i in kept
+            if isinstance(t := events[i].typed, Disposal) and t.case == content.case
+        }
+        verify_md = render_verify_md(content, cp, party_rows, items, disposed)
         files[VERIFY_MD] = writer.add_bytes(VERIFY_MD, verify_md.encode("utf-8"))
         manifest = Manifest(
             origin=content.origin,
@@ -829,8 +857,12 @@ def render_verify_md(
     cp: Checkpoint,
     parties: Sequence[ManifestParty],
     items: Sequence[ManifestItem],
+    disposed: Mapping[str, int] | None = None,
 ) -> str:
-    """VERIFY.md: how a stranger checks this bundle, with custody or without it."""
+    """VERIFY.md: how a stranger checks this bundle, with custody or without it.
+
+    `disposed` maps the BLAKE3 of each disposed item to its `disposal` entry's index."""
+    gone = disposed or {}
     vkey = content.log_key.encode()
     intro = (
         f"This is a `{BUNDLE_V1}` bundle exported {content.exported} from the custody log "
@@ -884,11 +916,13 @@ def render_verify_md(
         "5. The `key` entries give each party's verifier key (`vkey` line); every entry",
         "   must open with `note.Open` under the keys valid at its index, signed by the",
         "   parties the custody rules of entry.md require (both parties of a handoff).",
+        "   A `policy` entry is the exception: it opens with the log key alone.",
         "6. For each `consistency/<s>.json`: `old_checkpoint` opens with the log key and",
         "   `tlog.CheckTree(proof, size, root, s, old_root)` must succeed.",
         "7. For each item: `b3sum items/<blake3>/probe` is the entry's `metadata` field;",
         "   the content digest of media.md §6 over `framehash` and `streamhash` is its",
-        "   `content` field; `b3sum media/<file>` is its `item` field.",
+        "   `content` field; `b3sum media/<file>` is its `item` field.  A disposed item",
+        "   (a `disposal` entry names it) has no file here, and may have no sidecars.",
         "8. Each `timestamps/<size>.tst` is a DER RFC 3161 TimeStampToken over the body",
         "   (the signed text, no signature lines) of the checkpoint of that size:",
         "   `openssl ts -verify -token_in -in timestamps/<size>.tst -data BODY -CAfile",
@@ -913,8 +947,10 @@ def render_verify_md(
         "|---|---|---|---|---|---|",
     ]
     for i in items:
+        where = i.media or (
+            f"(disposed of at log entry {gone[i.item]})" if i.item in gone else "(not exported)"
+        )
         lines.append(
-            f"| {_md(i.exhibit)} | {_md(i.name)} | `{i.item}` | {i.size} | {i.entry} "
-            f"| {i.media or '(not exported)'} |"
+            f"| {_md(i.exhibit)} | {_md(i.name)} | `{i.item}` | {i.size} | {i.entry} | {where} |"
         )
     return "\n".join(lines) + "\n"

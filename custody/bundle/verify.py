@@ -66,9 +66,10 @@ from custody.model.describe import signed_with_shared_key
 from custody.model.entry import MAX_ENTRY_BYTES, SignedEntry, parse_time
 from custody.model.parties import EntryError, Parties, check_entry
 from custody.model.rules import Chain
+from custody.model.state import EmergencyState, MemoryState
 from custody.model.timeline import Event, Keeping, named_parties
 from custody.model.times import Disorder, find_disorder
-from custody.model.types import Derive, Handoff, Ingest, KeyEvent
+from custody.model.types import Derive, Disposal, Handoff, Ingest, KeyEvent
 from custody.tlog.checkpoint import Checkpoint, open_checkpoint
 from custody.tlog.merkle import HASH_SIZE, ProofError, leaf_hash, verify_consistency
 from custody.tlog.note import (
@@ -96,6 +97,8 @@ __all__ = [
     "BundleSource",
     "BundleVerificationError",
     "ConsistencyFile",
+    "Disposed",
+    "Emergency",
     "Failure",
     "FileInfo",
     "ItemReport",
@@ -883,6 +886,7 @@ class ItemReport:
     failures: list[Failure] = field(default_factory=list)
     holders: list[tuple[str, str, int]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    disposed: Disposed | None = None  # the item's `disposal` entry, if it has one
 
     @property
     def ok(self) -> bool:
@@ -910,6 +914,91 @@ class ItemReport:
             "failures": [f.to_json() for f in self.failures],
             "holders": [{"party": p, "how": how, "entry": i} for p, how, i in self.holders],
             "events": [e.verdict_json() for e in self.events],
+            "disposed": None if self.disposed is None else self.disposed.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class Disposed:
+    """An item's `disposal` entry: its object left the evidence store, so the bundle
+    carries its entries but not its file (docs/spec/bundle.md §3, `items`)."""
+
+    by: str
+    time: str
+    index: int
+    reason: str
+
+    def sentence(self) -> str:
+        return f"disposed by {self.by} at {self.time} (entry {self.index}): {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"by": self.by, "time": self.time, "entry": self.index, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Emergency:
+    """An emergency disclosure in the bundle (an ingest with legal basis emergency) and
+    its review, as the replayed custody rules record it, judged as of `as_of` (the
+    bundle's export time): `status` is `upheld`, `rejected`, `overdue` (no review on
+    record and the review was due before `as_of`) or `pending` (not yet due); `late`
+    says a review came after it was due."""
+
+    exhibit: str
+    state: EmergencyState
+    as_of: str
+
+    @property
+    def status(self) -> str:
+        e = self.state
+        if e.outcome is not None:
+            return e.outcome
+        return "overdue" if parse_time(e.due) < parse_time(self.as_of) else "pending"
+
+    @property
+    def late(self) -> bool:
+        e = self.state
+        return e.reviewed_time is not None and parse_time(e.reviewed_time) > parse_time(e.due)
+
+    def sentence(self) -> str:
+        e = self.state
+        what = f"the emergency disclosure of exhibit {self.exhibit} by {e.by} (entry {e.index})"
+        if e.outcome is None:
+            if self.status == "overdue":
+                return (
+                    f"{what} has no review on record: it was due by {e.due}; none is on "
+                    f"record as of {self.as_of} (review OVERDUE)"
+                )
+            return f"{what} is not reviewed yet: the review is due by {e.due}"
+        late = f", LATE (it was due by {e.due})" if self.late else ""
+        text = (
+            f"{what} was {e.outcome} on review by {e.reviewer} at {e.reviewed_time} "
+            f"(entry {e.reviewed_at}){late}"
+        )
+        if e.outcome == "rejected":
+            text += ": access and derivation are refused from then on, handoff only to a court"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        e = self.state
+        return {
+            "exhibit": self.exhibit,
+            "item": e.item,
+            "entry": e.index,
+            "by": e.by,
+            "time": e.time,
+            "due": e.due,
+            "status": self.status,
+            "late": self.late,
+            "review": None
+            if e.reviewed_at is None
+            else {
+                "entry": e.reviewed_at,
+                "by": e.reviewer,
+                "time": e.reviewed_time,
+                "outcome": e.outcome,
+            },
+            "as_of": self.as_of,
+            "text": self.sentence(),
         }
 
 
@@ -969,6 +1058,9 @@ class BundleReport:
     conflict: bytes | None = None
     items: list[ItemReport] = field(default_factory=list)
     case_events: list[Event] = field(default_factory=list)
+    # Emergency disclosures and their reviews, from the replayed rules (empty when the
+    # rules could not be replayed): overdue, late and rejected ones are also notes.
+    emergencies: list[Emergency] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     caveats: list[Caveat] = field(default_factory=list)
@@ -1013,6 +1105,7 @@ class BundleReport:
             "seen": list(self.seen),
             "items": [i.to_json() for i in self.items],
             "case_events": [e.verdict_json() for e in self.case_events],
+            "emergencies": [e.to_json() for e in self.emergencies],
             "failures": [f.to_json() for f in self.failures],
             "notes": list(self.notes),
             "caveats": [c.to_json() for c in self.caveats],
@@ -1102,6 +1195,9 @@ class _Verifier:
         self.digests: dict[str, FileDigests] = {}
         self.failed_paths: set[str] = set()
         self.cosigned: set[tuple[str, bytes]] = set()
+        # entry hash -> log index of the bundle's entries (from the signed statement), so
+        # sentences name the request, consent, ingest or hold an entry refers to
+        self.indexes: dict[str, int] = {}
 
     # -- helpers ------------------------------------------------------------------
 
@@ -1179,12 +1275,13 @@ class _Verifier:
         log_key = self._log_key(statement_bytes, manifest_bytes)
         statement = self._statement(statement_bytes, log_key)
         r.origin, r.case, r.exported = statement.origin, statement.case, statement.exported
+        self.indexes = {h: i for i, h in statement.entries}
         r.log_key = log_key.encode()
         manifest = self._manifest(manifest_bytes, statement)
         cp_bytes, cp = self._checkpoint(log_key, statement)
         entries, damaged = self._entries(statement)
         self._proofs(entries, cp, log_key)
-        parties, signed, bad_signatures = self._signatures(entries)
+        parties, signed, bad_signatures = self._signatures(entries, log_key)
         # Each verified entry is parsed and typed once, here; the steps below read the
         # typed values (`Event.typed`), never the entry's text again.
         events = {index: Event.of(index, s) for index, s in signed.items()}
@@ -1198,7 +1295,9 @@ class _Verifier:
                 "badly signed (see above)"
             )
         else:
-            self._rules(signed, events, parties)
+            state = self._rules(signed, events, parties, log_key)
+            if state is not None:
+                self._emergencies(state, events, statement)
         verified_old = self._consistency(manifest, cp, log_key)
         self._seen(seen, cp, cp_bytes, verified_old, log_key)
         self._items(manifest, events, statement)
@@ -1465,7 +1564,7 @@ class _Verifier:
     # -- 7. signatures ---------------------------------------------------------------------
 
     def _signatures(
-        self, entries: Mapping[int, bytes]
+        self, entries: Mapping[int, bytes], log_key: VerifierKey
     ) -> tuple[Parties, dict[int, SignedEntry], bool]:
         parties = Parties()
         bad = False
@@ -1484,7 +1583,8 @@ class _Verifier:
         signed: dict[int, SignedEntry] = {}
         for index, data in sorted(entries.items()):
             try:
-                signed[index] = check_entry(index, data, parties)
+                # A `policy` entry is signed by the log key, not a party (spec §6 step 7).
+                signed[index] = check_entry(index, data, parties, log_key)
             except EntryError as exc:
                 bad = True
                 self.fail("signature", entry_path(index), exc.message, exc.hint, index=index)
@@ -1567,9 +1667,16 @@ class _Verifier:
             self.report.notes.append(found.sentence())
 
     def _rules(
-        self, signed: Mapping[int, SignedEntry], events: Mapping[int, Event], parties: Parties
-    ) -> None:
-        chain = Chain()
+        self,
+        signed: Mapping[int, SignedEntry],
+        events: Mapping[int, Event],
+        parties: Parties,
+        log_key: VerifierKey,
+    ) -> MemoryState | None:
+        """Replay the custody rules over the bundle's entries in log order, into a state
+        that knows the log key (so `policy` entries are checked as the log checked them);
+        the state replayed, or None if an entry broke a rule (a failure)."""
+        chain = Chain(state=MemoryState(log_vkey=log_key))
         for index, s in sorted(signed.items()):
             if s.entry.type == "key":
                 continue
@@ -1587,7 +1694,23 @@ class _Verifier:
                     exc.hint,
                     index=index,
                 )
-                return
+                return None
+        return chain.state
+
+    def _emergencies(
+        self, state: MemoryState, events: Mapping[int, Event], statement: Statement
+    ) -> None:
+        """The emergency disclosures of the replayed state, as of the bundle's export
+        time (the latest time the log vouches for; no clock here): each is listed, and an
+        overdue, late or rejected review is also a note (never a failure: the log
+        accepts a late review, and an overdue one is what the verdict must show)."""
+        for e in sorted(state.emergencies.values(), key=lambda x: x.index):
+            ev = events.get(e.index)
+            exhibit = ev.typed.exhibit if ev is not None and isinstance(ev.typed, Ingest) else "?"
+            found = Emergency(exhibit, replace(e), statement.exported)
+            self.report.emergencies.append(found)
+            if found.status in ("overdue", "rejected") or found.late:
+                self.report.notes.append(found.sentence())
 
     # -- 9. consistency ----------------------------------------------------------------------
 
@@ -1786,11 +1909,18 @@ class _Verifier:
                     index=it.index,
                 )
         exhibits = {b3: it.typed.exhibit or b3[:16] for b3, it in defined.items()}
+        # Disposed items: their entries are here, their files and perhaps their sidecars
+        # not (spec §3, `items`); from the verified entries, whether or not the rules replayed.
+        disposed: dict[str, Disposed] = {}
+        for index, ev in sorted(events.items()):
+            d = ev.typed
+            if isinstance(d, Disposal) and d.case == statement.case and d.item not in disposed:
+                disposed[d.item] = Disposed(d.by, ev.time, index, d.reason)
         about: dict[str, list[Event]] = {}
         for _, ev in sorted(events.items()):
             named = ev.items
             if not named and ev.type != "key":
-                self.report.case_events.append(_listed(ev, exhibits, None))
+                self.report.case_events.append(_listed(ev, exhibits, None, self.indexes))
             for b3 in named:
                 about.setdefault(b3, []).append(ev)
         for mi in manifest.items:
@@ -1809,6 +1939,7 @@ class _Verifier:
                 )
                 continue
             found.report = report
+            report.disposed = disposed.get(mi.item)
             self._item_fields(mi, found, report)
             self._history(mi.item, about, report, exhibits)
             found.record = self._sidecars(mi, found, report)
@@ -1864,13 +1995,17 @@ class _Verifier:
                 report.holders.append((e.by, f"derive from {label}", ev.index))
             elif isinstance(e, Handoff):
                 report.holders.append((e.receiver, f"handoff from {e.sender}", ev.index))
-            report.events.append(_listed(ev, exhibits, b3))
+            report.events.append(_listed(ev, exhibits, b3, self.indexes))
 
     def _sidecars(self, mi: ManifestItem, it: _Item, report: ItemReport) -> MediaRecord | None:
         e = it.typed
         metadata, content = e.metadata, e.content
         if not mi.sidecars:
-            if metadata is not None or content is not None:
+            if report.disposed is not None and (metadata is not None or content is not None):
+                report.checked.append(
+                    "its metadata snapshot and packet lists left the evidence store with it"
+                )
+            elif metadata is not None or content is not None:
                 self.fail(
                     "sidecar",
                     MANIFEST,
@@ -1992,7 +2127,10 @@ class _Verifier:
         exhibits: Mapping[str, str],
     ) -> None:
         if mi.media is None:
-            report.checked.append("the file itself is not in the bundle")
+            if report.disposed is not None:
+                report.checked.insert(0, report.disposed.sentence())
+            else:
+                report.checked.append("the file itself is not in the bundle")
             return
         d = self.file_digests(mi.media)
         if d is None:
@@ -2455,21 +2593,25 @@ class _Verifier:
             )
 
 
-def _listed(ev: Event, exhibits: Mapping[str, str], b3: str | None) -> Event:
+def _listed(
+    ev: Event, exhibits: Mapping[str, str], b3: str | None, indexes: Mapping[str, int]
+) -> Event:
     """One entry as the verdict lists it: with the sentence `custody.model.describe` gives
-    it from the point of view of item `b3` (None: the case's own events)."""
-    return replace(ev, what=ev.describe(about=b3, exhibits=exhibits))
+    it from the point of view of item `b3` (None: the case's own events), naming the
+    entries it refers to by their index (`indexes`: entry hash -> index)."""
+    return replace(ev, what=ev.describe(about=b3, exhibits=exhibits, indexes=indexes))
 
 
 def parties_needed(events: Iterable[Event]) -> dict[str, int]:
     """The parties whose key timeline a bundle of these entries must carry (spec §2.1):
     everyone who signs or is named by a non-key entry, each with the first such entry.
 
-    An entry this version cannot type contributes its signers only.
+    An entry this version cannot type contributes its signers only; a `policy` entry
+    none (the log key signs it, and the log key is no party).
     """
     needed: dict[str, int] = {}
     for ev in sorted(events, key=lambda e: e.index):
-        if ev.type == "key":
+        if ev.type in ("key", "policy"):
             continue
         typed = ev.typed
         for name in (*ev.signers, *(named_parties(typed) if typed is not None else ())):

@@ -397,10 +397,19 @@ def render_report(report: BundleReport) -> list[str]:
         out.append("")
         out.append("caveats (not failures: keys their parties did not hold alone):")
         out += [f"  - {c.line()}" for c in report.caveats]
-    if report.notes:
+    if report.emergencies:
+        out.append("")
+        out.append(
+            f"emergency disclosures and their reviews (as of the export, {report.exported}):"
+        )
+        out += [f"  - {e.sentence()}" for e in report.emergencies]
+    # An overdue, late or rejected review is a note too (JSON `notes`); shown once here.
+    shown = {e.sentence() for e in report.emergencies}
+    notes = [n for n in report.notes if n not in shown]
+    if notes:
         out.append("")
         out.append("notes:")
-        out += [f"  - {n}" for n in report.notes]
+        out += [f"  - {n}" for n in notes]
     if report.failures:
         out.append("")
         out.append(f"problems ({len(report.failures)}):")

@@ -155,17 +155,36 @@ def ingest_cmd(
         typer.Option(
             "--legal-basis",
             help="Required (or a manifest row's legal_basis): consent, warrant, subpoena, "
-            "exigent or voluntary.",
+            "exigent, voluntary or emergency (with --justification).",
         ),
     ] = None,
     ref: Annotated[
         str | None, typer.Option("--ref", help="Warrant, subpoena or consent reference.")
     ] = None,
+    consent: Annotated[
+        str | None,
+        typer.Option(
+            "--consent",
+            metavar="INDEX",
+            help="With --legal-basis consent: the log index of the consent grant the footage "
+            "comes under (e.g. an owner's answer to a request, after 'custody log import'). "
+            "Clips recorded outside that request's window or area are refused.",
+        ),
+    ] = None,
+    justification: Annotated[
+        str | None,
+        typer.Option(
+            "--justification",
+            help="Required with --legal-basis emergency: why it could not wait for consent or "
+            "a warrant (another party must review it: custody review).",
+        ),
+    ] = None,
     manifest: Annotated[
         Path | None,
         typer.Option(
             "--manifest",
-            help="CSV or JSON list: path, source, legal_basis, reference, notes per row.",
+            help="CSV or JSON list: path, source, legal_basis, reference, notes, consent, "
+            "justification per row.",
         ),
     ] = None,
     jobs: Annotated[
@@ -193,20 +212,33 @@ def ingest_cmd(
         raise UsageError(
             f"--legal-basis {legal_basis!r} is not one of {', '.join(evidence.LEGAL_BASES)}"
         )
-    sources = [evidence.Source(p, source, legal_basis, ref) for p in evidence.expand(paths or [])]
+    sources = [
+        evidence.Source(p, source, legal_basis, ref, None, consent, justification)
+        for p in evidence.expand(paths or [])
+    ]
     if manifest is not None:
         for row in evidence.read_manifest(manifest):
+            basis = row.legal_basis or legal_basis
+            # --consent and --justification apply to the rows of their legal basis.
             sources.append(
                 evidence.Source(
                     row.path,
                     row.source or source,
-                    row.legal_basis or legal_basis,
+                    basis,
                     row.ref or ref,
                     row.notes,
+                    row.consent or (consent if basis == "consent" else None),
+                    row.justification or (justification if basis == "emergency" else None),
                 )
             )
     if not sources:
         raise UsageError("nothing to ingest: give files, folders or --manifest")
+    if legal_basis == "emergency" and not (justification or "").strip():
+        raise UsageError(
+            "--legal-basis emergency needs --justification TEXT: why it could not wait for "
+            "consent or a warrant",
+            hint="another party reviews the disclosure later (custody review)",
+        )
     # Every ingest entry states its legal basis: without one, the consent rules have
     # nothing to hold the evidence to (docs/ingest.md).
     unstated = [s for s in sources if s.legal_basis is None]
@@ -221,6 +253,8 @@ def ingest_cmd(
             hint=f"give --legal-basis ({', '.join(evidence.LEGAL_BASES)}), or a "
             "legal_basis for every manifest row",
         )
+    for s in sources:
+        evidence.check_source(s)
     with open_home(home, db) as c:
         evidence.get_case(c, case)
         signer = c.signer(party_or_default(by, c), passphrases(passphrase_file))
@@ -447,7 +481,9 @@ def show_cmd(
         events = evidence.history(c, row)
         record = evidence.item_record(c, row)
         exhibits = {} if json_ else _exhibits(c, row)
+        indexes = {} if json_ else _indexes(c, events)
     meta = record.metadata if record is not None else None
+    fate = _fate(events, row.blake3)
     if json_:
         emit_json(
             {
@@ -455,6 +491,7 @@ def show_cmd(
                 "metadata": meta,
                 "streams": [s.__dict__ for s in record.streams] if record else [],
                 "timeline": [e.as_json() for e in events],
+                **{key: value for key, (value, _) in fate.items()},
             }
         )
         return
@@ -478,7 +515,31 @@ def show_cmd(
                 f"packets, sha256 {s.digest[:16]}…"
             )
     typer.echo(f"  holder      {row.holder}")
-    _print_timeline(events, row.blake3, exhibits)
+    for _, text in fate.values():
+        typer.echo(text)
+    _print_timeline(events, row.blake3, exhibits, indexes=indexes)
+
+
+def _fate(events: list[Any], item: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """What `custody show` says of an item's disposal and of a rejected review of its
+    emergency disclosure, from its timeline: JSON key -> (JSON value, text line)."""
+    from custody.model.types import Disposal, Review
+
+    out: dict[str, tuple[dict[str, Any], str]] = {}
+    for e in events:
+        t = e.typed
+        if isinstance(t, Disposal) and t.item == item and "disposed" not in out:
+            value = {"by": t.by, "time": e.time, "entry": e.index, "reason": t.reason}
+            text = f"  disposed    by {t.by} at {e.time} (entry {e.index}): {t.reason}"
+            out["disposed"] = (value, text)
+        elif isinstance(t, Review) and t.item == item and t.outcome == "rejected":
+            value = {"by": t.by, "time": e.time, "entry": e.index, "note": t.note}
+            text = (
+                f"  restricted  its emergency disclosure was rejected on review by {t.by} at "
+                f"{e.time} (entry {e.index}): no access or derivation, handoff only to a court"
+            )
+            out.setdefault("restricted", (value, text))
+    return out
 
 
 def history_cmd(
@@ -496,13 +557,14 @@ def history_cmd(
         row = evidence.resolve_item(c, item, case)
         events = evidence.history(c, row)
         exhibits = {} if json_ else _exhibits(c, row)
+        indexes = {} if json_ else _indexes(c, events)
         keeping = key_events.keeping(c)
     if json_:
         timeline = [{**e.as_json(), "caveats": keeping.caveats(e)} for e in events]
         emit_json({"exhibit": row.exhibit, "item": row.blake3, "timeline": timeline})
         return
     typer.echo(f"exhibit {row.exhibit}: {row.name}")
-    _print_timeline(events, row.blake3, exhibits, keeping.caveats)
+    _print_timeline(events, row.blake3, exhibits, keeping.caveats, indexes=indexes)
 
 
 def _exhibits(c: Custody, row: ItemRow) -> dict[str, str]:
@@ -510,18 +572,42 @@ def _exhibits(c: Custody, row: ItemRow) -> dict[str, str]:
     return {i.blake3: i.exhibit for i in c.store.items_in_case(row.case_id)}
 
 
+#: The fields by which an entry names another entry by its entry hash.
+_REFERENCES = ("consent", "request", "ingest", "hold")
+
+
+def _indexes(c: Custody, events: list[Any]) -> dict[str, int]:
+    """Entry hash -> log index of the entries the timeline's entries name (a consent's
+    request, an ingest's consent, a review's ingest, a release's hold, a revocation's
+    grant), so that sentences say ``request (entry 12)``."""
+    from custody.infra.store import Store
+
+    wanted = {v for e in events for k, v in e.fields if k in _REFERENCES and len(v) == 64}
+    found: dict[str, int] = {}
+    with c.store.session() as s:
+        for ehash in sorted(wanted):
+            index = Store.index_of(s, ehash)
+            if index is not None:
+                found[ehash] = index
+    return found
+
+
 def _print_timeline(
     events: list[Any],
     about: str,
     exhibits: dict[str, str],
     caveats: Callable[[Any], list[str]] | None = None,
+    *,
+    indexes: dict[str, int] | None = None,
 ) -> None:
     from custody.model.describe import describe
     from custody.model.entry import Entry
 
     typer.echo("  timeline (from the log; every entry's signatures re-checked):")
     for e in events:
-        what = describe(Entry(e.type, e.time, e.fields), about=about, exhibits=exhibits)
+        what = describe(
+            Entry(e.type, e.time, e.fields), about=about, exhibits=exhibits, indexes=indexes
+        )
         typer.echo(
             f"    entry {e.index:<6} {e.time}  {e.type:<8} {what}  [signed: {', '.join(e.signers)}]"
         )

@@ -25,7 +25,22 @@ from typer._coercion import PassThroughRuntimeParam
 from typer.core import TyperGroup, TyperOption
 
 from custody import __version__
-from custody.cli import bundle, db, derive, evidence, home, keys, log, report, timestamp, vault
+from custody.cli import (
+    analysis,
+    audit,
+    bundle,
+    db,
+    derive,
+    evidence,
+    home,
+    keys,
+    lifecycle,
+    log,
+    report,
+    requests,
+    timestamp,
+    vault,
+)
 from custody.cli import custody as parties
 from custody.cli import publish as publishing
 from custody.cli import witnessd as _witnessd  # noqa: F401  (adds witness serve, log witness)
@@ -103,6 +118,15 @@ app.add_typer(evidence.case_app, name="case", cls=_Group)
 app.add_typer(parties.consent_app, name="consent", cls=_Group)
 app.add_typer(parties.handoff_app, name="handoff", cls=_Group)
 app.add_typer(derive.derive_app, name="derive", cls=_Group)
+app.add_typer(requests.request_app, name="request", cls=_Group)
+app.command("review")(lifecycle.review_cmd)
+app.add_typer(lifecycle.retention_app, name="retention", cls=_Group)
+app.command("hold")(lifecycle.hold_cmd)
+app.command("dispose")(lifecycle.dispose_cmd)
+app.add_typer(analysis.analysis_app, name="analysis", cls=_Group)
+app.add_typer(analysis.policy_app, name="policy", cls=_Group)
+app.command("audit")(audit.audit_cmd)
+app.command("transparency")(audit.transparency_cmd)
 app.add_typer(bundle.witness_app, name="witness", cls=_Group)
 app.add_typer(vault.vault_app, name="vault", cls=_Group)
 app.add_typer(db.db_app, name="db", cls=_Group)

@@ -1,7 +1,8 @@
 """CLI: the evidence store against the log: `custody vault check`.
 
-Thin: parse, call `custody.app.evidence.check_vault`, print (docs/ingest.md,
-"Checking the store").
+Thin: parse, call `custody.app.lifecycle.check_store` (`custody.app.evidence.check_vault`
+with disposals taken into account), print (docs/ingest.md, "Checking the store";
+docs/lifecycle.md, "Disposal").
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from custody.cli.common import DbOpt, HomeOpt, JsonOpt, VaultOpt, emit_json, ope
 from custody.errors import VerificationError
 
 if TYPE_CHECKING:
-    from custody.app.evidence import VaultCheck
+    from custody.app.lifecycle import StoreCheck
 
 vault_app = typer.Typer(
     help="The write-once evidence store: check it against the log.", no_args_is_help=True
@@ -47,22 +48,36 @@ def check_cmd(
     crash leftovers.
 
     Every object an exhibit names is re-hashed (reads the whole store; --quick checks
-    only that it is there).  Exit 0 when every object is named by an entry and every
-    entry's object is there and intact; 1 otherwise.  Without --repair nothing is
-    changed.
+    only that it is there).  An exhibit disposed of ('custody dispose') is listed as
+    disposed, by whom and when, not as missing.  Exit 0 when every object is named by
+    an entry and every entry's object is there and intact (or disposed of); 1
+    otherwise, a disposed object still in the store included.  Without --repair
+    nothing is changed.
     """
-    from custody.app import evidence
+    from custody.app import lifecycle
 
     with open_home(home, db, vault) as c:
-        found = evidence.check_vault(c, repair=repair, rehash=not quick)
+        found = lifecycle.check_store(c, repair=repair, rehash=not quick)
     if json_:
         emit_json(found.as_json())
     else:
         _print(found)
     if not found.ok:
+        base = found.check
         problems = (
-            len(found.orphans) + len(found.missing) + len(found.leftovers) + len(found.damaged)
+            len(base.orphans)
+            + len(base.missing)
+            + len(base.leftovers)
+            + len(base.damaged)
+            + len(found.still_stored)
         )
+        if base.ok:  # only disposed-of objects that are still there
+            raise VerificationError(
+                f"the evidence store still holds {len(found.still_stored)} disposed-of "
+                "object(s) (see above)",
+                hint="an interrupted 'custody dispose' left them: run 'custody dispose ITEM' "
+                "again to finish the removal",
+            )
         raise VerificationError(
             f"the evidence store does not match the log: {problems} problem(s) (see above)",
             hint="run 'custody vault check --repair' to finish or remove crash leftovers "
@@ -71,7 +86,8 @@ def check_cmd(
         )
 
 
-def _print(found: VaultCheck) -> None:
+def _print(store: StoreCheck) -> None:
+    found = store.check
     if found.repaired is not None:
         for h in found.repaired.placed:
             typer.echo(f"placed    {h}  (staged copy whose entry was committed)")
@@ -92,9 +108,18 @@ def _print(found: VaultCheck) -> None:
         typer.echo(f"altered object: exhibit {d.exhibit}  {d.blake3}  {d.name}: {d.problem}")
     for h in found.leftovers:
         typer.echo(f"staged leftover: {h}  (from an interrupted run)")
-    verdict = "OK" if found.ok else "PROBLEMS"
+    for exhibit, gone in store.disposed:
+        typer.echo(f"disposed: exhibit {exhibit}  {gone.item}  {gone.says()}")
+    for exhibit, kept in store.still_stored:
+        typer.echo(
+            f"disposed but still stored: exhibit {exhibit}  {kept.item}  {kept.says()}: run "
+            f"'custody dispose {exhibit}' again to remove it"
+        )
+    verdict = "OK" if store.ok else "PROBLEMS"
     checked = "every object re-hashed" if found.rehashed else "objects not re-hashed (--quick)"
     typer.echo(
         f"{verdict}: evidence store {found.as_json()['vault']}: {found.objects} object(s), "
-        f"{found.items} exhibit(s) on the log; {checked}"
+        f"{found.items} exhibit(s) on the log"
+        + (f" ({len(store.disposed)} disposed of)" if store.disposed else "")
+        + f"; {checked}"
     )

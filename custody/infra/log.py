@@ -367,13 +367,19 @@ class Log:
         appended; `log verify` checks them); access entries change no state and
         are skipped.  Raises EntryError if an entry breaks a rule.
         """
-        state = MemoryState()
+        state = MemoryState(log_vkey=self._log_vkey())
         for idx, data in self.store.iter_entries(0, size):
             if data.startswith(ACCESS_ENTRY_PREFIX):
                 continue
             signed = SignedEntry.parse(data)
             state.apply(evaluate(idx, signed, state))
         return state
+
+    def _log_vkey(self) -> VerifierKey | None:
+        """The log's verifier key, as the database records it (`meta` `log_vkey`)."""
+        with self.store.session() as s:
+            text = Store.log_vkey(s)
+        return None if text is None else VerifierKey.parse(text)
 
     def _rebuild_state(self, s: Session, size: int) -> None:
         """Fill the state tables of a database made before they existed (once)."""
@@ -539,11 +545,13 @@ class Log:
                 jobs,
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_init_worker,
-                initargs=(self.store.url, parties, key_indexes),
+                initargs=(self.store.url, parties, key_indexes, log_key),
             )
             results: Iterator[_ChunkResult] = pool.map(_check_range, *zip(*ranges, strict=True))
         else:
-            _WORKER.update(store=self.store, parties=parties, key_indexes=key_indexes)
+            _WORKER.update(
+                store=self.store, parties=parties, key_indexes=key_indexes, log_key=log_key
+            )
             results = (_check_range(a, b) for a, b in ranges)
 
         frontier: list[bytes] = []
@@ -551,7 +559,7 @@ class Log:
         signatures = 0
         # One replay of the custody rules, in log order, over the state built so far
         # (key entries included: they are rules too).
-        state = MemoryState()
+        state = MemoryState(log_vkey=log_key)  # policy entries are the log key's (rule 14)
         watch = OrderWatch()  # claimed times in order: reported, never a failure
         if 0 in by_size and by_size[0].root != merkle.EMPTY_ROOT:
             raise CheckpointError("checkpoint at size 0 does not carry the empty tree's root")
@@ -660,9 +668,9 @@ _ChunkResult = tuple[list[bytes], list[Parsed | tuple[str, str, str, str]], Entr
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(url: str, parties: Parties, key_indexes: set[int]) -> None:
+def _init_worker(url: str, parties: Parties, key_indexes: set[int], log_key: VerifierKey) -> None:
     """Pool initializer: each verification worker opens its own database connection."""
-    _WORKER.update(store=Store.open(url), parties=parties, key_indexes=key_indexes)
+    _WORKER.update(store=Store.open(url), parties=parties, key_indexes=key_indexes, log_key=log_key)
 
 
 def _check_range(start: int, end: int) -> _ChunkResult:
@@ -678,7 +686,7 @@ def _check_range(start: int, end: int) -> _ChunkResult:
         if idx != expected:
             return leaves, parsed, EntryError(expected, "is missing: the log has a gap here"), nsig
         try:
-            signed = check_entry(idx, data, parties)
+            signed = check_entry(idx, data, parties, _WORKER["log_key"])
         except EntryError as exc:
             return leaves, parsed, exc, nsig
         if signed.entry.type == "key" and idx not in key_indexes:

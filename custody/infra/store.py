@@ -22,16 +22,18 @@ the entries and fails if they disagree.
 The other tables (parties, cases, items) are indexes derived from the log for
 fast look-ups; `custody log verify` never trusts them.
 
-Schema version 2 (docs/database.md): every table but `meta` is insert-only.  A
+Schema version 3 (docs/database.md): every table but `meta` is insert-only.  A
 change is a new row and the current value is the newest row: a handoff adds a
 `state_holders` row, a revocation a `state_consent_revocations` row, the end of a
-key a `state_key_ends` row; the current holder of an exhibit and the current key
-and status of a party are read from the state tables.  Triggers refuse UPDATE,
+key a `state_key_ends` row, an answer to a request a `state_request_answers` row,
+a review, a hold's release and a disposal their own rows, a policy a
+`state_policies` row; the current holder of an exhibit and the current key and
+status of a party are read from the state tables.  Triggers refuse UPDATE,
 DELETE (and on PostgreSQL TRUNCATE) on every table but `meta`, so an append needs
 only SELECT and INSERT: on PostgreSQL, `grant_role` gives investigators exactly
 that, auditors SELECT, and the schema to the `custody_operator` group.  A schema-1
-database is migrated in one transaction where the connection owns the schema
-(`migrate`), and refused with a clear message where it does not.
+or schema-2 database is migrated in one transaction where the connection owns the
+schema (`migrate`), and refused with a clear message where it does not.
 
 Faults (docs/errors.md):
 
@@ -94,9 +96,9 @@ from custody.errors import LockTimeoutError, StorageError, UsageError
 from custody.infra.crash import crash_point
 from custody.infra.files import NoSpaceError
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 #: Schema versions this custody migrates from (`Store.migrate`).
-OLD_SCHEMAS = ("1",)
+OLD_SCHEMAS = ("1", "2")
 _PG_LOCK_ID = 0x637573746F6479  # "custody": the log's advisory write lock
 
 ENV_LOCK_TIMEOUT = "CUSTODY_LOCK_TIMEOUT"
@@ -285,6 +287,121 @@ class StateKeyEndRow(SQLModel, table=True):
     reason: str
 
 
+class StateConsentRequestRow(SQLModel, table=True):
+    """Custody state (schema 3): consent grant `hash` answers request `request`."""
+
+    __tablename__ = "state_consent_requests"
+    hash: str = Field(primary_key=True)
+    request: str
+
+
+class StateRequestRow(SQLModel, table=True):
+    """Custody state (schema 3): a request for footage (its answers are
+    `StateAnswerRow` rows)."""
+
+    __tablename__ = "state_requests"
+    hash: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    case_id: str = Field(index=True)
+    by_party: str
+    owner: str | None = None
+    start_at: str
+    end_at: str
+    area: str | None = None
+    answer_by: str | None = None
+
+
+class StateAnswerRow(SQLModel, table=True):
+    """Custody state (schema 3): request `hash` answered at entry `idx` by `owner`,
+    `outcome` "consent" or "refusal"."""
+
+    __tablename__ = "state_request_answers"
+    hash: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    owner: str
+    outcome: str
+
+
+class StateEmergencyRow(SQLModel, table=True):
+    """Custody state (schema 3): an emergency disclosure (the ingest with entry hash
+    `hash`), its review due by `due` (its review is a `StateReviewRow`)."""
+
+    __tablename__ = "state_emergencies"
+    __table_args__ = (Index("state_emergencies_case_item", "case_id", "item"),)
+    hash: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    case_id: str
+    item: str
+    by_party: str
+    claimed: str
+    due: str
+
+
+class StateReviewRow(SQLModel, table=True):
+    """Custody state (schema 3): emergency disclosure `hash` reviewed at entry `idx`;
+    a `rejected` outcome restricts the item from then on."""
+
+    __tablename__ = "state_reviews"
+    hash: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    outcome: str
+    reviewer: str
+    claimed: str
+
+
+class StateHoldRow(SQLModel, table=True):
+    """Custody state (schema 3): a legal hold on a case (`item` NULL) or an item (its
+    release is a `StateReleaseRow`)."""
+
+    __tablename__ = "state_holds"
+    hash: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+    case_id: str = Field(index=True)
+    item: str | None = None
+    by_party: str
+
+
+class StateReleaseRow(SQLModel, table=True):
+    """Custody state (schema 3): hold `hash` released at entry `idx`."""
+
+    __tablename__ = "state_hold_releases"
+    hash: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StateDisposalRow(SQLModel, table=True):
+    """Custody state (schema 3): an item of a case disposed of at entry `idx`."""
+
+    __tablename__ = "state_disposals"
+    case_id: str = Field(primary_key=True)
+    item: str = Field(primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class StatePolicyRow(SQLModel, table=True):
+    """Custody state (schema 3): a policy in force from entry `idx` (the newest row is
+    the policy in force); `forbid` and `warrant_required` hold one analysis kind per
+    line."""
+
+    __tablename__ = "state_policies"
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    forbid: str = ""
+    warrant_required: str = ""
+    review_hours: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+#: The tables schema 3 adds (requests, emergencies, holds, disposals, policies).
+SCHEMA3_TABLES: tuple[type[SQLModel], ...] = (
+    StateConsentRequestRow,
+    StateRequestRow,
+    StateAnswerRow,
+    StateEmergencyRow,
+    StateReviewRow,
+    StateHoldRow,
+    StateReleaseRow,
+    StateDisposalRow,
+    StatePolicyRow,
+)
 STATE_TABLES: tuple[type[SQLModel], ...] = (
     StateItemRow,
     StateHolderRow,
@@ -294,6 +411,7 @@ STATE_TABLES: tuple[type[SQLModel], ...] = (
     StateOfferRow,
     StateKeyRow,
     StateKeyEndRow,
+    *SCHEMA3_TABLES,
 )
 #: The tables custody writes on an append (insert-only: triggers refuse UPDATE, DELETE
 #: and TRUNCATE); `meta` and `checkpoints` are written by the log operator only.
@@ -365,8 +483,35 @@ def _current_holder(case: Any, item: Any, first: Any) -> Any:
 
 
 _offers_t = StateOfferRow.__table__  # type: ignore[attr-defined]
+_consent_requests_t = StateConsentRequestRow.__table__  # type: ignore[attr-defined]
+_requests_t = StateRequestRow.__table__  # type: ignore[attr-defined]
+_answers_t = StateAnswerRow.__table__  # type: ignore[attr-defined]
+_emergencies_t = StateEmergencyRow.__table__  # type: ignore[attr-defined]
+_reviews_t = StateReviewRow.__table__  # type: ignore[attr-defined]
+_holds_t = StateHoldRow.__table__  # type: ignore[attr-defined]
+_releases_t = StateReleaseRow.__table__  # type: ignore[attr-defined]
+_disposals_t = StateDisposalRow.__table__  # type: ignore[attr-defined]
+_policies_t = StatePolicyRow.__table__  # type: ignore[attr-defined]
 _item_cols = [c for c in _items_t.c if c.name != "holder"]
-#: State items with their current holder and the `seq` of its handoff (0: the first).
+#: The `review` that rejected an item's emergency disclosure (None: not restricted).
+_RESTRICTED_AT = (
+    core_select(_reviews_t.c.idx)
+    .select_from(_reviews_t.join(_emergencies_t, _emergencies_t.c.hash == _reviews_t.c.hash))
+    .where(
+        _emergencies_t.c.case_id == _items_t.c.case_id,
+        _emergencies_t.c.item == _items_t.c.item,
+        _reviews_t.c.outcome == "rejected",
+    )
+    .limit(1)
+    .scalar_subquery()
+)
+_DISPOSED_AT = (
+    core_select(_disposals_t.c.idx)
+    .where(_disposals_t.c.case_id == _items_t.c.case_id, _disposals_t.c.item == _items_t.c.item)
+    .scalar_subquery()
+)
+#: State items with their current holder and the `seq` of its handoff (0: the first),
+#: and the entries that restricted and disposed of them (None: not so).
 _ITEMS = core_select(
     *_item_cols,
     _current_holder(_items_t.c.case_id, _items_t.c.item, _items_t.c.holder).label("holder"),
@@ -376,11 +521,17 @@ _ITEMS = core_select(
         .scalar_subquery(),
         0,
     ).label("holder_seq"),
+    _RESTRICTED_AT.label("restricted_at"),
+    _DISPOSED_AT.label("disposed_at"),
 )
 _ITEM = _ITEMS.where(_items_t.c.case_id == bindparam("case"), _items_t.c.item == bindparam("item"))
 #: Consent rows with their revocation (`revoked_at`, None if not revoked).
-_CONSENTS = core_select(*_consents_t.c, _revoked_t.c.idx.label("revoked_at")).select_from(
-    _consents_t.outerjoin(_revoked_t, _revoked_t.c.hash == _consents_t.c.hash)
+_CONSENTS = core_select(
+    *_consents_t.c, _revoked_t.c.idx.label("revoked_at"), _consent_requests_t.c.request
+).select_from(
+    _consents_t.outerjoin(_revoked_t, _revoked_t.c.hash == _consents_t.c.hash).outerjoin(
+        _consent_requests_t, _consent_requests_t.c.hash == _consents_t.c.hash
+    )
 )
 _COVERING = _CONSENTS.where(
     _consents_t.c.case_id == bindparam("case"),
@@ -409,6 +560,39 @@ _KEY_TIMELINE = core_select(
     )
 )
 _KEYS = _KEY_TIMELINE.where(_keys_t.c.name == bindparam("name")).order_by(_keys_t.c.registered_at)
+#: Requests, emergencies (with their review) and holds (with their release).
+_REQUESTS = core_select(_requests_t)
+_REQUEST = _REQUESTS.where(_requests_t.c.hash == bindparam("hash"))
+_ANSWERS = core_select(_answers_t).order_by(_answers_t.c.hash, _answers_t.c.idx)
+_ANSWERS_OF = (
+    core_select(_answers_t).where(_answers_t.c.hash == bindparam("hash")).order_by(_answers_t.c.idx)
+)
+_EMERGENCIES = core_select(
+    *_emergencies_t.c,
+    _reviews_t.c.idx.label("reviewed_at"),
+    _reviews_t.c.outcome,
+    _reviews_t.c.reviewer,
+    _reviews_t.c.claimed.label("reviewed_time"),
+).select_from(_emergencies_t.outerjoin(_reviews_t, _reviews_t.c.hash == _emergencies_t.c.hash))
+_EMERGENCY = _EMERGENCIES.where(_emergencies_t.c.hash == bindparam("hash"))
+_HOLDS = core_select(*_holds_t.c, _releases_t.c.idx.label("released_at")).select_from(
+    _holds_t.outerjoin(_releases_t, _releases_t.c.hash == _holds_t.c.hash)
+)
+_HOLD = _HOLDS.where(_holds_t.c.hash == bindparam("hash"))
+_HOLDS_COVERING = _HOLDS.where(
+    _holds_t.c.case_id == bindparam("case"),
+    or_(_holds_t.c.item.is_(None), _holds_t.c.item == bindparam("item")),
+).order_by(_holds_t.c.idx)
+_POLICY = core_select(_policies_t).order_by(_policies_t.c.idx.desc()).limit(1)
+_LOG_VKEY = core_select(_meta_t.c.value).where(_meta_t.c.key == "log_vkey")
+
+
+def _orphan(label: str, col_: Any, parent: Any, *on: tuple[Any, Any]) -> tuple[str, Any]:
+    """Rows of a change table whose (`on`) columns name no row of `parent`."""
+    match = core_select(parent).where(*(a == b for a, b in on)).exists()
+    return label, core_select(col_).where(~match)
+
+
 #: Change rows naming no item, consent or key (a database altered outside custody).
 _ORPHANS = (
     (
@@ -435,6 +619,37 @@ _ORPHANS = (
             )
             .exists()
         ),
+    ),
+    _orphan(
+        "answer to request",
+        _answers_t.c.hash,
+        _requests_t,
+        (_requests_t.c.hash, _answers_t.c.hash),
+    ),
+    _orphan(
+        "request of consent",
+        _consent_requests_t.c.hash,
+        _consents_t,
+        (_consents_t.c.hash, _consent_requests_t.c.hash),
+    ),
+    _orphan(
+        "review of emergency disclosure",
+        _reviews_t.c.hash,
+        _emergencies_t,
+        (_emergencies_t.c.hash, _reviews_t.c.hash),
+    ),
+    _orphan(
+        "release of hold",
+        _releases_t.c.hash,
+        _holds_t,
+        (_holds_t.c.hash, _releases_t.c.hash),
+    ),
+    _orphan(
+        "disposal of item",
+        _disposals_t.c.item,
+        _items_t,
+        (_items_t.c.case_id, _disposals_t.c.case_id),
+        (_items_t.c.item, _disposals_t.c.item),
     ),
 )
 #: The current holder of an `items` row, from the custody state.
@@ -519,6 +734,17 @@ def _migrate_1_to_2(conn: Connection) -> None:
         )
         conn.exec_driver_sql("ALTER TABLE state_keys DROP COLUMN ended_at")
         conn.exec_driver_sql("ALTER TABLE state_keys DROP COLUMN end_reason")
+
+
+def _migrate_2_to_3(conn: Connection) -> None:
+    """Schema 2 -> 3 inside the caller's transaction (the schema owner's): the state
+    tables of requests, emergencies, holds, disposals and policies are created, empty.
+
+    A log at schema 2 holds no entry that writes them (those entry types, a consent's
+    `request`, and legal-basis `emergency` are newer than it), so empty tables are its
+    state: the state marker stays.
+    """
+    SQLModel.metadata.create_all(conn, tables=[t.__table__ for t in SCHEMA3_TABLES])  # type: ignore[attr-defined]
 
 
 _ROLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,62}")
@@ -830,8 +1056,10 @@ class Store:
             )
         if version in OLD_SCHEMAS:
             if self.read_only:
-                # Never written, so never migrated: read as it is (see `legacy`).
-                self.legacy = True
+                # Never written, so never migrated: read as it is.  Schema 1 kept current
+                # values in its look-up columns (see `legacy`); schema 2 has the insert-only
+                # tables of its state, and the custody state is replayed in memory.
+                self.legacy = version == "1"
             elif upgrade:
                 self.migrate()
             return
@@ -857,12 +1085,15 @@ class Store:
             return bool(owns.scalar())
 
     def migrate(self) -> bool:
-        """Bring a schema-1 database to this schema version, in one transaction.
+        """Bring a schema-1 or schema-2 database to this schema version, in one
+        transaction.
 
-        Returns False where it is at this version already.  The tables schema 2 adds
-        are created, the mutable columns of schema 1 (a consent's revocation, a key's
-        end) become rows of the new insert-only tables, and every table but `meta`
-        gets its append-only triggers; a crash leaves schema 1 as it was.  Raises
+        Returns False where it is at this version already.  From schema 1: the tables
+        schema 2 adds are created and the mutable columns of schema 1 (a consent's
+        revocation, a key's end) become rows of the new insert-only tables.  Then the
+        tables schema 3 adds are created (`_migrate_2_to_3`), every table but `meta`
+        gets its append-only triggers, and on PostgreSQL the group roles their
+        privileges on them; a crash leaves the old schema as it was.  Raises
         StorageError if the database is read-only or this connection does not own
         its schema (the log operator must run 'custody db migrate').
         """
@@ -890,7 +1121,9 @@ class Store:
             row = s.get(Meta, "schema")
             if row is None or row.value == SCHEMA_VERSION:  # migrated meanwhile
                 return False
-            _migrate_1_to_2(conn)
+            if row.value == "1":
+                _migrate_1_to_2(conn)
+            _migrate_2_to_3(conn)
             _install_triggers(conn, sqlite=self.is_sqlite)
             if not self.is_sqlite and _pg_has_groups(conn):
                 _pg_privileges(conn)  # the new tables: the roles keep what they may do
@@ -1216,6 +1449,17 @@ class Store:
         return [(int(i), bytes(d)) for i, d in rows]
 
     @staticmethod
+    def type_entries(s: Session, etype: str) -> list[tuple[int, bytes]]:
+        """(index, bytes) of every entry whose look-up column says it is of type `etype`
+        (the log-wide `policy` entries a bundle carries, like key entries)."""
+        rows = s.exec(
+            select(EntryRow.idx, EntryRow.data)
+            .where(EntryRow.etype == etype)
+            .order_by(EntryRow.idx)  # type: ignore[arg-type]
+        ).all()
+        return [(int(i), bytes(d)) for i, d in rows]
+
+    @staticmethod
     def case_entries(
         s: Session, case: str, skip_types: Sequence[str] = ()
     ) -> list[tuple[int, bytes]]:
@@ -1287,6 +1531,41 @@ class Store:
         return list(s.connection().execute(_KEYS, {"name": name}).all())
 
     @staticmethod
+    def state_request(s: Session, hash: str) -> tuple[Any, list[Any]] | None:
+        """The request row with this entry hash and its answer rows (in log order)."""
+        conn = s.connection()
+        row = conn.execute(_REQUEST, {"hash": hash}).first()
+        if row is None:
+            return None
+        return row, list(conn.execute(_ANSWERS_OF, {"hash": hash}).all())
+
+    @staticmethod
+    def state_emergency(s: Session, hash: str) -> Any:
+        """The emergency disclosure row (with its review's columns, None if unreviewed)."""
+        return s.connection().execute(_EMERGENCY, {"hash": hash}).first()
+
+    @staticmethod
+    def state_hold(s: Session, hash: str) -> Any:
+        """The hold row (with `released_at`, None while in force), or None."""
+        return s.connection().execute(_HOLD, {"hash": hash}).first()
+
+    @staticmethod
+    def state_holds_covering(s: Session, case: str, item: str) -> list[Any]:
+        """The hold rows on `case` as a whole or on `item`, in log order."""
+        return list(s.connection().execute(_HOLDS_COVERING, {"case": case, "item": item}).all())
+
+    @staticmethod
+    def state_policy(s: Session) -> Any:
+        """The newest policy row, or None."""
+        return s.connection().execute(_POLICY).first()
+
+    @staticmethod
+    def log_vkey(s: Session) -> str | None:
+        """The log's verifier key as `meta` holds it (`log_vkey`), or None."""
+        row = s.connection().execute(_LOG_VKEY).first()
+        return None if row is None else str(row[0])
+
+    @staticmethod
     def state_key_names(s: Session) -> list[str]:
         """The names of every party with a key on the log, in order."""
         rows = s.exec(select(StateKeyRow.name).distinct().order_by(col(StateKeyRow.name))).all()
@@ -1321,8 +1600,11 @@ class Store:
         """The current custody state, table by table, as schema 1 held it (what `log
         verify` compares with its replay): `state_items` rows carry the current holder,
         `state_consents` rows `revoked_at`, `state_keys` rows `ended_at` and
-        `end_reason`.  `orphans` lists the change rows (a handoff, a revocation, a
-        key's end) that name no item, consent or key."""
+        `end_reason`; `state_emergencies` rows their review's columns, `state_holds`
+        rows `released_at`, `state_policy` the newest policy row.  `orphans` lists the
+        change rows (a handoff, a revocation, a key's end, an answer, a review, a
+        release, a disposal) that name no item, consent, key, request, disclosure or
+        hold."""
         conn = s.connection()
         orphans: list[str] = []
         for label, q in _ORPHANS:
@@ -1333,6 +1615,11 @@ class Store:
             "state_consent_items": list(conn.execute(core_select(_consent_items_t)).all()),
             "state_offers": list(conn.execute(core_select(_offers_t)).all()),
             "state_keys": list(conn.execute(_KEY_TIMELINE).all()),
+            "state_requests": list(conn.execute(_REQUESTS).all()),
+            "state_request_answers": list(conn.execute(_ANSWERS).all()),
+            "state_emergencies": list(conn.execute(_EMERGENCIES).all()),
+            "state_holds": list(conn.execute(_HOLDS).all()),
+            "state_policy": list(conn.execute(_POLICY).all()),
             "orphans": orphans,
         }
 

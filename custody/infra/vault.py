@@ -25,6 +25,11 @@ refused before its entry is committed is discarded; and a crash between the
 commit and the placing leaves a staged copy that `Vault.recover` moves into
 place on the next run (or removes, when no entry names it).
 
+Write-once has one exception: a disposal (docs/lifecycle.md).  Once an item's signed
+`disposal` entry is committed and no exhibit not disposed of names the object,
+`Vault.remove` deletes the object and its sidecars; nothing else ever deletes an
+object (an object no entry names is moved to quarantine/, never deleted).
+
 Shared stores (docs/deployment.md, "Shared storage"): several users' processes,
 on one machine or several mounting one share, may write one store at once.  Every
 write goes to a temp or staged name unique to the process (mkstemp, a random
@@ -75,6 +80,7 @@ from custody.media.digest import CHUNK_SIZE, FileDigests, Hasher
 
 __all__ = [
     "Recovery",
+    "Removed",
     "Staged",
     "StoredFile",
     "Vault",
@@ -696,6 +702,53 @@ class Vault:
             raise self._storage_error(f"cannot quarantine object {blake3_hex}", exc) from None
         return dest
 
+    def remove(self, blake3_hex: str) -> Removed:
+        """Delete an object and its sidecars for good: the one write a disposal makes
+        (docs/lifecycle.md).  The caller has committed the object's `disposal` entry
+        and checked that no exhibit not disposed of still names the object.
+
+        Idempotent: what is already gone is skipped, so a re-run after a crash
+        finishes the removal.  The folders are synced, so the removal is durable when
+        this returns.
+
+        Raises:
+            FormatError: `blake3_hex` is not 64 lowercase hex digits.
+            StorageError: an object or sidecar cannot be deleted.
+        """
+        path = self.path_for(blake3_hex)
+        removed_object = False
+        try:
+            os.unlink(path)
+            removed_object = True
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise self._storage_error(f"cannot delete object {blake3_hex}", exc) from None
+        folder = self._sidecars / blake3_hex[:2]
+        sidecars = 0
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.startswith(blake3_hex + "."))
+        except FileNotFoundError:
+            names = []
+        except OSError as exc:
+            raise self._storage_error(f"cannot list the sidecars of {blake3_hex}", exc) from None
+        for name in names:
+            try:
+                os.unlink(folder / name)
+                sidecars += 1
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise self._storage_error(f"cannot delete sidecar {name}", exc) from None
+        try:
+            if removed_object:
+                fsync_dir(path.parent)
+            if sidecars:
+                fsync_dir(folder)
+        except OSError as exc:
+            raise self._storage_error(f"cannot sync the removal of {blake3_hex}", exc) from None
+        return Removed(removed_object, sidecars)
+
     def _staged_names(self) -> list[tuple[str, Path]]:
         try:
             names = sorted(os.listdir(self._staging))
@@ -934,6 +987,15 @@ class Recovery:
 
     placed: tuple[str, ...]
     removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What `Vault.remove` deleted: the object (False: it was gone already) and how many
+    sidecars."""
+
+    object: bool
+    sidecars: int
 
 
 class Staged:

@@ -26,16 +26,24 @@ from custody.errors import FormatError
 from custody.model.entry import Entry
 from custody.model.types import (
     Access,
+    Analysis,
     Consent,
     Derive,
+    Disposal,
     Handoff,
+    Hold,
     Ingest,
     KeyEvent,
+    Policy,
+    Refusal,
     Reject,
+    Request,
+    Retention,
+    Review,
     parse_typed,
 )
 
-__all__ = ["describe", "keeping", "label", "signed_with_shared_key"]
+__all__ = ["describe", "entry_ref", "keeping", "label", "signed_with_shared_key"]
 
 _NO_EXHIBITS: Mapping[str, str] = {}
 
@@ -47,12 +55,25 @@ def label(blake3: str | None, exhibits: Mapping[str, str] | None = None) -> str:
     return (exhibits or _NO_EXHIBITS).get(blake3, f"item {blake3[:16]}…")
 
 
+_NO_INDEXES: Mapping[str, int] = {}
+
+
+def entry_ref(what: str, ehash: str | None, indexes: Mapping[str, int] | None = None) -> str:
+    """How a sentence names another entry by its entry hash: ``request (entry 12)`` when
+    `indexes` (entry hash -> log index) knows it, else ``request 1a2b3c4d5e6f…``."""
+    if ehash is None:
+        return f"{what} ?"
+    index = (indexes or _NO_INDEXES).get(ehash)
+    return f"{what} (entry {index})" if index is not None else f"{what} {ehash[:12]}…"
+
+
 def describe(
     entry: Entry,
     *,
     about: str | None = None,
     exhibits: Mapping[str, str] | None = None,
     accepted: str | None = None,
+    indexes: Mapping[str, int] | None = None,
 ) -> str:
     """One sentence saying what `entry` records, e.g. ``handed from bob to carol for
     forensic examination; authority Order 2026/88``.
@@ -61,7 +82,10 @@ def describe(
     or a log's list); `exhibits` maps digests to exhibit numbers.  `accepted` is a
     handoff's claimed time when it is not its `time` line (the receiver countersigned
     later than the sender offered, `custody.model.times.claimed_time`): the sentence
-    then says ``offered at <time line>, accepted at <accepted>``.  Never raises: an
+    then says ``offered at <time line>, accepted at <accepted>``.  `indexes` maps entry
+    hashes to log indexes, so that an entry naming another (a consent answering a
+    request, a review of an emergency ingest, a hold's release) says ``request (entry
+    12)`` rather than a shortened hash (`entry_ref`).  Never raises: an
     entry of a type this version does not know, or one whose fields do not parse,
     is described by its fields (`key=value ...`), so a listing never hides an entry.
     """
@@ -70,8 +94,9 @@ def describe(
     except FormatError:
         return _fields(entry)
     known = exhibits or _NO_EXHIBITS
+    refs = indexes or _NO_INDEXES
     if isinstance(typed, Ingest):
-        return _ingest(typed)
+        return _ingest(typed, refs)
     if isinstance(typed, Derive):
         return _derive(typed, about, known)
     if isinstance(typed, Handoff):
@@ -80,14 +105,99 @@ def describe(
             text += f"; offered at {entry.time}, accepted at {accepted}"
         return text
     if isinstance(typed, Consent):
-        return _consent(typed, known)
+        return _consent(typed, known, refs)
     if isinstance(typed, Reject):
         return _reject(typed)
     if isinstance(typed, Access):
         return _access(typed)
     if isinstance(typed, KeyEvent):
         return _key(typed)
-    return _fields(entry)
+    return _oversight(typed, about, known, refs) or _fields(entry)
+
+
+def _oversight(
+    typed: object, about: str | None, exhibits: Mapping[str, str], refs: Mapping[str, int]
+) -> str | None:
+    """The sentences of the request, review, retention, hold, disposal, analysis and
+    policy entries (docs/spec/entry.md), or None for another type."""
+    if isinstance(typed, Request):
+        return _request(typed)
+    if isinstance(typed, Refusal):
+        text = f"{typed.owner} declines {entry_ref('request', typed.request, refs)}"
+        return text + (f": {typed.reason}" if typed.reason else " (no reason given)")
+    if isinstance(typed, Review):
+        return (
+            f"{entry_ref('emergency disclosure', typed.ingest, refs)} of "
+            f"{_this(typed.item, about, exhibits)} {typed.outcome} on review by {typed.by}: "
+            f"{typed.note}"
+        )
+    if isinstance(typed, Retention):
+        scope = _scope(typed.item, about, exhibits)
+        return f"{scope} to be kept until {typed.until}, set by {typed.by}; basis: {typed.basis}"
+    if isinstance(typed, Hold):
+        scope = _scope(typed.item, about, exhibits)
+        if typed.action == "release":
+            held = entry_ref("legal hold", typed.hold, refs)
+            return f"{held} on {scope} released by {typed.by}: {typed.reason}"
+        return f"legal hold on {scope} placed by {typed.by}: {typed.reason}"
+    if isinstance(typed, Disposal):
+        what = _this(typed.item, about, exhibits)
+        return f"{what} disposed of by {typed.by}: {typed.reason}"
+    if isinstance(typed, Analysis):
+        return _analysis(typed, about, exhibits)
+    if isinstance(typed, Policy):
+        return _policy(typed)
+    return None
+
+
+def _this(item: str, about: str | None, exhibits: Mapping[str, str]) -> str:
+    return "this item" if about is not None and about == item else label(item, exhibits)
+
+
+def _scope(item: str | None, about: str | None, exhibits: Mapping[str, str]) -> str:
+    """What a retention or hold applies to: an item, or every item of the case."""
+    if item is None:
+        return "every item of the case"
+    return _this(item, about, exhibits)
+
+
+def _request(e: Request) -> str:
+    asked = f"asks {e.owner}" if e.owner else "asks for footage"
+    text = f"{e.by} {asked}" + (" for footage" if e.owner else "")
+    text += f" from {e.start} to {e.end}"
+    if e.area:
+        area = e.area.split(",")
+        text += f" within {area[2].strip()} m of {area[0].strip()},{area[1].strip()}"
+    text += f" for {e.purpose}"
+    if e.answer_by:
+        text += f"; answer by {e.answer_by}"
+    if e.ref:
+        text += f"; reference {e.ref}"
+    return text
+
+
+def _analysis(e: Analysis, about: str | None, exhibits: Mapping[str, str]) -> str:
+    text = (
+        f"{e.kind} analysis of {_this(e.item, about, exhibits)} by {e.by} with {e.tool} "
+        f"{e.tool_version} for {e.purpose}"
+    )
+    if e.warrant:
+        text += f"; warrant {e.warrant}"
+    if e.result:
+        named = f" {e.result_name}" if e.result_name else ""
+        text += f"; result{named} BLAKE3 {e.result}"
+    return text
+
+
+def _policy(e: Policy) -> str:
+    parts = [
+        "forbids " + ", ".join(e.forbid) if e.forbid else "forbids no kind of analysis",
+    ]
+    if e.warrant_required:
+        parts.append("requires a warrant for " + ", ".join(e.warrant_required))
+    parts.append(f"emergency disclosures to be reviewed within {e.review_hours} hours")
+    text = "log policy: " + "; ".join(parts)
+    return text + (f"; note: {e.note}" if e.note else "")
 
 
 def _fields(entry: Entry) -> str:
@@ -95,7 +205,7 @@ def _fields(entry: Entry) -> str:
     return " ".join(f"{k}={v}" for k, v in entry.fields if k not in ("item", "case"))
 
 
-def _ingest(e: Ingest) -> str:
+def _ingest(e: Ingest, refs: Mapping[str, int]) -> str:
     text = f"{e.exhibit} ({e.name}) ingested by {e.by}"
     if e.source:
         text += f" from {e.source}"
@@ -103,6 +213,13 @@ def _ingest(e: Ingest) -> str:
         text += f"; legal basis {e.legal_basis}"
     if e.ref:
         text += f" ({e.ref})" if e.legal_basis else f"; reference {e.ref}"
+    if e.consent:
+        text += f"; under {entry_ref('consent', e.consent, refs)}"
+    if e.justification:
+        text += f"; emergency disclosure, justified: {e.justification}"
+    if e.recorded or e.location:
+        text += "; recorded" + (f" at {e.recorded}" if e.recorded else "")
+        text += f" at location {e.location}" if e.location else ""
     return text
 
 
@@ -131,12 +248,13 @@ def _handoff(e: Handoff, about: str | None, exhibits: Mapping[str, str]) -> str:
     return text + (f"; together with {', '.join(others)}" if others else "")
 
 
-def _consent(e: Consent, exhibits: Mapping[str, str]) -> str:
+def _consent(e: Consent, exhibits: Mapping[str, str], refs: Mapping[str, int]) -> str:
     if e.action == "revoke":
-        return f"{e.owner} revokes consent {(e.consent or '')[:12]}…"
+        return f"{e.owner} revokes {entry_ref('consent', e.consent, refs)}"
     scope = ", ".join(label(i, exhibits) for i in e.items) or "every item of the case"
     text = f"{e.owner} consents to use for {e.purpose} ({scope}; onward sharing {e.onward}"
-    return text + (f"; until {e.until})" if e.until else ")")
+    text += f"; until {e.until})" if e.until else ")"
+    return text + (f", answering {entry_ref('request', e.request, refs)}" if e.request else "")
 
 
 def _reject(e: Reject) -> str:
@@ -195,6 +313,8 @@ def _what(typed: object, signer: str) -> str | None:
         return "acceptance" if signer == typed.receiver else None
     if isinstance(typed, Reject):
         return "refusal"
+    if isinstance(typed, Refusal):
+        return "refusal of a request"
     return None
 
 
@@ -206,10 +326,10 @@ def signed_with_shared_key(entry: Entry, signer: str, key: KeyEvent | None) -> s
     `key` is the `key` entry (register or rotate) of the signer's key valid at the
     entry's index, or None if unknown.  The signatures that matter are the ones a party
     gives for itself: an owner's consent or its revocation, a receiver's acceptance of a
-    handoff (its countersignature), a refusal.  One of those made with a key recorded as
-    kept shared has a caveat; one made with a key whose keeping is not recorded has one
-    saying so (not guessing).  Other signatures (an ingest, a sender's release, a key
-    entry) have none.  Never raises.
+    handoff (its countersignature), a refusal of an offer or of a request.  One of those
+    made with a key recorded as kept shared has a caveat; one made with a key whose
+    keeping is not recorded has one saying so (not guessing).  Other signatures (an
+    ingest, a sender's release, a key entry) have none.  Never raises.
     """
     try:
         typed = parse_typed(entry)

@@ -31,11 +31,13 @@ from custody.model.types import ROLES, KeyEvent
 from custody.tlog.note import ALG_COSIGNATURE_V1, NoteSignature, VerifierKey
 
 __all__ = [
+    "POLICY_TYPE",
     "ROLES",
     "EntryError",
     "Parties",
     "PartyKey",
     "check_entry",
+    "check_policy_signature",
     "check_signatures",
     "key_changes",
     "matches",
@@ -198,18 +200,66 @@ def _check_vkey_name(index: int, name: str, vkey: VerifierKey) -> None:
         raise EntryError(index, f"key entry for '{name}' carries a key named '{vkey.name}'")
 
 
-def check_entry(index: int, data: bytes, parties: Parties) -> SignedEntry:
+def check_entry(
+    index: int, data: bytes, parties: Parties, log_key: VerifierKey | None = None
+) -> SignedEntry:
     """Parse entry `index` and verify every signature line on it.
 
     Each signature must be by a party key valid at `index` (for a `key` entry,
-    the key it introduces, or the key it rotates or revokes).  Raises EntryError
+    the key it introduces, or the key it rotates or revokes); a `policy` entry's
+    by the log key `log_key` alone (`check_policy_signature`).  Raises EntryError
     naming the entry and what is wrong.
     """
     try:
         signed = SignedEntry.parse(data)
     except CustodyError as exc:
         raise EntryError(index, f"malformed: {exc.message}") from exc
+    if signed.entry.type == POLICY_TYPE:
+        return check_policy_signature(index, signed, log_key)
     return check_signatures(index, signed, parties)
+
+
+#: The entry type signed by the log key rather than by a party (docs/spec/entry.md §policy).
+POLICY_TYPE = "policy"
+
+
+def check_policy_signature(
+    index: int, signed: SignedEntry, log_key: VerifierKey | None
+) -> SignedEntry:
+    """The signature check of a `policy` entry (docs/spec/entry.md §policy): signed by
+    the log key `log_key` (its name is the log's origin), and by nothing else.
+
+    Returns `signed`; raises EntryError naming the entry and what is wrong, and where
+    `log_key` is None (the log key is not known here: a policy cannot be checked).
+    """
+    if log_key is None:
+        raise EntryError(
+            index,
+            "is a policy entry, signed by the log key, and the log key is not known here",
+            hint="a policy entry is checked on its own log (custody log verify) or in a bundle "
+            "of that log (custody verify-bundle), where the log key is known",
+        )
+    if not signed.note.signatures:
+        raise EntryError(index, "carries no signature")
+    message = signed.note.text.encode("utf-8")
+    for sig in signed.note.signatures:
+        if sig.name != log_key.name or sig.key_id != log_key.key_id:
+            raise EntryError(
+                index,
+                f"is a policy entry signed by '{sig.name}': a policy entry is signed by the "
+                f"log key of {log_key.name} and only by it",
+                hint="a policy is set with 'custody policy set' in the home holding the log key",
+            )
+        try:
+            log_key.verify(message, sig.signature)
+        except VerificationError:
+            raise EntryError(
+                index,
+                "the log key's signature on this policy entry does not verify: the entry "
+                "was changed after signing, or the signature was forged",
+                hint="restore the entry from a backup or an exported bundle",
+            ) from None
+    return signed
 
 
 def check_signatures(index: int, signed: SignedEntry, parties: Parties) -> SignedEntry:

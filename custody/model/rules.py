@@ -14,6 +14,15 @@ rule broken or returns the `Change`s the entry makes:
 * `reject`: only the receiver refuses an offer;
 * `access`, `derive`: only the holder, and footage taken in on consent only
   within an active consent's scope;
+* issue 12 (docs/spec/entry.md rules 6-14): a `request` by a non-owner; its
+  answers (a consent `grant` naming it, a `refusal`), once per owner; an `ingest`
+  under a consent that answers a request only within the request's window and
+  area, and an emergency ingest only with a justification (its review due by the
+  policy in force); a `review` by another party, once, a rejection restricting the
+  item; `retention` and `hold` by an agency, lab or court; a `disposal` by the
+  holder and under no hold, after which nothing names the item; an `analysis` by
+  the holder as the policy allows; a `policy` signed by the log key alone
+  (`StateView.log_key`), naming no case;
 * every entry made on this log: claimed times in order (`check_order`,
   docs/spec/entry.md rule 5), when the caller gives `admit` the previous entry's
   claimed time (`previous`).  The caller decides which entries that applies to:
@@ -39,42 +48,73 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from custody.errors import CustodyError
 from custody.model.entry import Entry, SignedEntry, format_time, parse_time
-from custody.model.parties import EntryError, Parties, check_signatures, key_changes
+from custody.model.parties import (
+    EntryError,
+    Parties,
+    check_policy_signature,
+    check_signatures,
+    key_changes,
+)
 from custody.model.state import (
+    AnswerRequest,
     Change,
     Consent,
+    Dispose,
+    EmergencyState,
+    HoldState,
     ItemState,
     KeyRegistered,
     MemoryState,
     PartyKey,
+    PolicyState,
     PutConsent,
+    PutEmergency,
+    PutHold,
     PutItem,
+    PutRequest,
+    ReleaseHold,
+    RequestState,
+    ReviewEmergency,
     RevokeConsent,
     SetHolder,
+    SetPolicy,
     SettleOffer,
     StateView,
     key_at,
 )
 from custody.model.times import TIME_TOLERANCE, Stamp, claimed_time_of, span
 from custody.model.types import (
+    DEFAULT_REVIEW_HOURS,
     ONWARD,
     REGISTRY,
     Access,
+    Analysis,
     Derive,
     DeriveRequest,
+    Disposal,
     Handoff,
+    Hold,
     Ingest,
     KeyEvent,
+    Policy,
+    Refusal,
     Reject,
+    Request,
+    Retention,
+    Review,
     Typed,
+    distance_m,
+    parse_area,
+    parse_location,
     parse_typed,
 )
 from custody.model.types import Consent as ConsentEntry
+from custody.tlog.note import VerifierKey
 
 __all__ = [
     "KNOWN_TYPES",
@@ -168,7 +208,7 @@ def evaluate(
         if isinstance(typed, KeyEvent):
             return key_changes(index, typed, view.party_keys)
         if isinstance(typed, Ingest):
-            return _ingest(index, typed, names, view)
+            return _ingest(index, typed, signed.data, names, view)
         if isinstance(typed, ConsentEntry):
             return _consent(index, typed, signed.data, names, view)
         if isinstance(typed, Handoff):
@@ -183,10 +223,37 @@ def evaluate(
             return []
         if isinstance(typed, Derive | DeriveRequest):
             return _derive(index, typed, names, view)
+        return _oversight(index, typed, signed.data, names, view)
     except EntryError:
         raise
     except CustodyError as exc:  # e.g. a key that does not parse
         raise RuleError(index, exc.message) from exc
+
+
+def _oversight(
+    index: int, typed: Typed, data: bytes, names: Sequence[str], view: StateView
+) -> list[Change]:
+    """The rules of the request, emergency, retention, analysis and policy entries."""
+    if isinstance(typed, Request):
+        return _request(index, typed, data, names, view)
+    if isinstance(typed, Refusal):
+        return _refusal(index, typed, names, view)
+    if isinstance(typed, Review):
+        return _review(index, typed, names, view)
+    if isinstance(typed, Retention):
+        _record_keeper(index, typed.by, names, view, "the party setting the retention")
+        if typed.item is not None:
+            _live(index, view, typed.case, typed.item, "have a retention period")
+        return []
+    if isinstance(typed, Hold):
+        return _hold(index, typed, data, names, view)
+    if isinstance(typed, Disposal):
+        return _disposal(index, typed, names, view)
+    if isinstance(typed, Analysis):
+        _analysis(index, typed, names, view)
+        return []
+    if isinstance(typed, Policy):
+        return _policy(index, typed, names, view)
     raise RuleError(index, f"has unknown type '{typed.entry.type}'")  # pragma: no cover
 
 
@@ -271,6 +338,14 @@ def _admit(index: int, data: bytes, view: StateView) -> Admitted:
         parties.apply_changes(changes)
         check_signatures(index, signed, parties)
         return Admitted(signed, key, changes)
+    if entry.type == "policy":
+        # Log-wide, signed by the log key alone (rule 9): no party, no case.
+        log_key = view.log_key()
+        if log_key is None:
+            raise RuleError(index, _NO_LOG_KEY, hint=_NO_LOG_KEY_HINT)
+        check_policy_signature(index, signed, log_key)
+        typed = typed_of(index, entry)
+        return Admitted(signed, typed, evaluate(index, signed, view, typed))
     check_signatures(index, signed, _parties_of(view, names))
     if entry.get("case") is None:
         raise RuleError(index, f"a {entry.type} entry must name its case")
@@ -375,7 +450,9 @@ def _parties_of(view: StateView, names: Iterable[str]) -> Parties:
 # -- rules per type ------------------------------------------------------------------------------
 
 
-def _ingest(index: int, e: Ingest, names: Sequence[str], view: StateView) -> list[Change]:
+def _ingest(
+    index: int, e: Ingest, data: bytes, names: Sequence[str], view: StateView
+) -> list[Change]:
     _signed_by(index, names, e.by, "the ingesting party")
     existing = view.item(e.case, e.item)
     if existing is not None:
@@ -386,7 +463,93 @@ def _ingest(index: int, e: Ingest, names: Sequence[str], view: StateView) -> lis
     holder = e.holder or e.by
     if holder != e.by:
         raise RuleError(index, f"ingest by '{e.by}' names '{holder}' as holder")
-    return [PutItem(ItemState(e.case, e.item, e.exhibit, e.by, e.legal_basis, e.ref, index))]
+    changes: list[Change] = [
+        PutItem(ItemState(e.case, e.item, e.exhibit, e.by, e.legal_basis, e.ref, index))
+    ]
+    if e.consent is not None:
+        _ingest_consent(index, e, e.consent, view)
+    if e.legal_basis == "emergency":
+        if e.justification is None:
+            raise RuleError(
+                index,
+                f"clip '{e.name}' is ingested with legal-basis emergency but the entry has no "
+                "'justification' field",
+                hint="say why it could not wait for consent or a warrant (--justification TEXT)",
+            )
+        policy = view.policy()
+        hours = policy.review_hours if policy is not None else DEFAULT_REVIEW_HOURS
+        due = format_time(e.claimed_time + timedelta(hours=hours))
+        changes.append(
+            PutEmergency(EmergencyState(entry_hash(data), index, e.case, e.item, e.by, e.time, due))
+        )
+    return changes
+
+
+def _ingest_consent(index: int, e: Ingest, hash: str, view: StateView) -> None:
+    """Rule 8: an ingest naming the consent it is taken under (and, through it, the request
+    that consent answers: the clip's recorded time and place must lie in its scope)."""
+    clip = f"clip '{e.name}'"
+    if e.legal_basis != "consent":
+        raise RuleError(
+            index,
+            f"{clip} names consent {hash[:12]} (field 'consent') but its legal-basis is "
+            f"{e.legal_basis or 'not given'}, not consent",
+            hint="ingest it with --legal-basis consent, or leave out --consent",
+        )
+    c = view.consent(hash)
+    if c is None:
+        raise RuleError(
+            index,
+            f"{clip} names consent {hash[:12]} (field 'consent'), which is not a consent grant "
+            "on this log",
+            hint="import the owner's consent first (custody log import ANSWER), and give its "
+            "log index to --consent",
+        )
+    why = None
+    if c.case != e.case:
+        why = f"{c.label()} is for case {c.case}, not {e.case}"
+    elif c.revoked_at is not None and c.revoked_at < index:
+        why = f"{c.label()} was revoked at entry {c.revoked_at}"
+    elif c.until is not None and e.claimed_time.date() > c.until:
+        why = f"{c.label()} expired on {c.until.isoformat()}"
+    elif c.items and e.item not in c.items:
+        why = f"{c.label()} lists items and this clip (item {e.item[:16]}…) is not one of them"
+    if why is not None:
+        raise RuleError(
+            index,
+            f"{clip} cannot be taken in under the consent it names: {why}",
+            hint="ask the owner for a consent that covers it, or ingest it under another legal "
+            "basis (a warrant)",
+        )
+    if c.request is None:
+        return
+    req = view.request(c.request)
+    if req is None:  # pragma: no cover - a grant naming a request is admitted only with it
+        raise RuleError(index, f"{c.label()} answers a request that is not on this log")
+    hint = (
+        "this consent covers only what the request asked for: ingest the clip under another "
+        "legal basis (a warrant), or ask the owner for a consent that covers it"
+    )
+    recorded = e.recorded_time
+    if recorded is not None and not (parse_time(req.start) <= recorded <= parse_time(req.end)):
+        raise RuleError(
+            index,
+            f"{clip} was recorded at {e.recorded} (field 'recorded'), outside the window "
+            f"{req.start} to {req.end} of {req.label()}, which {c.label()} answers",
+            hint=hint,
+        )
+    if e.location is not None and req.area is not None:
+        area = parse_area(req.area)
+        lat, lon = parse_location(e.location)
+        if not area.contains(lat, lon):
+            raise RuleError(
+                index,
+                f"{clip} was recorded at {e.location} (field 'location'), "
+                f"{distance_m(area.lat, area.lon, lat, lon):.0f} m from the centre of the area "
+                f"{req.area} (radius {area.radius_m:g} m) of {req.label()}, which "
+                f"{c.label()} answers",
+                hint=hint,
+            )
 
 
 def _consent(
@@ -400,9 +563,20 @@ def _consent(
         assert e.case is not None and e.purpose is not None and e.onward is not None
         h = entry_hash(data)
         grant = Consent(
-            h, index, e.owner, e.case, frozenset(e.items), e.purpose, e.until_date, e.onward
+            h,
+            index,
+            e.owner,
+            e.case,
+            frozenset(e.items),
+            e.purpose,
+            e.until_date,
+            e.onward,
+            request=e.request,
         )
-        return [PutConsent(grant)]
+        if e.request is None:
+            return [PutConsent(grant)]
+        req = _answerable(index, e.request, e.case, e.owner, view)
+        return [PutConsent(grant), AnswerRequest(req.hash, index, e.owner, "consent")]
     assert e.consent is not None  # ConsentEntry.check
     target = view.consent(e.consent)
     if target is None:
@@ -428,6 +602,13 @@ def _handoff(
     receiving = key_at(view.party_keys(e.receiver), index)
     for item in e.items:
         state = _held(index, view, e.case, item, e.sender, "hand off")
+        if state.restricted_at is not None and (receiving is None or receiving.role != "court"):
+            raise RuleError(
+                index,
+                f"{state.exhibit} may be handed off only to a court: its emergency disclosure "
+                f"was rejected on review at entry {state.restricted_at}",
+                hint=_RESTRICTED_HINT,
+            )
         _check_consent(
             index, view, state, when, e.sender, receiving.role if receiving is not None else None
         )
@@ -448,10 +629,13 @@ def _reject(index: int, e: Reject, names: Sequence[str], view: StateView) -> lis
 def check_access(index: int, view: StateView, case: str, item: str, by: str, time: str) -> None:
     """The rule for an `access` entry whose signature by `by` is already checked.
 
+    Only the holder accesses, never a disposed item or one whose emergency disclosure
+    was rejected (rule 10), and consent-based footage only within a consent (rule 3).
     (Split out so that `log verify` can hand over access entries, the bulk of a
     busy log, as a few strings instead of whole parsed entries.)  Raises RuleError.
     """
     state = _held(index, view, case, item, by, "access")
+    _unrestricted(index, state, "accessed")
     _check_consent(index, view, state, time, None, None)
 
 
@@ -460,6 +644,7 @@ def _derive(
 ) -> list[Change]:
     _signed_by(index, names, e.by, "the party deriving the copy")
     state = _held(index, view, e.case, e.parent, e.by, "derive from")
+    _unrestricted(index, state, "derived from")
     _check_consent(index, view, state, e.time, None, None)
     if view.item(e.case, e.item) is not None:
         raise RuleError(index, f"derived item {e.item[:16]}… is already in case {e.case}")
@@ -469,7 +654,221 @@ def _derive(
     return [PutItem(child)]
 
 
+def _request(
+    index: int, e: Request, data: bytes, names: Sequence[str], view: StateView
+) -> list[Change]:
+    """Rule 6: a request is signed by the asking party, who is not an owner."""
+    _signed_by(index, names, e.by, "the asking party")
+    key = key_at(view.party_keys(e.by), index)
+    if key is not None and key.role == "owner":
+        raise RuleError(
+            index,
+            f"request is made by '{e.by}', an owner party: owners answer requests, they do "
+            "not make them",
+            hint="make the request as the agency asking for the footage (--by AGENCY)",
+        )
+    h = entry_hash(data)
+    existing = view.request(h)
+    if existing is not None:
+        raise RuleError(index, f"{existing.label()} is on this log already")
+    state = RequestState(h, index, e.case, e.by, e.owner, e.start, e.end, e.area, e.answer_by_date)
+    return [PutRequest(state)]
+
+
+def _answerable(index: int, hash: str, case: str, owner: str, view: StateView) -> RequestState:
+    """Rule 7: the request an owner's answer (a consent grant or a refusal) names."""
+    req = view.request(hash)
+    if req is None:
+        raise RuleError(
+            index,
+            f"answers request {hash[:12]} (field 'request'), which is not on this log",
+            hint="append the request entry first: the answer must follow the request it answers",
+        )
+    if req.case != case:
+        raise RuleError(
+            index,
+            f"answers {req.label()}, which is for case {req.case}, not {case} (field 'case')",
+            hint="answer the request with the case it names",
+        )
+    if req.owner is not None and req.owner != owner:
+        raise RuleError(
+            index,
+            f"answers {req.label()}, which asks '{req.owner}', not '{owner}'",
+            hint="only the owner a request is addressed to may answer it",
+        )
+    for at, who, outcome in req.answers:
+        if who == owner:
+            raise RuleError(
+                index,
+                f"'{owner}' answered {req.label()} already at entry {at} ({outcome})",
+                hint="an owner answers a request once; a consent can be revoked with "
+                "'custody consent revoke'",
+            )
+    return req
+
+
+def _refusal(index: int, e: Refusal, names: Sequence[str], view: StateView) -> list[Change]:
+    """Rule 7: an owner declines a request."""
+    _signed_by(index, names, e.owner, "the owner")
+    key = key_at(view.party_keys(e.owner), index)
+    if key is None or key.role != "owner":
+        raise RuleError(index, f"refusal is given by '{e.owner}', who is not an owner party")
+    req = _answerable(index, e.request, e.case, e.owner, view)
+    return [AnswerRequest(req.hash, index, e.owner, "refusal")]
+
+
+def _review(index: int, e: Review, names: Sequence[str], view: StateView) -> list[Change]:
+    """Rule 9: another party reviews an emergency disclosure, once."""
+    _signed_by(index, names, e.by, "the reviewing party")
+    em = view.emergency(e.ingest)
+    if em is None:
+        raise RuleError(
+            index,
+            f"reviews ingest {e.ingest[:12]} (field 'ingest'), which is not an emergency "
+            "disclosure on this log",
+            hint="review the ingest entry of an item taken in with legal-basis emergency",
+        )
+    if em.case != e.case or em.item != e.item:
+        raise RuleError(
+            index,
+            f"{em.label()} is of item {em.item[:16]}… in case {em.case}, not item "
+            f"{e.item[:16]}… in case {e.case} (fields 'case', 'item')",
+        )
+    if e.by == em.by:
+        raise RuleError(
+            index,
+            f"'{e.by}' made {em.label()} and may not review it",
+            hint="a review is made by another party (a supervisor, a court)",
+        )
+    if em.reviewed_at is not None:
+        raise RuleError(
+            index,
+            f"{em.label()} was reviewed already at entry {em.reviewed_at} ({em.outcome})",
+        )
+    return [ReviewEmergency(em.hash, index, e.outcome, e.by, e.time)]
+
+
+_KEEPERS = ("agency", "lab", "court")
+
+
+def _record_keeper(index: int, by: str, names: Sequence[str], view: StateView, what: str) -> None:
+    """Rule 11: retention and holds are set by an agency, a lab or a court."""
+    _signed_by(index, names, by, what)
+    key = key_at(view.party_keys(by), index)
+    if key is None or key.role not in _KEEPERS:
+        role = "unknown" if key is None else key.role
+        raise RuleError(
+            index,
+            f"'{by}' has role {role}: only an agency, a lab or a court sets retention and holds",
+            hint="sign it as the agency, lab or court keeping the evidence (--by PARTY)",
+        )
+
+
+def _hold(index: int, e: Hold, data: bytes, names: Sequence[str], view: StateView) -> list[Change]:
+    """Rule 11: a hold is placed by an agency, a lab or a court; released by the party that
+    placed it or a court."""
+    if e.action == "place":
+        _record_keeper(index, e.by, names, view, "the party placing the hold")
+        if e.item is not None:
+            _live(index, view, e.case, e.item, "be put under hold")
+        h = entry_hash(data)
+        if view.hold(h) is not None:
+            raise RuleError(index, f"hold {h[:12]} is on this log already")
+        return [PutHold(HoldState(h, index, e.case, e.item, e.by))]
+    _signed_by(index, names, e.by, "the party releasing the hold")
+    assert e.hold is not None  # Hold.check
+    held = view.hold(e.hold)
+    if held is None:
+        raise RuleError(
+            index,
+            f"releases hold {e.hold[:12]} (field 'hold'), which is not on this log",
+            hint="name the entry hash of the hold entry that placed it",
+        )
+    if held.case != e.case:
+        raise RuleError(index, f"{held.label()} is on case {held.case}, not {e.case}")
+    if held.released_at is not None:
+        raise RuleError(index, f"{held.label()} was released already at entry {held.released_at}")
+    key = key_at(view.party_keys(e.by), index)
+    if e.by != held.by and (key is None or key.role != "court"):
+        raise RuleError(
+            index,
+            f"{held.label()} was placed by '{held.by}': only that party or a court may release it",
+            hint=f"release it as '{held.by}', or ask a court to",
+        )
+    return [ReleaseHold(held.hash, index)]
+
+
+def _disposal(index: int, e: Disposal, names: Sequence[str], view: StateView) -> list[Change]:
+    """Rule 12: the holder disposes of an item no hold covers."""
+    _signed_by(index, names, e.by, "the disposing party")
+    state = _held(index, view, e.case, e.item, e.by, "dispose of")
+    for h in sorted(view.holds_covering(e.case, e.item), key=lambda h: h.index):
+        if h.released_at is None and h.index < index:
+            on = "its case" if h.item is None else "it"
+            raise RuleError(
+                index,
+                f"{state.exhibit} is under hold {h.hash[:12]} (entry {h.index}) on {on}, placed "
+                f"by {h.by}: release it first",
+                hint="custody hold release, by the party that placed the hold or a court",
+            )
+    return [Dispose(e.case, e.item, index)]
+
+
+def _analysis(index: int, e: Analysis, names: Sequence[str], view: StateView) -> None:
+    """Rule 13: the holder records an analysis the log's policy allows."""
+    _signed_by(index, names, e.by, "the party analysing the footage")
+    state = _held(index, view, e.case, e.item, e.by, "analyse")
+    _unrestricted(index, state, "analysed")
+    policy = view.policy()
+    if policy is not None and e.kind in policy.forbid:
+        raise RuleError(
+            index,
+            f"the log's policy (entry {policy.index}) forbids {e.kind} analysis: "
+            f"{state.exhibit} may not be analysed so",
+            hint="the policy is the log operator's (custody policy show)",
+        )
+    if (
+        policy is not None
+        and e.kind in policy.warrant_required
+        and e.warrant is None
+        and state.legal_basis != "warrant"
+    ):
+        raise RuleError(
+            index,
+            f"the log's policy (entry {policy.index}) requires a warrant for {e.kind} analysis, "
+            f"and {state.exhibit} was not taken in under a warrant (field 'warrant' not given)",
+            hint="give the warrant it is done under (--warrant REF)",
+        )
+    _check_consent(index, view, state, e.time, None, None)
+
+
+def _policy(index: int, e: Policy, names: Sequence[str], view: StateView) -> list[Change]:
+    """Rule 14: a policy is signed by the log key and only by it."""
+    log_key: VerifierKey | None = view.log_key()
+    if log_key is None:
+        raise RuleError(index, _NO_LOG_KEY, hint=_NO_LOG_KEY_HINT)
+    others = sorted(set(names) - {log_key.name})
+    if others or not names:
+        raise RuleError(
+            index,
+            f"a policy entry is signed by the log key of {log_key.name} alone, not by "
+            + (", ".join(f"'{n}'" for n in others) or "nobody"),
+            hint="set the policy with 'custody policy set' in the home holding the log key",
+        )
+    state = PolicyState(index, frozenset(e.forbid), frozenset(e.warrant_required), e.review_hours)
+    return [SetPolicy(state)]
+
+
 # -- shared checks -------------------------------------------------------------------------------
+
+
+_PAST = {
+    "hand off": "handed off",
+    "access": "accessed",
+    "derive from": "derived from",
+    "dispose of": "disposed of again",
+    "analyse": "analysed",
+}
 
 
 def _signed_by(index: int, names: Sequence[str], party: str, role: str) -> None:
@@ -477,10 +876,45 @@ def _signed_by(index: int, names: Sequence[str], party: str, role: str) -> None:
         raise RuleError(index, f"is not signed by {role} '{party}'")
 
 
-def _held(index: int, view: StateView, case: str, item: str, party: str, verb: str) -> ItemState:
+def _live(index: int, view: StateView, case: str, item: str, verb: str) -> ItemState:
+    """The item's state: it is in the case and not disposed of (rule 10)."""
     state = view.item(case, item)
     if state is None:
         raise RuleError(index, f"item {item[:16]}… is not on this log in case {case}")
+    if state.disposed_at is not None:
+        raise RuleError(
+            index,
+            f"{state.exhibit} was disposed of at entry {state.disposed_at}: it can no longer "
+            f"{verb}",
+            hint="a disposed item's record stays on the log, but nothing more can be done with it",
+        )
+    return state
+
+
+def _unrestricted(index: int, state: ItemState, verb: str) -> None:
+    """Refuse an item whose emergency disclosure was rejected on review (rule 10)."""
+    if state.restricted_at is not None:
+        raise RuleError(
+            index,
+            f"{state.exhibit} may not be {verb}: its emergency disclosure was rejected on "
+            f"review at entry {state.restricted_at}",
+            hint=_RESTRICTED_HINT,
+        )
+
+
+_RESTRICTED_HINT = (
+    "after a rejected emergency disclosure only its disposal (custody dispose) or a handoff "
+    "to a court is allowed"
+)
+_NO_LOG_KEY = "is a policy entry, and the log key that must sign it is not known here"
+_NO_LOG_KEY_HINT = (
+    "a policy entry is checked on its own log or in a bundle of that log, where the log "
+    "key is known"
+)
+
+
+def _held(index: int, view: StateView, case: str, item: str, party: str, verb: str) -> ItemState:
+    state = _live(index, view, case, item, "be " + _PAST.get(verb, verb))
     if state.holder != party:
         raise RuleError(
             index,
@@ -558,6 +992,24 @@ class _WithParties:
 
     def party_keys(self, name: str) -> Sequence[PartyKey]:
         return self.parties.party_keys(name)
+
+    def request(self, hash: str) -> RequestState | None:
+        return self.state.request(hash)
+
+    def emergency(self, hash: str) -> EmergencyState | None:
+        return self.state.emergency(hash)
+
+    def hold(self, hash: str) -> HoldState | None:
+        return self.state.hold(hash)
+
+    def holds_covering(self, case: str, item: str) -> Sequence[HoldState]:
+        return self.state.holds_covering(case, item)
+
+    def policy(self) -> PolicyState | None:
+        return self.state.policy()
+
+    def log_key(self) -> VerifierKey | None:
+        return self.state.log_key()
 
 
 @dataclass

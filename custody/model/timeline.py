@@ -31,17 +31,24 @@ from custody.model.entry import Entry, SignedEntry, format_time
 from custody.model.times import claimed_time
 from custody.model.types import (
     Access,
+    Analysis,
     Consent,
     Derive,
+    Disposal,
     Handoff,
+    Hold,
     Ingest,
     KeyEvent,
+    Refusal,
     Reject,
+    Request,
+    Retention,
+    Review,
     Typed,
     parse_typed,
 )
 
-__all__ = ["Event", "Keeping", "concerns", "named_items", "named_parties"]
+__all__ = ["CASE_WIDE", "Event", "Keeping", "concerns", "named_items", "named_parties"]
 
 
 def named_items(entry: Entry) -> frozenset[str]:
@@ -53,13 +60,24 @@ def named_items(entry: Entry) -> frozenset[str]:
     return frozenset(named)
 
 
+#: Entry types that, naming no item, are about every item of their case: a retention or
+#: a legal hold of the whole case, and a request for footage or its refusal (the
+#: footage asked for is the case's; which items came under which answer is for the
+#: consent's own entry and the ingest naming it to say).
+CASE_WIDE = frozenset({"retention", "hold", "request", "refusal"})
+
+
 def concerns(type_: str, fields: Sequence[tuple[str, str]], item: str) -> bool:
     """Whether an entry of an item's case (its type and fields) is about the item: it
-    names the item, derives from it, or is a consent of the case that may cover it."""
+    names the item, derives from it, is a consent of the case that may cover it, or is
+    about the whole case (`CASE_WIDE`: a retention or hold naming no item, a request, a
+    refusal).  A review, disposal or analysis names its item, and concerns that item."""
     items = [v for k, v in fields if k == "item"]
     if type_ == "consent":
         action = next((v for k, v in fields if k == "action"), None)
         return not items or item in items or action == "revoke"
+    if type_ in CASE_WIDE and not items:
+        return True
     return item in items or any(k == "parent" and v == item for k, v in fields)
 
 
@@ -67,8 +85,12 @@ def named_parties(typed: Typed) -> tuple[str, ...]:
     """The parties a (non-key) entry names, besides those who sign it, in field order.
 
     These are the parties whose keys the custody rules may look up: the one who
-    ingests, holds, consents, releases, receives, refuses, accesses or derives.
-    A `key` entry names its own party, which is the key timeline's business.
+    ingests, holds, consents, releases, receives, refuses, accesses or derives; the
+    asking party of a request (not the owner it asks, who may have no key on this log),
+    the owner of a refusal, the party
+    who reviews, sets a retention, places or releases a hold, disposes or analyses.
+    A `key` entry names its own party, which is the key timeline's business; a
+    `policy` entry is signed by the log key and names no party.
     """
     if isinstance(typed, Ingest):
         return (typed.by,) + ((typed.holder,) if typed.holder else ())
@@ -79,6 +101,14 @@ def named_parties(typed: Typed) -> tuple[str, ...]:
     if isinstance(typed, Reject):
         return (typed.sender, typed.receiver, typed.by)
     if isinstance(typed, Access | Derive):
+        return (typed.by,)
+    if isinstance(typed, Request):
+        # Not its `owner`: the owner asked may have no key on this log (they answer
+        # from their own home, or never); an answer they sign names them itself.
+        return (typed.by,)
+    if isinstance(typed, Refusal):
+        return (typed.owner,)
+    if isinstance(typed, Review | Retention | Hold | Disposal | Analysis):
         return (typed.by,)
     return ()
 
@@ -140,11 +170,18 @@ class Event:
         return concerns(self.type, self.fields, item)
 
     def describe(
-        self, *, about: str | None = None, exhibits: Mapping[str, str] | None = None
+        self,
+        *,
+        about: str | None = None,
+        exhibits: Mapping[str, str] | None = None,
+        indexes: Mapping[str, int] | None = None,
     ) -> str:
-        """The sentence for this entry (`custody.model.describe.describe`); never raises."""
+        """The sentence for this entry (`custody.model.describe.describe`; `indexes` maps
+        entry hashes to log indexes); never raises."""
         accepted = self.time if self.offered is not None else None
-        return describe(self.entry, about=about, exhibits=exhibits, accepted=accepted)
+        return describe(
+            self.entry, about=about, exhibits=exhibits, accepted=accepted, indexes=indexes
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The event as `custody history --json` prints it (repeated fields as lists)."""

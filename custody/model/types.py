@@ -19,13 +19,15 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ClassVar, TypeVar
 
 from custody.errors import FormatError
-from custody.model.entry import Entry
+from custody.model.entry import Entry, parse_time
 from custody.model.names import check_origin, check_party_name
 
 _MAX_DIGITS = 20  # a decimal field longer than this is malformed, not an OverflowError later
@@ -180,6 +182,20 @@ ONWARD = ("none", "court", "any")
 ACCESS_ACTIONS = ("view", "export")
 KINDS = ("media", "attachment")
 DERIVE_OPS = ("trim", "redact", "transcode")
+#: The `legal-basis` values of an ingest (docs/spec/entry.md §ingest).
+LEGAL_BASES = ("consent", "warrant", "subpoena", "exigent", "voluntary", "emergency")
+REVIEW_OUTCOMES = ("upheld", "rejected")
+HOLD_ACTIONS = ("place", "release")
+ANALYSIS_KINDS = (
+    "face-recognition",
+    "licence-plate",
+    "object-detection",
+    "transcription",
+    "other",
+)
+#: How long after an emergency disclosure its review is due, unless a policy says
+#: otherwise (docs/spec/entry.md §policy).
+DEFAULT_REVIEW_HOURS = 72
 
 
 @register
@@ -325,13 +341,30 @@ class Ingest(_Evidence):
     source: str | None = opt()
     legal_basis: str | None = opt()
     ref: str | None = opt()
+    consent: str | None = opt()  # entry hash of the consent grant it comes under
+    justification: str | None = opt()  # why, for legal-basis emergency
+    recorded: str | None = opt()  # the clip's own creation time (metadata), if it has one
+    location: str | None = opt()  # the clip's own recorded location "LAT,LON", if any
     notes: str | None = opt()
     by: str = req()
     holder: str | None = opt()
 
+    def check(self) -> None:
+        super().check()
+        if self.consent is not None:
+            _hash_field(self.TYPE, "consent", self.consent)
+        if self.recorded is not None:
+            _time_field(self.TYPE, "recorded", self.recorded)
+        if self.location is not None:
+            parse_location(self.location, f"{self.TYPE} entry field 'location'")
+
     @property
     def item_ids(self) -> tuple[str, ...]:
         return (self.item,)
+
+    @property
+    def recorded_time(self) -> datetime | None:
+        return None if self.recorded is None else _time_field(self.TYPE, "recorded", self.recorded)
 
 
 @register
@@ -348,8 +381,13 @@ class Consent(Typed):
     until: str | None = opt()
     onward: str | None = opt()
     consent: str | None = opt()
+    request: str | None = opt()  # grant: entry hash of the request it answers
 
     def check(self) -> None:
+        if self.request is not None:
+            if self.action != "grant":
+                raise FormatError("consent entry field 'request' is allowed only on a grant")
+            _hash_field(self.TYPE, "request", self.request)
         if self.action not in CONSENT_ACTIONS:
             raise FormatError(f"unknown consent action {self.action!r}")
         if self.action == "grant":
@@ -471,7 +509,333 @@ class Derive(_Evidence):
         return None
 
 
-AnyTyped = KeyEvent | Ingest | Consent | Handoff | Reject | Access | Derive
+# -- requests, emergencies, retention, analysis (issue 12) ---------------------------------
+
+
+def _hash_field(type_: str, key: str, value: str) -> str:
+    """An entry hash (64 lower-case hex digits); FormatError naming the field."""
+    if len(value) != 64 or any(ch not in "0123456789abcdef" for ch in value):
+        raise FormatError(f"{type_} entry field '{key}' is not an entry hash: {value[:40]!r}")
+    return value
+
+
+def _time_field(type_: str, key: str, value: str) -> datetime:
+    """A time `YYYY-MM-DDTHH:MM:SSZ`; FormatError naming the field."""
+    try:
+        return parse_time(value, key)
+    except FormatError:
+        raise FormatError(
+            f"{type_} entry field '{key}' is not a UTC time like 2026-12-31T23:59:59Z: "
+            f"{value[:40]!r}"
+        ) from None
+
+
+def _date_field(type_: str, key: str, value: str) -> date:
+    """A date `YYYY-MM-DD`; FormatError naming the field."""
+    try:
+        if len(value) == 10:
+            return date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise FormatError(f"{type_} entry field '{key}' is not a date like 2026-12-31: {value[:40]!r}")
+
+
+@dataclass(frozen=True)
+class Area:
+    """A circle on the Earth: centre latitude and longitude (degrees, WGS 84) and a radius
+    in metres (docs/spec/entry.md §request)."""
+
+    lat: float
+    lon: float
+    radius_m: float
+
+    def contains(self, lat: float, lon: float) -> bool:
+        """Whether the point lies within the circle (great-circle distance, haversine on a
+        sphere of radius 6,371,008.8 m; error well under 0.5% of the distance)."""
+        return distance_m(self.lat, self.lon, lat, lon) <= self.radius_m
+
+    def __str__(self) -> str:
+        return f"{_num(self.lat)},{_num(self.lon)},{_num(self.radius_m)}"
+
+
+def _num(x: float) -> str:
+    text = f"{x:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres between two points (degrees)."""
+    r = 6_371_008.8
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _decimal(text: str, what: str) -> float:
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}(\.[0-9]{1,9})?", text):
+        raise FormatError(f"{what}: {text[:40]!r} is not a decimal number")
+    value = float(text)
+    if not math.isfinite(value):  # pragma: no cover - the pattern excludes it
+        raise FormatError(f"{what}: {text[:40]!r} is not a finite number")
+    return value
+
+
+def parse_location(text: str, what: str = "location") -> tuple[float, float]:
+    """`LAT,LON` in decimal degrees; FormatError naming `what`."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise FormatError(f"{what} {text[:40]!r} is not 'LAT,LON' in decimal degrees")
+    lat, lon = (_decimal(p.strip(), what) for p in parts)
+    if not -90 <= lat <= 90 or not -180 <= lon <= 180:
+        raise FormatError(f"{what} {text[:40]!r}: latitude or longitude out of range")
+    return lat, lon
+
+
+def parse_area(text: str, what: str = "area") -> Area:
+    """`LAT,LON,RADIUS_M`; FormatError naming `what`."""
+    parts = text.split(",")
+    if len(parts) != 3:
+        raise FormatError(
+            f"{what} {text[:40]!r} is not 'LAT,LON,RADIUS_M' (degrees, degrees, metres)"
+        )
+    lat, lon = parse_location(",".join(parts[:2]), what)
+    radius = _decimal(parts[2].strip(), what)
+    if radius <= 0:
+        raise FormatError(f"{what} {text[:40]!r}: the radius must be more than 0 metres")
+    return Area(lat, lon, radius)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Request(Typed):
+    """`request`: an agency asks for footage of a time window (and an area)."""
+
+    TYPE: ClassVar[str] = "request"
+    case: str = req()
+    by: str = req()
+    owner: str | None = opt()  # the owner asked, when the request is addressed to one
+    purpose: str = req()
+    start: str = req()
+    end: str = req()
+    area: str | None = opt()
+    answer_by: str | None = opt()
+    ref: str | None = opt()
+
+    def check(self) -> None:
+        if self.start_time > self.end_time:
+            raise FormatError("request entry field 'start' is after its 'end'")
+        if self.area is not None:
+            parse_area(self.area, "request entry field 'area'")
+        if self.answer_by is not None:
+            _date_field(self.TYPE, "answer-by", self.answer_by)
+        if self.owner is not None:
+            _name(check_party_name, "owner", self.owner)
+
+    @property
+    def start_time(self) -> datetime:
+        return _time_field(self.TYPE, "start", self.start)
+
+    @property
+    def end_time(self) -> datetime:
+        return _time_field(self.TYPE, "end", self.end)
+
+    @property
+    def area_circle(self) -> Area | None:
+        return None if self.area is None else parse_area(self.area)
+
+    @property
+    def answer_by_date(self) -> date | None:
+        return (
+            None if self.answer_by is None else _date_field(self.TYPE, "answer-by", self.answer_by)
+        )
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Refusal(Typed):
+    """`refusal`: an owner declines a request (an answer, like a consent grant naming it)."""
+
+    TYPE: ClassVar[str] = "refusal"
+    case: str = req()
+    owner: str = req()
+    request: str = req()
+    reason: str | None = opt()
+
+    def check(self) -> None:
+        _hash_field(self.TYPE, "request", self.request)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Review(Typed):
+    """`review`: another party reviews an emergency disclosure (an emergency ingest)."""
+
+    TYPE: ClassVar[str] = "review"
+    case: str = req()
+    item: str = req()
+    ingest: str = req()  # entry hash of the emergency ingest reviewed
+    by: str = req()
+    outcome: str = req()
+    note: str = req()
+
+    def check(self) -> None:
+        _hash_field(self.TYPE, "ingest", self.ingest)
+        _one_of(self.TYPE, "outcome", self.outcome, REVIEW_OUTCOMES)
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return (self.item,)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Retention(Typed):
+    """`retention`: how long a case (no item) or an item may be kept, and on what basis."""
+
+    TYPE: ClassVar[str] = "retention"
+    case: str = req()
+    item: str | None = opt()
+    until: str = req()
+    basis: str = req()
+    by: str = req()
+
+    def check(self) -> None:
+        _date_field(self.TYPE, "until", self.until)
+
+    @property
+    def until_date(self) -> date:
+        return _date_field(self.TYPE, "until", self.until)
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return () if self.item is None else (self.item,)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Hold(Typed):
+    """`hold`: a legal hold on a case (no item) or an item is placed, or released."""
+
+    TYPE: ClassVar[str] = "hold"
+    case: str = req()
+    item: str | None = opt()
+    action: str = req()
+    hold: str | None = opt()  # release: entry hash of the hold placed
+    reason: str = req()
+    by: str = req()
+
+    def check(self) -> None:
+        _one_of(self.TYPE, "action", self.action, HOLD_ACTIONS)
+        if self.action == "release":
+            if self.hold is None:
+                raise FormatError("hold entry has no 'hold' field (the hold it releases)")
+            _hash_field(self.TYPE, "hold", self.hold)
+        elif self.hold is not None:
+            raise FormatError("hold entry field 'hold' is allowed only on a release")
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return () if self.item is None else (self.item,)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Disposal(Typed):
+    """`disposal`: the holder disposes of an item; its object leaves the evidence store."""
+
+    TYPE: ClassVar[str] = "disposal"
+    case: str = req()
+    item: str = req()
+    by: str = req()
+    reason: str = req()
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return (self.item,)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Analysis(Typed):
+    """`analysis`: software analysed footage (face recognition, plates, transcription...)."""
+
+    TYPE: ClassVar[str] = "analysis"
+    case: str = req()
+    item: str = req()
+    by: str = req()
+    kind: str = req()
+    tool: str = req()
+    tool_version: str = req()
+    purpose: str = req()
+    warrant: str | None = opt()  # the warrant it is done under, where one is required
+    result: str | None = opt()  # BLAKE3 of the result file
+    result_name: str | None = opt()
+
+    def check(self) -> None:
+        _one_of(self.TYPE, "kind", self.kind, ANALYSIS_KINDS)
+        if self.result is not None and (
+            len(self.result) != 64 or any(ch not in "0123456789abcdef" for ch in self.result)
+        ):
+            raise FormatError(
+                f"analysis entry field 'result' is not a BLAKE3: {self.result[:40]!r}"
+            )
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return (self.item,)
+
+
+@register
+@dataclass(frozen=True, kw_only=True)
+class Policy(Typed):
+    """`policy`: the log's rules for analysis and reviews, signed with the log key.
+
+    A new policy entry replaces the previous one whole (an empty `forbid` list allows
+    every kind again).  Log-wide: it names no case.
+    """
+
+    TYPE: ClassVar[str] = "policy"
+    forbid: tuple[str, ...] = many()
+    warrant_required: tuple[str, ...] = many()
+    review_within: str | None = opt()  # hours, decimal; default DEFAULT_REVIEW_HOURS
+    note: str | None = opt()
+
+    def check(self) -> None:
+        for kind in self.forbid:
+            _one_of(self.TYPE, "forbid", kind, ANALYSIS_KINDS)
+        for kind in self.warrant_required:
+            _one_of(self.TYPE, "warrant-required", kind, ANALYSIS_KINDS)
+        if (
+            self.review_within is not None
+            and _parse_int(self.TYPE, "review-within", self.review_within) < 1
+        ):
+            raise FormatError("policy entry field 'review-within' must be at least 1 (hours)")
+
+    @property
+    def review_hours(self) -> int:
+        if self.review_within is None:
+            return DEFAULT_REVIEW_HOURS
+        return _parse_int(self.TYPE, "review-within", self.review_within)
+
+
+AnyTyped = (
+    KeyEvent
+    | Ingest
+    | Consent
+    | Handoff
+    | Reject
+    | Access
+    | Derive
+    | Request
+    | Refusal
+    | Review
+    | Retention
+    | Hold
+    | Disposal
+    | Analysis
+    | Policy
+)
 
 
 @dataclass(frozen=True, kw_only=True)

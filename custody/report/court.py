@@ -39,6 +39,7 @@ from custody import __version__
 from custody.app.events import keeping as key_keeping
 from custody.app.evidence import Event, case_histories, concerns, display, get_case, media_record
 from custody.app.home import Custody
+from custody.bundle.verify import Emergency
 from custody.errors import CustodyError, InputError, NotFoundError, UsageError
 from custody.infra import ffmpeg as media
 from custody.infra.crash import crash_point
@@ -49,6 +50,8 @@ from custody.model.describe import describe
 from custody.model.describe import label as item_label
 from custody.model.entry import Entry, format_time
 from custody.model.parties import Parties, check_entry
+from custody.model.rules import entry_hash
+from custody.model.types import Analysis, Disposal, Ingest
 from custody.tlog.checkpoint import open_checkpoint
 
 __all__ = [
@@ -124,10 +127,46 @@ class ItemReport:
     thumbnails: tuple[bytes, ...]
     thumbnail_note: str | None
     checks: tuple[Check, ...]
+    # "disposed by X at T (entry N): reason" when its `disposal` entry is in the log
+    disposed: str | None = None
+    analyses: tuple[AnalysisRow, ...] = ()  # automated analyses on record, in log order
 
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+
+@dataclass(frozen=True)
+class AnalysisRow:
+    """One `analysis` entry: software that analysed an exhibit, and why."""
+
+    index: int
+    time: str
+    kind: str
+    tool: str
+    tool_version: str
+    by: str
+    purpose: str
+    warrant: str | None
+    result: str | None
+    result_name: str | None
+    covered: bool
+
+
+@dataclass(frozen=True)
+class EmergencyRow:
+    """An emergency disclosure of an exhibit (an ingest with legal basis emergency) and
+    its review, as of the report's generation time."""
+
+    exhibit: str
+    index: int
+    time: str
+    by: str
+    justification: str
+    due: str | None  # None: the custody state has no record of it (see `status`)
+    status: str  # upheld | rejected | overdue | pending | unknown
+    text: str
+    covered: bool
 
 
 @dataclass(frozen=True)
@@ -192,6 +231,7 @@ class Report:
     parties: tuple[PartyInfo, ...]
     checks: tuple[Check, ...]  # log-wide checks; each item carries its own
     notes: tuple[str, ...]  # things a reader should know that are not failures
+    emergencies: tuple[EmergencyRow, ...] = ()
 
     @property
     def all_checks(self) -> tuple[Check, ...]:
@@ -275,6 +315,7 @@ def build_report(
     scanned: list[Event] = []
     with c.store.session() as s:
         rows = Store.case_entries(s, case_id)
+    hashes: dict[int, str] = {}
     for index, data in rows:
         try:
             signed = check_entry(index, data, parties)
@@ -282,6 +323,7 @@ def build_report(
             checks.append(Check(f"log entry {index}", "entry signatures", False, exc.message))
             continue
         scanned.append(Event.of(index, signed))
+        hashes[index] = entry_hash(data)
     # Consents, acceptances, refusals (any entry) signed with a key its party did not
     # hold alone, as the signed key entries record it (docs/handoff.md).
     keeping = key_keeping(c)
@@ -311,10 +353,24 @@ def build_report(
         histories = case_histories(c, case_id)
     except CustodyError as exc:
         histories_error = exc
+    disposed = _disposals(scanned)
     item_reports = [
-        _item_report(c, vault, row, scanned, exhibits, size, thumbnails, histories, histories_error)
+        _item_report(
+            c,
+            vault,
+            row,
+            scanned,
+            exhibits,
+            size,
+            thumbnails,
+            histories,
+            histories_error,
+            disposed.get(row.blake3),
+            {h: i for i, h in hashes.items()},
+        )
         for row in items
     ]
+    emergencies = _emergencies(c, scanned, hashes, exhibits, size, format_time(when), notes)
 
     try:
         ffmpeg = media.ffmpeg_version()
@@ -339,6 +395,95 @@ def build_report(
         parties=tuple(_parties(parties, scanned, items)),
         checks=tuple(checks),
         notes=tuple(notes),
+        emergencies=tuple(emergencies),
+    )
+
+
+def _disposals(scanned: Sequence[Event]) -> dict[str, str]:
+    """Each disposed item's sentence, ``disposed by X at T (entry N): reason``."""
+    out: dict[str, str] = {}
+    for e in scanned:
+        d = e.typed
+        if isinstance(d, Disposal) and d.item not in out:
+            out[d.item] = f"disposed by {d.by} at {e.time} (entry {e.index}): {d.reason}"
+    return out
+
+
+def _emergencies(
+    c: Custody,
+    scanned: Sequence[Event],
+    hashes: Mapping[int, str],
+    exhibits: Mapping[str, str],
+    size: int,
+    as_of: str,
+    notes: list[str],
+) -> list[EmergencyRow]:
+    """The case's emergency disclosures with their review status (the custody state's
+    record: when the review was due under the log's policy, who reviewed it, how), as of
+    the report's time; an overdue, late or rejected one is also a note."""
+    found = [
+        (e, t) for e in scanned if isinstance(t := e.typed, Ingest) and t.legal_basis == "emergency"
+    ]
+    if not found:
+        return []
+    out = []
+    with c.log.state() as view:
+        for e, t in found:
+            state = view.emergency(hashes[e.index])
+            exhibit = exhibits.get(t.item, t.exhibit)
+            if state is None:
+                text = (
+                    f"the emergency disclosure of exhibit {exhibit} (entry {e.index}) is not in "
+                    "the custody state: its review status is unknown"
+                )
+                row = EmergencyRow(
+                    exhibit,
+                    e.index,
+                    e.time,
+                    t.by,
+                    t.justification or "",
+                    None,
+                    "unknown",
+                    text,
+                    e.index < size,
+                )
+                notes.append(text)
+            else:
+                em = Emergency(exhibit, state, as_of)
+                row = EmergencyRow(
+                    exhibit,
+                    e.index,
+                    e.time,
+                    t.by,
+                    t.justification or "",
+                    state.due,
+                    em.status,
+                    em.sentence(),
+                    e.index < size,
+                )
+                if em.status in ("overdue", "rejected") or em.late:
+                    notes.append(em.sentence())
+            out.append(row)
+    return out
+
+
+def _analyses(timeline: Sequence[Event], blake3: str, size: int) -> tuple[AnalysisRow, ...]:
+    return tuple(
+        AnalysisRow(
+            e.index,
+            e.time,
+            a.kind,
+            a.tool,
+            a.tool_version,
+            a.by,
+            a.purpose,
+            a.warrant,
+            a.result,
+            a.result_name,
+            e.index < size,
+        )
+        for e in timeline
+        if isinstance(a := e.typed, Analysis) and a.item == blake3
     )
 
 
@@ -395,6 +540,8 @@ def _item_report(
     thumbnail_count: int,
     histories: dict[str, list[Event]] | None,
     histories_error: CustodyError | None,
+    disposed: str | None = None,
+    indexes: Mapping[str, int] | None = None,
 ) -> ItemReport:
     checks: list[Check] = []
     subject = row.exhibit
@@ -445,14 +592,21 @@ def _item_report(
             )
         )
 
-    stored_ok = _check_stored(vault, row, checks)
-    if row.kind == "media" and fields:
-        _check_media_records(vault, row, fields, checks)
+    if disposed is not None:
+        # Not a missing file: its signed disposal entry says it left the evidence store.
+        checks.append(Check(subject, "stored file", True, f"{subject} was {disposed}"))
+        stored_ok = False
+    else:
+        stored_ok = _check_stored(vault, row, checks)
+        if row.kind == "media" and fields:
+            _check_media_records(vault, row, fields, checks)
 
     frames: list[bytes] = []
     note: str | None = None
     if row.kind != "media":
         note = None
+    elif disposed is not None:
+        note = "not shown: the exhibit was disposed of"
     elif not stored_ok:
         note = "not shown: the stored file failed verification"
     else:
@@ -494,7 +648,7 @@ def _item_report(
                 e.index,
                 e.time,
                 e.type,
-                _summary(e, row.blake3, exhibits),
+                _summary(e, row.blake3, exhibits, indexes),
                 e.signers,
                 e.index < size,
             )
@@ -503,6 +657,8 @@ def _item_report(
         thumbnails=tuple(frames),
         thumbnail_note=note,
         checks=tuple(checks),
+        disposed=disposed,
+        analyses=_analyses(timeline, row.blake3, size),
     )
 
 
@@ -606,10 +762,15 @@ def _label(exhibits: Mapping[str, str], blake3: str | None) -> str:
     return item_label(blake3, exhibits)
 
 
-def _summary(e: Event, blake3: str, exhibits: Mapping[str, str]) -> str:
+def _summary(
+    e: Event, blake3: str, exhibits: Mapping[str, str], indexes: Mapping[str, int] | None = None
+) -> str:
     """One line saying what a log entry records, in words: the sentence `describe()`
-    gives every listing of entries (CLI history, verify-bundle, this report)."""
-    return describe(Entry(e.type, e.time, e.fields), about=blake3, exhibits=exhibits)
+    gives every listing of entries (CLI history, verify-bundle, this report), naming
+    the entries it refers to by index where `indexes` (entry hash -> index) knows them."""
+    return describe(
+        Entry(e.type, e.time, e.fields), about=blake3, exhibits=exhibits, indexes=indexes
+    )
 
 
 def _handoffs(scanned: Sequence[Event], exhibits: Mapping[str, str], size: int) -> list[HandoffRow]:
@@ -856,12 +1017,21 @@ def _entry_no(index: int, covered: bool) -> str:
 
 
 def _result_text(r: Report) -> str:
+    gone = sum(1 for i in r.items if i.disposed)
     if r.passed:
+        kept = len(r.items) - gone
+        tail = (
+            f" {gone} further record{'s were' if gone > 1 else ' was'} disposed of, as "
+            "recorded in the log, and no copy of "
+            f"{'them' if gone > 1 else 'it'} is certified."
+            if gone
+            else ""
+        )
         return (
             f"On {r.generated}, {r.tool} re-computed the BLAKE3 digest of each stored copy and "
             "found it identical to the value recorded when the file was acquired, and "
             "re-verified the whole log: every signature, custody rule, tree hash and "
-            f"checkpoint. Result: PASSED for all {len(r.items)} records."
+            f"checkpoint. Result: PASSED for all {kept} records{' kept' if gone else ''}.{tail}"
         )
     return (
         f"On {r.generated}, {r.tool} re-computed the BLAKE3 digest of each stored copy and "
@@ -909,6 +1079,8 @@ def _integrity(item: ItemReport) -> _Fields:
     if item.notes:
         rows.append(("Notes", item.notes, False))
     rows.append(("Current holder", item.holder, False))
+    if item.disposed:
+        rows.append(("Disposed", item.disposed, False))
     return _Fields(tuple(rows))
 
 
@@ -977,6 +1149,25 @@ def _document(r: Report) -> list[_Block]:
         )
         head = ("Entry", "Claimed time", "Type", "What", "Signed by (verified)")
         doc.append(_Table(head, rows, (7, 19, 9, 50, 15)))
+        doc.append(_Heading(4, "Automated analyses on record"))
+        if item.analyses:
+            rows = tuple(
+                (
+                    _entry_no(a.index, a.covered),
+                    a.time,
+                    a.kind,
+                    f"{a.tool} {a.tool_version}",
+                    a.by,
+                    a.purpose,
+                    a.warrant or "none recorded",
+                    (f"{a.result_name}: " if a.result_name else "") + (a.result or "not kept"),
+                )
+                for a in item.analyses
+            )
+            head = ("Entry", "Time", "Kind", "Tool", "By", "Purpose", "Warrant", "Result BLAKE3")
+            doc.append(_Table(head, rows, (6, 15, 12, 12, 9, 16, 10, 20)))
+        else:
+            doc.append(_Para("No automated analysis of this exhibit is on record."))
 
     doc.append(_Heading(2, "5. Handoffs"))
     if r.handoffs:
@@ -1020,6 +1211,34 @@ def _document(r: Report) -> list[_Block]:
     else:
         doc.append(_Para("No derived clip is recorded."))
 
+    doc.append(_Heading(2, "7. Emergency disclosures and their reviews"))
+    if r.emergencies:
+        head = ("Entry", "Time", "Exhibit", "Disclosed by", "Justification", "Review due")
+        head += ("Review",)
+        rows = tuple(
+            (
+                _entry_no(em.index, em.covered),
+                em.time,
+                em.exhibit,
+                em.by,
+                em.justification,
+                em.due or "unknown",
+                em.text,
+            )
+            for em in r.emergencies
+        )
+        doc.append(_Table(head, rows, (6, 15, 10, 10, 19, 15, 25)))
+        doc.append(
+            _Para(
+                f"Review status as of {r.generated}: an emergency disclosure must be reviewed "
+                "by a party other than the one who made it within the period the log's "
+                "policy sets (72 hours unless a policy entry says otherwise).",
+                "note",
+            )
+        )
+    else:
+        doc.append(_Para("No emergency disclosure is recorded in this case."))
+
     doc += _certification(r)
     doc.append(_Para("† marks entries newer than the checkpoint this report rests on.", "note"))
     return doc
@@ -1027,7 +1246,7 @@ def _document(r: Report) -> list[_Block]:
 
 def _certification(r: Report) -> list[_Block]:
     doc: list[_Block] = [
-        _Heading(2, "7. Certification (FRE 902(14))"),
+        _Heading(2, "8. Certification (FRE 902(14))"),
         _Para(
             "Certification of data copied from an electronic device, storage medium or file, "
             "in the shape of Federal Rule of Evidence 902(14), made in the manner of "
@@ -1037,15 +1256,14 @@ def _certification(r: Report) -> list[_Block]:
         _Heading(4, f"(a) Records identified: case {r.case_id}"),
     ]
     for i in r.items:
-        doc.append(
-            _Fields(
-                (
-                    ("Exhibit", f"{i.exhibit}: {i.name} ({i.size:,} bytes)", False),
-                    ("BLAKE3", i.blake3, True),
-                    ("SHA-256", i.sha256 or "not recorded", bool(i.sha256)),
-                )
-            )
+        rows: tuple[tuple[str, str, bool], ...] = (
+            ("Exhibit", f"{i.exhibit}: {i.name} ({i.size:,} bytes)", False),
+            ("BLAKE3", i.blake3, True),
+            ("SHA-256", i.sha256 or "not recorded", bool(i.sha256)),
         )
+        if i.disposed:
+            rows += (("Disposed", f"{i.disposed}; no copy of it is certified", False),)
+        doc.append(_Fields(rows))
     log = (
         ("Log", r.origin, False),
         ("Log verifier key", r.log_vkey, True),

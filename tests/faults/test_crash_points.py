@@ -433,7 +433,7 @@ def _migrate(w: World) -> tuple[Path, list[str | Path]]:
 def _migrated(w: World) -> None:
     from schema1 import schema_of
 
-    assert schema_of(w.a / "custody.db") == "2"
+    assert schema_of(w.a / "custody.db") == "3"
     # The home works: a party can be registered on it.
     assert run_in(w.a, "key", "new", "erin", "--role", "owner").code == 0
 
@@ -469,6 +469,33 @@ def _bundle_verifies(name: str) -> Callable[[World], None]:
     return check
 
 
+def _request_new(w: World) -> tuple[Path, list[str | Path]]:
+    return w.a, [
+        *("request", "new", "--case", CASE, "--by", "bob", "--purpose", "burglary"),
+        *("--from", "2026-03-01", "--to", "2026-03-01", "--out", w.root / "request.entry"),
+    ]
+
+
+def _requested_once(w: World) -> None:
+    requests = [s for s in entries(w.a) if s.entry.type == "request"]
+    assert len(requests) == 1, requests
+    # The file the crash cost is written, and is the entry exactly as on the log.
+    assert (w.root / "request.entry").read_bytes() == requests[0].data
+
+
+def _dispose(w: World) -> tuple[Path, list[str | Path]]:
+    return w.a, ["dispose", f"{CASE}/0001", "--by", "alice", "--reason", "retention ended"]
+
+
+def _disposed_once(w: World) -> None:
+    assert count(w.a, "disposal", item=b3(w.clip1)) == 1
+    digest = b3(w.clip1)
+    assert not (w.a / "vault" / "objects" / digest[:2] / digest).exists()
+    assert not list((w.a / "vault" / "sidecars").rglob(f"{digest}.*"))
+    checked = run_in(w.a, "vault", "check")
+    assert checked.code == 0 and f"disposed: exhibit {CASE}/0001" in checked.stdout, checked
+
+
 # The re-run's answers: what the user must be told after each crash.
 INGESTED = (0, r"ingested\s+C-1/0002 [\s\S]*1 ingested, 0 already ingested, 0 failed")
 ALREADY_INGESTED = (0, r"already\s+C-1/0002 [\s\S]*0 ingested, 1 already ingested, 0 failed")
@@ -486,6 +513,31 @@ SCENARIOS: dict[str, list[Scenario]] = {
     ],
     "derive.entry-committed": [
         Scenario(_derive, (0, r"already\s+C-1/0002 .*nothing was appended"), _derived_once)
+    ],
+    # Dispose: the entry committed (the file still stored) -> the file removed; a re-run
+    # appends nothing, finishes the removal and says the item was already disposed of.
+    "dispose.entry-committed": [
+        Scenario(
+            _dispose,
+            (0, r"C-1/0001 was already disposed of at entry \d+\nremoved its file and 3 sidecar"),
+            _disposed_once,
+        )
+    ],
+    "dispose.object-removed": [
+        Scenario(
+            _dispose,
+            (0, r"already disposed of at entry \d+\nits file was already removed"),
+            _disposed_once,
+        )
+    ],
+    # Request: the entry committed, the file not yet written; the re-run finds the
+    # identical request, appends nothing and writes its file.
+    "request.entry-committed": [
+        Scenario(
+            _request_new,
+            (0, r"on the log already as entry \d+: nothing was appended[\s\S]*wrote the request"),
+            _requested_once,
+        )
     ],
     "report.written": [
         Scenario(_report, (0, r"wrote .*report\.html: case C-1.*PASSED"), _report_written)
@@ -537,7 +589,7 @@ SCENARIOS: dict[str, list[Scenario]] = {
     # log witness: the cosignature stored and the record saved (re-run: asked again).
     "witness.state-saved": [Scenario(cosign_command, COSIGNED, cosigned_once)],
     "witness.record-saved": [Scenario(record_command, WITNESSED, recorded_once)],
-    "migrate.committed": [Scenario(_migrate, (0, r"schema 2 already: nothing to do"), _migrated)],
+    "migrate.committed": [Scenario(_migrate, (0, r"schema 3 already: nothing to do"), _migrated)],
     "init.pending-committed": [Scenario(_init, INITIALISED, _initialised, log_after_crash=False)],
     "init.key-written": [Scenario(_init, INITIALISED, _initialised, log_after_crash=False)],
     "init.committed": [Scenario(_init, (2, r"already initialised"), _initialised)],
@@ -588,6 +640,7 @@ def test_no_stale_scenarios() -> None:
 def test_point_names_are_command_dot_step() -> None:
     commands = (
         r"(ingest|accept|receipt|export|derive|report|checkpoint|key|init|consent|open|migrate"
+        r"|dispose|request"
         r"|witness"
         r"|publish|monitor|timestamp"
         r")"

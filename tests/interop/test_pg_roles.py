@@ -101,6 +101,15 @@ _first_column = {
     "state_offers": "idx",
     "state_keys": "vkey",
     "state_key_ends": "reason",
+    "state_consent_requests": "request",
+    "state_requests": "by_party",
+    "state_request_answers": "outcome",
+    "state_emergencies": "due",
+    "state_reviews": "outcome",
+    "state_holds": "by_party",
+    "state_hold_releases": "idx",
+    "state_disposals": "idx",
+    "state_policies": "forbid",
 }
 
 
@@ -213,7 +222,7 @@ def test_roles_are_a_postgresql_feature(cli: type[CliRunnerNS], home) -> None:  
 def test_a_schema_1_database_on_postgres(
     cli: type[CliRunnerNS], operated: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Only the operator migrates; the investigator is told so, then works on schema 2
+    """Only the operator migrates; the investigator is told so, then works on schema 3
     with the privileges it had (the new tables included)."""
     from schema1 import downgrade
 
@@ -226,7 +235,7 @@ def test_a_schema_1_database_on_postgres(
         r = cli.fail(3, *args)
         assert "is at schema version 1; the log operator must run 'custody db migrate'" in r.stderr
     monkeypatch.setenv("CUSTODY_DB", operated)
-    assert "from schema 1 to 2" in cli.run("db", "migrate").stdout
+    assert "from schema 1 to 3" in cli.run("db", "migrate").stdout
     monkeypatch.setenv("CUSTODY_DB", _as(operated, "alice"))
     assert "revoked" in cli.run("key", "list").stdout
     cli.run("key", "new", "dora", "--role", "lab")

@@ -74,8 +74,8 @@ def test_a_schema_1_database_is_migrated_on_open(schema1: Path, cli: type[CliRun
 
 def test_db_migrate_migrates_explicitly(schema1: Path, cli: type[CliRunnerNS]) -> None:
     out = cli.run("db", "migrate").stdout
-    assert "migrated the database from schema 1 to 2" in out
-    assert schema_of(schema1) == "2"
+    assert f"migrated the database from schema 1 to {SCHEMA_VERSION}" in out
+    assert schema_of(schema1) == SCHEMA_VERSION
     cli.run("log", "verify")
 
 

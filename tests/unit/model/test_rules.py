@@ -509,7 +509,16 @@ def test_rule(case: Case) -> None:
 
 def test_every_registered_type_has_a_rule() -> None:
     assert frozenset(REGISTRY) == KNOWN_TYPES
-    assert {"key", "ingest", "consent", "handoff", "reject", "access", "derive"} == KNOWN_TYPES
+    assert {"key", "ingest", "consent", "handoff", "reject", "access", "derive"} | {
+        "request",
+        "refusal",
+        "review",
+        "retention",
+        "hold",
+        "disposal",
+        "analysis",
+        "policy",
+    } == KNOWN_TYPES
 
 
 def test_the_state_after_a_handoff_and_a_revocation() -> None:
