@@ -12,6 +12,8 @@ Exit codes (a contract for scripts):
 1     verification failed: tampering, a bad signature, a broken proof
 2     usage error: a bad option or argument
 3     input or storage problem: unreadable file, bad format, database
+4     refused by the custody rules: not the holder, outside a consent, a
+      revoked key, a hold, the log's policy; nothing was recorded
 75    done, but a later step is pending (EX_TEMPFAIL): re-run it later
 ====  ===================================================================
 """
@@ -22,6 +24,8 @@ EXIT_OK = 0
 EXIT_VERIFY = 1
 EXIT_USAGE = 2
 EXIT_INPUT = 3
+# Refused by the custody rules (a PolicyError): the same code whichever command meets it.
+EXIT_REFUSED = 4
 # Done, but a later step is pending (e.g. a receipt waits for a checkpoint): EX_TEMPFAIL.
 EXIT_PENDING = 75
 
@@ -83,9 +87,14 @@ class KeyFileError(InputError):
 
 
 class PolicyError(CustodyError):
-    """A custody rule refuses the action (e.g. only the current holder may hand off)."""
+    """A custody rule refuses the action (e.g. only the current holder may hand off).
 
-    exit_code = EXIT_INPUT
+    Nothing was recorded.  Exit 4 (`EXIT_REFUSED`) whichever command meets the
+    rule; a verifier replaying a log that holds such an entry reports it as the
+    `VerificationError` it is there (exit 1).
+    """
+
+    exit_code = EXIT_REFUSED
 
 
 class FormatError(InputError):

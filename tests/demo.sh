@@ -123,7 +123,7 @@ printf '\n$ custody %s\n' "ingest $DEMO/copies/edited-date.mp4 --case 2026-0142 
 set +e; "$CUSTODY" ingest "$DEMO/copies/edited-date.mp4" --case 2026-0142 --by det-jones \
   --legal-basis consent --consent "$CONSENT_IDX"; rc=$?; set -e
 say "(exit code $rc: refused by the custody rules, and nothing was appended)"
-[ $rc -eq 3 ] || exit 1
+[ $rc -eq 4 ] || exit 1
 say ""
 say "The lab asks for the clip; the consent allows onward sharing only to a court:"
 set +e; "$CUSTODY" handoff offer 2026-0142/0001 --from det-jones --to lab-ng \

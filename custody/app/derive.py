@@ -54,6 +54,7 @@ from custody.errors import (
     CustodyError,
     InputError,
     NotFoundError,
+    PolicyError,
     StorageError,
     UsageError,
     VerificationError,
@@ -291,8 +292,8 @@ def trim(
     Raises:
         UsageError: a bad time, `start` >= `end`, a time beyond the clip, an
             attachment as parent, an empty reason.
-        EntryError: `by` may not derive from the item (not its holder; outside
-            consent): exit 1, the message names the holder.
+        PolicyError: `by` may not derive from the item (not its holder; outside
+            consent): exit 4, the message names the holder.
         InputError: ffmpeg failed, or the excerpt could not be proven; nothing recorded.
     """
     row, record = _media_parent(c, ref, case)
@@ -366,7 +367,7 @@ def redact(
     Raises:
         UsageError: a box outside the frame, a bad time or range, a parent without
             exactly one video stream, an empty reason.
-        EntryError: `by` may not derive from the item (exit 1, names the holder).
+        PolicyError: `by` may not derive from the item (exit 4, names the holder).
         InputError: ffmpeg failed, or the redaction could not be proven; nothing recorded.
     """
     if style not in REDACT_STYLES:
@@ -478,7 +479,7 @@ def transcode(
     Raises:
         UsageError: an unknown codec or one this ffmpeg lacks, a CRF out of range,
             an attachment as parent, an empty reason.
-        EntryError: `by` may not derive from the item (exit 1, names the holder).
+        PolicyError: `by` may not derive from the item (exit 4, names the holder).
         InputError: ffmpeg failed; nothing recorded.
     """
     if codec not in TRANSCODE_CODECS:
@@ -607,7 +608,7 @@ def _clean_reason(reason: str) -> str:
 
 
 def _precheck(c: Custody, row: ItemRow, by: str, when: datetime) -> None:
-    """Dry-run the custody rules for a derive by `by` from `row` (EntryError if refused).
+    """Dry-run the custody rules for a derive by `by` from `row` (PolicyError if refused).
 
     The log applies the same rule again when the entry is appended; this spares
     an ffmpeg run that could never be recorded.
@@ -624,17 +625,21 @@ def _precheck(c: Custody, row: ItemRow, by: str, when: datetime) -> None:
         ],
     )
     # The same rule the append applies, over the indexed state: O(1) rows, however
-    # large the case.  A refusal here is a RuleError, as it would be at the append.
+    # large the case.  A refusal here is a refusal, as it would be at the append (not
+    # a damaged entry of the log: nothing was appended, so no entry is named).
     with c.log.state() as state:
-        rules.evaluate(
-            c.log.size(), Parsed(b"", probe, (by,)), state, DeriveRequest.from_entry(probe)
-        )
+        try:
+            rules.evaluate(
+                c.log.size(), Parsed(b"", probe, (by,)), state, DeriveRequest.from_entry(probe)
+            )
+        except rules.RuleError as exc:
+            raise PolicyError(f"refused: {exc.reason}", hint=exc.hint) from exc
 
 
 def _ready(c: Custody, row: ItemRow, by: str, when: datetime) -> Path:
     """Check that `by` may derive from `row` now and that its file is here; its path.
 
-    Raises EntryError (the custody rules refuse it) or ParentMissingError.
+    Raises PolicyError (the custody rules refuse it) or ParentMissingError.
     """
     _precheck(c, row, by, when)
     vault = Vault(c.vault_root)

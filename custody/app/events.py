@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from custody.app.evidence import Source, display, get_case, prepare, recover, resolve_item
 from custody.app.home import Custody
@@ -354,6 +355,66 @@ def open_item(
     return Opened(row, index, leftovers)
 
 
+def open_item_to(
+    c: Custody,
+    ref: str,
+    sink: BinaryIO,
+    *,
+    by: str,
+    purpose: str,
+    case: str | None,
+    passphrase: PassphraseFn,
+    now: datetime,
+) -> Opened:
+    """`open_item` to a stream (`custody open --out -`: standard output).
+
+    The stored copy is checked against its digest and the `access` entry appended
+    first, exactly as for a file; only then are the bytes written to `sink`, hashed
+    again on the way.  Raises what `open_item` raises, and InputError when the stored
+    copy changed while it was being written (what reached `sink` is then not the item).
+    """
+    from custody.media.digest import Hasher
+
+    if case is not None:
+        get_case(c, case)
+    row = resolve_item(c, ref, case)
+    if case is not None and row.case_id != case:
+        raise NotFoundError(
+            f"{row.exhibit} is not in case {case!r}",
+            hint=f"list the case's items with 'custody case show {case}'",
+        )
+    signer = c.signer(by, passphrase)
+    _dry_run_access(c, row, by, now)
+    vault = Vault(c.vault_root)
+    vault.verify_object(row.blake3)  # nothing is logged for a damaged or missing copy
+    entry = Entry.build(
+        "access",
+        now,
+        [
+            ("case", row.case_id),
+            ("item", row.blake3),
+            ("by", by),
+            ("purpose", purpose),
+            ("action", "export"),
+            ("out", row.blake3),
+        ],
+    )
+    index = _sign_and_append(c, entry, [signer])
+    hasher = Hasher()
+    with vault.open(row.blake3) as src:
+        while chunk := src.read(1 << 20):
+            hasher.update(chunk)
+            sink.write(chunk)
+    sink.flush()
+    if hasher.finish().blake3_hex != row.blake3:
+        raise InputError(
+            f"the stored copy of {row.exhibit} changed while it was written out: what was "
+            f"written is not the item (the access is logged as entry {index})",
+            hint="discard the output, run 'custody vault check', and open it again",
+        )
+    return Opened(row, index)
+
+
 def _dry_run_access(c: Custody, row: ItemRow, by: str, now: datetime) -> None:
     """The access rule over the committed state, before any byte is read: a refusal (a
     disposed or restricted item, not the holder, outside consent) names the rule, not
@@ -525,11 +586,14 @@ def make_offer(
 ) -> Offer:
     """Write a handoff offer signed by `sender`, checked against the custody rules now.
 
-    Raises EntryError (exit 1) if `sender` does not hold an item or the consent does
-    not cover handing it to `receiver`; nothing is appended by an offer.
+    Raises NotFoundError if this log has no key of `receiver` (checked first: the
+    receiver's key must be imported before anything else can be said of the offer);
+    PolicyError (exit 4) if `sender` does not hold an item or the consent does not
+    cover handing it to `receiver`.  Nothing is appended by an offer.
     """
     if case is not None:
         get_case(c, case)  # an unknown --case is an error, never silently ignored
+    check_receiver(c, receiver)
     rows = [resolve_item(c, ref, case) for ref in refs]
     cases = {r.case_id for r in rows}
     if len(cases) != 1:
@@ -562,6 +626,94 @@ def make_offer(
     # index): the receiver judges it in exactly that order (docs/handoff.md).
     ordered = sorted(_key_rows(c, names) + case_rows)
     return Offer(data, tuple(d for _i, d in ordered))
+
+
+def check_receiver(c: Custody, receiver: str) -> None:
+    """NotFoundError unless `receiver` is a party on this log: an offer to a party whose
+    key was never imported could not be checked by anyone (docs/handoff.md)."""
+    if c.store.party(receiver) is None:
+        raise NotFoundError(
+            f"no party '{receiver}' on this log: import their key with `custody key import`",
+            hint=f"in {receiver}'s home: custody key export {receiver} --out "
+            f"{receiver}.keyentry; here: custody key import {receiver}.keyentry (compare "
+            "its key id with them out of band); 'custody key list' lists the parties here",
+        )
+
+
+@dataclass(frozen=True)
+class MediaCopy:
+    """One offered file written next to an offer: the item, where, its access entry."""
+
+    row: ItemRow
+    path: Path
+    index: int
+
+
+def offer_media_names(c: Custody, offer: Offer) -> list[tuple[ItemRow, str]]:
+    """The offered items and the file name each gets in a `--with-media` folder: its
+    ingested name, prefixed with its exhibit number where two share a name."""
+    entry = offer.entry
+    case = entry.require("case")
+    rows = [resolve_item(c, item, case) for item in entry.get_all("item")]
+    names = [Path(r.name).name or f"{r.blake3[:16]}.bin" for r in rows]
+    out = []
+    for row, name in zip(rows, names, strict=True):
+        if names.count(name) > 1:
+            name = f"{row.exhibit.rsplit('/', 1)[-1]}-{name}"
+        out.append((row, name))
+    return out
+
+
+def write_offer_media(
+    c: Custody,
+    offer: Offer,
+    folder: Path,
+    *,
+    passphrase: PassphraseFn,
+    now: datetime,
+) -> list[MediaCopy]:
+    """Copy the media of `offer`'s items into `folder` (made if missing), for the
+    receiver: each copy is an `open` by the releasing party, logged once as an
+    `access` entry whose purpose names the handoff, and checked against its digest.
+
+    Every target is checked before anything is copied, so a name already taken in
+    `folder` refuses the whole copy with nothing logged.  Raises UsageError for a
+    target that exists; InputError for a folder that cannot be made or written;
+    PolicyError if the log refuses the access; what `open_item` raises.
+    """
+    entry = offer.entry
+    sender, receiver = entry.require("from"), entry.require("to")
+    planned = offer_media_names(c, offer)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--with-media {folder} is not a folder")
+    for _row, name in planned:
+        target = folder / name
+        if os.path.lexists(target):
+            raise UsageError(
+                f"{display(target)} already exists; refusing to overwrite it (nothing copied)",
+                hint="give --with-media an empty or new folder",
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the folder {display(folder)}: {exc.strerror}") from exc
+    purpose = f"handoff offer {entry.require('offer')[:12]} to {receiver}: " + entry.require(
+        "purpose"
+    )
+    copies = []
+    for row, name in planned:
+        done = open_item(
+            c,
+            row.blake3,
+            by=sender,
+            purpose=purpose,
+            out=folder / name,
+            case=row.case_id,
+            passphrase=passphrase,
+            now=now,
+        )
+        copies.append(MediaCopy(row, folder / name, done.index))
+    return copies
 
 
 def _signers_of(datas: Iterable[bytes]) -> set[str]:

@@ -55,8 +55,17 @@ from custody.infra.files import NoSpaceError
 from custody.infra.indexer import append_indexed
 from custody.infra.store import CaseRow, ItemRow, Store
 from custody.infra.vault import Recovery, Staged, Vault, hash_file
-from custody.media.compare import ExactMatch, MediaRecord, Record, Unknown, Verdict, classify
+from custody.media.compare import (
+    ContentModified,
+    ExactMatch,
+    MediaRecord,
+    Record,
+    Unknown,
+    Verdict,
+    classify,
+)
 from custody.media.recorded import Recorded, recorded_of
+from custody.media.relation import Relation, names_original, relation, stream_kinds
 from custody.model.entry import Entry, SignedEntry, sign_entry
 from custody.model.parties import check_entry
 from custody.model.rules import entry_hash
@@ -128,14 +137,46 @@ def resolve_item(c: Custody, ref: str, case_id: str | None = None) -> ItemRow:
         )
     rows = c.store.items_by_digest_prefix(prefix, case_id)
     if not rows:
-        raise NotFoundError(f"no item whose BLAKE3 digest starts with {prefix}")
-    if len(rows) > 1:
-        labels = ", ".join(r.exhibit for r in rows[:5])
-        raise UsageError(
-            f"digest prefix {prefix} matches {len(rows)} items ({labels})",
-            hint="give more digits, the exhibit number, or --case",
+        raise NotFoundError(
+            f"no item whose BLAKE3 digest starts with {prefix}"
+            + (f" in case {case_id}" if case_id is not None else "")
         )
+    if len(rows) > 1:
+        raise ambiguous(prefix, rows)
     return rows[0]
+
+
+#: How many candidates an ambiguity message lists (the rest are counted).
+_SHOWN_CANDIDATES = 6
+
+
+def ambiguous(prefix: str, rows: Sequence[ItemRow]) -> UsageError:
+    """The error for a digest prefix that names several exhibits: one line listing the
+    candidates (exhibit, case, digest) and how to choose.
+
+    The same clip ingested into two cases has one digest: more digits cannot separate
+    its exhibits, only the exhibit number or --case can, and the message says so.
+    """
+    count = f"at least {len(rows)}" if len(rows) >= 20 else str(len(rows))
+    shown = [
+        f"{r.exhibit} (case {r.case_id}, {r.name}, b3 {r.blake3[:12]}…)"
+        for r in rows[:_SHOWN_CANDIDATES]
+    ]
+    more = f", and {len(rows) - _SHOWN_CANDIDATES} more" if len(rows) > _SHOWN_CANDIDATES else ""
+    example = rows[0]
+    if len({r.blake3 for r in rows}) == 1:
+        cases = sorted({r.case_id for r in rows})
+        return UsageError(
+            f"{prefix} is one clip ingested as {count} exhibits: "
+            f"{'; '.join(shown)}{more}; more digits cannot tell them apart",
+            hint=f"give the exhibit number (e.g. {example.exhibit}) or --case "
+            f"({' or '.join(cases[:_SHOWN_CANDIDATES])})",
+        )
+    return UsageError(
+        f"digest prefix {prefix} matches {count} exhibits: {'; '.join(shown)}{more}",
+        hint=f"give the exhibit number (CASE/NNNN, e.g. {example.exhibit}), more digits of "
+        "the digest, or --case CASE",
+    )
 
 
 # -- ingest ----------------------------------------------------------------------------
@@ -931,15 +972,19 @@ def _checked_item(c: Custody, row: ItemRow) -> ItemRow:
     return row
 
 
-def verify_file(c: Custody, path: Path, case_id: str | None = None) -> FileVerdict:
+def verify_file(
+    c: Custody, path: Path, case_id: str | None = None, *, shown: str | None = None
+) -> FileVerdict:
     """Classify one file against what this log has ingested (docs/spec/media.md).
 
     Exact match by BLAKE3 first; otherwise the file is probed and compared with
     the media items (of `case_id`, if given): same content in another container,
-    metadata changed, content modified, or unknown.
+    metadata changed, content modified, or unknown.  `shown` is the name messages
+    give the file (default: its path; `-` for standard input).
     Raises InputError if the file cannot be read.
     """
-    shown = display(path)
+    file_name = path.name if shown is None else Path(shown).name
+    shown = display(path) if shown is None else shown
     digests = hash_file(path)
     blake3 = digests.blake3_hex
     candidate_rows = c.store.items_by_digest(blake3)
@@ -950,7 +995,6 @@ def verify_file(c: Custody, path: Path, case_id: str | None = None) -> FileVerdi
         found = Record(blake3=row.blake3, size=row.size)
         return FileVerdict(shown, classify(found, Record(blake3=blake3, size=digests.size)), row)
     info = media.probe(path, strict=False)
-    new = Record(blake3=blake3, size=digests.size, media=info.record if info else None)
     if info is None:
         return FileVerdict(
             shown,
@@ -959,14 +1003,36 @@ def verify_file(c: Custody, path: Path, case_id: str | None = None) -> FileVerdi
             ),
             None,
         )
-    vault = Vault(c.vault_root)
     rows = c.store.items_in_case(case_id) if case_id else c.store.all_items()
+    verdict, original = compare_media(
+        Vault(c.vault_root), rows, Record(blake3, digests.size, info.record), file_name
+    )
+    return FileVerdict(shown, verdict, None if original is None else _checked_item(c, original))
+
+
+def compare_media(
+    vault: Vault, rows: Iterable[ItemRow], new: Record, file_name: str
+) -> tuple[Verdict, ItemRow | None]:
+    """The verdict of a media file (`new`, not an exact copy of any of `rows`) against
+    the media items among `rows`, and the exhibit it names as the file's original.
+
+    The strongest relation wins: same content, then metadata changed, then content
+    modified.  An exhibit is named as the original of a content-modified file only when
+    the file keeps content of most of its streams (`custody.media.relation`); one
+    identical stream shared with exhibits that differ in everything else (clips of one
+    camera or one test generator) names one only if it was recorded under the file's
+    own name and no other such exhibit was.  Otherwise the verdict is unknown, and its
+    reason names the exhibits that share a stream (docs/ingest.md).
+    """
+    media_new = new.media
+    assert media_new is not None
     # Same content digest first (cheap and decisive), then every other media item.
     rows = sorted(
         (r for r in rows if r.kind == "media"),
-        key=lambda r: r.content_digest != info.content_digest,
+        key=lambda r: r.content_digest != media_new.content_digest,
     )
     best: tuple[Verdict, ItemRow] | None = None
+    weak: list[tuple[ContentModified, ItemRow, Relation]] = []
     for row in rows:
         record = media_record(vault, row.blake3)
         if record is None:
@@ -974,15 +1040,37 @@ def verify_file(c: Custody, path: Path, case_id: str | None = None) -> FileVerdi
         verdict = classify(Record(row.blake3, row.size, record), new)
         if isinstance(verdict, Unknown):
             continue
+        if isinstance(verdict, ContentModified):
+            rel = relation(verdict, record, media_new)
+            if not rel.strong:
+                weak.append((verdict, row, rel))
+                continue
         if best is None or verdict.rank < best[0].rank:
             best = (verdict, row)
         if verdict.rank <= 1:
             break
-    if best is None:
-        return FileVerdict(
-            shown, Unknown(reason="nothing on this log has these bytes or shares its footage"), None
-        )
-    return FileVerdict(shown, best[0], _checked_item(c, best[1]))
+    if best is not None:
+        return best
+    if not weak:
+        return Unknown(reason="nothing on this log has these bytes or shares its footage"), None
+    pick = names_original([(row.name, rel) for _, row, rel in weak], file_name)
+    if pick is not None:
+        return weak[pick][0], weak[pick][1]
+    rel = weak[0][2]
+    shared = rel.describe(stream_kinds(media_new))
+    exhibits = [row.exhibit for _, row, _ in weak]
+    listed = ", ".join(exhibits[:5])
+    if len(exhibits) > 5:
+        listed += f", and {len(exhibits) - 5} more"
+    whom = f"exhibit {listed}" if len(exhibits) == 1 else f"{len(exhibits)} exhibits ({listed})"
+    return (
+        Unknown(
+            reason=f"no ingested file has these bytes; it shares only {shared} of its "
+            f"{rel.streams} streams with {whom}, and nothing in its other streams: not "
+            "enough to name an exhibit as its original"
+        ),
+        None,
+    )
 
 
 # -- timeline -----------------------------------------------------------------------

@@ -42,9 +42,11 @@ from custody.app.witness import merged_checkpoint
 from custody.bundle.reader import Progress
 from custody.bundle.timestamps import timestamp_path
 from custody.bundle.verify import (
+    B3SUMS,
     BUNDLE_V1,
     CHECKPOINT,
     MANIFEST,
+    SHA256SUMS,
     SIDECAR_KINDS,
     STATEMENT,
     VERIFY_MD,
@@ -62,6 +64,7 @@ from custody.bundle.verify import (
     proof_path,
     select_entries,
     sidecar_path,
+    sums_text,
 )
 from custody.errors import (
     NotFoundError,
@@ -220,7 +223,12 @@ def _resolve_items(
                 hint=f"list its exhibits with 'custody case show {case}'",
             )
         if len(hits) > 1:
-            raise UsageError(f"{ref} matches {len(hits)} items of case {case}; give more digits")
+            shown = "; ".join(f"{defined[b3].exhibit} (b3 {b3[:12]}…)" for b3 in sorted(hits)[:6])
+            raise UsageError(
+                f"--items {ref} matches {len(hits)} exhibits of case {case}: {shown}"
+                + (f", and {len(hits) - 6} more" if len(hits) > 6 else ""),
+                hint="give the exhibit number (CASE/NNNN) or more digits of the digest",
+            )
         chosen.add(hits[0])
     return chosen
 
@@ -654,7 +662,8 @@ class _ZipWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-def _media_name(item: str, name: str) -> str:
+def media_name(item: str, name: str) -> str:
+    """An item's path in a bundle: `media/<blake3><ext>` (docs/spec/bundle.md §2)."""
     suffix = Path(name).suffix.lower()
     return f"media/{item}{suffix if _EXT.fullmatch(suffix) else ''}"
 
@@ -711,7 +720,7 @@ def write_bundle(
                 sidecars.append((kind, path))
             media_path = None
             if it.media is not None:
-                media_path = _media_name(it.item, e.name)
+                media_path = media_name(it.item, e.name)
                 files[media_path] = writer.add_file(media_path, it.media, it.item, progress)
             items.append(
                 ManifestItem(
@@ -725,6 +734,15 @@ def write_bundle(
                     sidecars=tuple(sidecars),
                     media=media_path,
                 )
+            )
+        # b3sum/sha256sum check files for the media folder (docs/spec/bundle.md §2.2):
+        # BLAKE3 is the item itself (add_file checked it while copying), SHA-256 is what
+        # the manifest lists; both files are listed in the manifest like any other.
+        media_files = [(i.media, i.item) for i in items if i.media is not None]
+        if media_files:
+            files[B3SUMS] = writer.add_bytes(B3SUMS, sums_text(media_files))
+            files[SHA256SUMS] = writer.add_bytes(
+                SHA256SUMS, sums_text((path, files[path].sha256) for path, _ in media_files)
             )
         report = []
         for name, source in content.reports:
@@ -793,13 +811,20 @@ def export_case(
     checkpoint_size: int | None = None,
     progress: Progress | None = None,
     report: ReportWriter | None = None,
+    phases: Callable[[str, int | None], None] | None = None,
 ) -> ExportSummary:
     """Export `case` as a bundle at `to` (see `collect` and `write_bundle`).
 
     `report` writes the court report into the bundle (`custody.report.court.write_report`;
-    None: the bundle has no report).  Raises what `collect`, `write_bundle` and
-    `report` raise.
+    None: the bundle has no report).  `phases` is told each phase as it starts, with its
+    size in bytes where it has one (the media to copy; `progress` then counts them).
+    Raises what `collect`, `write_bundle` and `report` raise.
     """
+
+    def phase(name: str, total: int | None = None) -> None:
+        if phases is not None:
+            phases(name, total)
+
     if not to.parent.is_dir():
         if to.exists():
             raise UsageError(
@@ -815,6 +840,7 @@ def export_case(
         raise UsageError(
             f"{display_path(to)} already exists", hint="export to a new folder or .zip name"
         )
+    phase("collecting entries, proofs and checkpoints")
     content = collect(
         c,
         case,
@@ -828,8 +854,13 @@ def export_case(
     # by the next one (`custody.infra.files.work_dir`).
     with work_dir(Path(tempfile.gettempdir()), _REPORT_PREFIX) as tmp:
         size = Checkpoint.parse(Note.parse(content.checkpoint).text).size
+        if report is not None:
+            phase("writing the court report (HTML and PDF)")
         reports = _find_reports(c, case, tmp, size, now, report)
         content = dataclasses.replace(content, reports=reports)
+        phase(
+            "writing the bundle" + (", copying media" if with_media else ""), _media_bytes(content)
+        )
         manifest = write_bundle(content, to, log_signer, progress=progress)
     cosigners = tuple(
         s.name for s in Note.parse(content.checkpoint).signatures if s.name != content.origin
@@ -846,6 +877,18 @@ def export_case(
         report=manifest.report,
         timestamps=tuple(size for size, _ in content.timestamps),
     )
+
+
+def _media_bytes(content: BundleContent) -> int | None:
+    """How many bytes of media the bundle will copy (None: none, or a size unknown)."""
+    total = 0
+    for it in content.items:
+        if it.media is not None:
+            try:
+                total += it.media.stat().st_size
+            except OSError:  # write_bundle names the file that cannot be read
+                return None
+    return total or None
 
 
 def _md(text: str) -> str:
@@ -923,6 +966,14 @@ def render_verify_md(
         "   the content digest of media.md §6 over `framehash` and `streamhash` is its",
         "   `content` field; `b3sum media/<file>` is its `item` field.  A disposed item",
         "   (a `disposal` entry names it) has no file here, and may have no sidecars.",
+        *(
+            [
+                "   All media at once, inside `media/`: `b3sum -c B3SUMS` and",
+                "   `sha256sum -c SHA256SUMS` (both files are listed in the manifest, step 2).",
+            ]
+            if any(i.media for i in items)
+            else []
+        ),
         "8. Each `timestamps/<size>.tst` is a DER RFC 3161 TimeStampToken over the body",
         "   (the signed text, no signature lines) of the checkpoint of that size:",
         "   `openssl ts -verify -token_in -in timestamps/<size>.tst -data BODY -CAfile",

@@ -24,16 +24,18 @@ from custody.errors import (
     FormatError,
     KeyFileError,
     NotFoundError,
+    PolicyError,
     StorageError,
     UsageError,
 )
 from custody.infra.crash import crash_point
 from custody.infra.indexer import append_indexed_one
-from custody.infra.keystore import ROLES, KeyFile, KeyStore, seal
+from custody.infra.keystore import KeyFile, KeyStore, seal
 from custody.infra.log import Log
 from custody.infra.store import Meta, PartyRow, Store, sqlite_url
 from custody.model.entry import Entry, sign_entry
 from custody.model.names import check_origin, check_party_name, find_confusable
+from custody.model.types import ROLES
 from custody.tlog.note import Signer, VerifierKey
 
 ENV_HOME = "CUSTODY_HOME"
@@ -472,7 +474,11 @@ class Custody:
                 hint="the key was rotated: use the current key file",
             )
         if party.status != "active":
-            raise UsageError(f"the key of '{name}' is {party.status} and may not sign")
+            # A revoked key is a custody rule's refusal (exit 4), whatever the command.
+            raise PolicyError(
+                f"refused: the key of '{name}' is {party.status} and may not sign",
+                hint=f"sign with another party's key, or register a new key for '{name}'",
+            )
         return signer
 
     def unregistered_key_file(self, name: str) -> bool:
@@ -524,7 +530,7 @@ class Custody:
                 exc.message.replace("key entry field 'held-by'", "--held-by"),
                 hint="--held-by names the party whose home keeps this key",
             ) from None
-        if role not in ROLES:
+        if role not in ROLES:  # a party's roles (the key file's 'log' is the log key's)
             raise UsageError(f"role {role!r} is not one of: {', '.join(ROLES)}")
         if name == self.origin:
             raise UsageError(f"'{name}' is the log's own key name")

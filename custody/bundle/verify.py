@@ -236,6 +236,47 @@ def sidecar_path(item: str, kind: str) -> str:
     return f"items/{item}/{kind}"
 
 
+# The media folder's checksum files (spec §2.2): `b3sum -c B3SUMS` and
+# `sha256sum -c SHA256SUMS`, run inside media/, check every media file with no custody.
+MEDIA_DIR = "media/"
+B3SUMS = MEDIA_DIR + "B3SUMS"
+SHA256SUMS = MEDIA_DIR + "SHA256SUMS"
+SUMS_FILES = (B3SUMS, SHA256SUMS)
+_SUMS_LINE = re.compile(r"([0-9a-f]{64})  ([A-Za-z0-9][A-Za-z0-9._-]{0,127})")
+
+
+def sums_text(digests: Iterable[tuple[str, str]]) -> bytes:
+    """A b3sum/sha256sum check file: ``<hex>  <name>`` per (media path, hex digest),
+    names relative to media/, sorted by name, each line ending in a newline."""
+    lines = sorted((path.removeprefix(MEDIA_DIR), hex_) for path, hex_ in digests)
+    return "".join(f"{hex_}  {name}\n" for name, hex_ in lines).encode("ascii")
+
+
+def parse_sums(data: bytes, where: str) -> dict[str, str]:
+    """media path -> hex digest of a check file custody wrote (`sums_text`).
+
+    Raises FormatError naming the line for anything else: another layout, an
+    escaped name, a name given twice."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{where} is not ASCII text: {exc.reason}") from exc
+    if text and not text.endswith("\n"):
+        raise FormatError(f"{where}: the last line has no newline")
+    out: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        m = _SUMS_LINE.fullmatch(line)
+        if m is None:
+            raise FormatError(
+                f"{where} line {number} is not '<64 hex digits>  <file name>': {line[:80]!r}"
+            )
+        path = MEDIA_DIR + m.group(2)
+        if path in out:
+            raise FormatError(f"{where} line {number} names {m.group(2)} a second time")
+        out[path] = m.group(1)
+    return out
+
+
 # ---------------------------------------------------------------------------------
 # Strict JSON
 
@@ -1305,6 +1346,7 @@ class _Verifier:
         self._witness_policy()
         self._published_policy(cp_bytes)
         self._timestamp_policy(manifest, cp_bytes, cp, verified_old, signed)
+        self._sums(manifest)
         self._files(manifest)
 
     # -- 2. the statement and the log key ----------------------------------------
@@ -2556,6 +2598,65 @@ class _Verifier:
         self.report.policies.append(PolicyCheck("timestamps", True, not (bad or outside), detail))
 
     # -- 13. files ----------------------------------------------------------------------------
+
+    def _sums(self, manifest: Manifest) -> None:
+        """Step 13a: media/B3SUMS and media/SHA256SUMS (spec §2.2) list every media file of
+        the manifest, once, with its BLAKE3 (the item) and the manifest's SHA-256."""
+        media = {mi.media: mi.item for mi in manifest.items if mi.media is not None}
+        listed = [path for path in SUMS_FILES if path in manifest.files]
+        if not listed:
+            if media:
+                self.report.notes.append(
+                    f"the bundle has no {B3SUMS} or {SHA256SUMS} (exported by an older "
+                    "custody): the media can be checked only with custody"
+                )
+            return
+        expected = {
+            B3SUMS: media,
+            SHA256SUMS: {
+                path: manifest.files[path].sha256 for path in media if path in manifest.files
+            },
+        }
+        for path in SUMS_FILES:
+            if path not in listed:
+                self.fail(
+                    "sums",
+                    path,
+                    f"is not in the manifest, though {listed[0]} is: an exporter writes both",
+                    _HINT_REEXPORT,
+                )
+                continue
+            data = self.read(path, MAX_MANIFEST)
+            if data is None:
+                continue  # step 13 reports it missing
+            try:
+                sums = parse_sums(data, path)
+            except FormatError as exc:
+                self.fail("sums", path, exc.message.removeprefix(f"{path} "), _HINT_REEXPORT)
+                continue
+            problems = []
+            want = expected[path]
+            for name in sorted(want.keys() - sums.keys()):
+                problems.append(f"does not list {name.removeprefix(MEDIA_DIR)}")
+            for name in sorted(sums.keys() - want.keys()):
+                problems.append(
+                    f"lists {name.removeprefix(MEDIA_DIR)}, not a media file of the manifest"
+                )
+            for name in sorted(sums.keys() & want.keys()):
+                if sums[name] != want[name]:
+                    problems.append(
+                        f"gives {name.removeprefix(MEDIA_DIR)} the digest {_short(sums[name])}, "
+                        f"the manifest {_short(want[name])}"
+                    )
+            if problems:
+                shown = "; ".join(problems[:3])
+                more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+                self.fail(
+                    "sums",
+                    path,
+                    f"disagrees with the manifest: {shown}{more}",
+                    "a tool checking the media with this file would be misled; " + _HINT_REEXPORT,
+                )
 
     def _files(self, manifest: Manifest) -> None:
         for path, info in sorted(manifest.files.items()):

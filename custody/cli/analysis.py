@@ -18,11 +18,11 @@ from custody.cli.common import (
     ItemArg,
     JsonOpt,
     PassFileOpt,
-    emit_json,
     now,
     open_home,
     passphrases,
 )
+from custody.cli.jsonout import emit_json
 
 if TYPE_CHECKING:
     from custody.app.analysis import PolicyShown

@@ -17,12 +17,12 @@ from custody.cli.common import (
     HomeOpt,
     JsonOpt,
     PassFileOpt,
-    emit_json,
     now,
     open_home,
     passphrases,
     read_input,
 )
+from custody.cli.jsonout import emit_json
 from custody.errors import UsageError
 
 
@@ -171,6 +171,7 @@ def _check(
         emit_json(
             {
                 "ok": True,
+                "verified": True,
                 "log": r.origin,
                 "size": r.size,
                 "period": {"from": r.start.isoformat(), "to": r.end.isoformat()},

@@ -21,13 +21,14 @@ from custody.cli.common import (
     HomeOpt,
     JsonOpt,
     PassFileOpt,
-    ProgressBar,
-    emit_json,
+    Progress,
+    feedback_on_terminal,
     now,
     open_home,
     passphrases,
     read_small,
 )
+from custody.cli.jsonout import emit_json
 from custody.errors import CustodyError, InputError, StorageError, UsageError
 
 if TYPE_CHECKING:
@@ -105,8 +106,7 @@ def export_cmd(
             what="export (export signs the bundle with the log's key: run it in the log "
             "operator's home)",
         )
-        progress = ProgressBar("media") if with_media and sys.stderr.isatty() else None
-        try:
+        with Progress(f"export {case}") as progress:
             summary = export_case(
                 c,
                 case,
@@ -116,12 +116,10 @@ def export_cmd(
                 items=refs,
                 with_media=with_media,
                 checkpoint_size=checkpoint,
-                progress=progress.advance if progress else None,
+                progress=progress.advance,
                 report=write_report,
+                phases=progress.phase,
             )
-        finally:
-            if progress is not None:
-                progress.stop()
         log_key = c.log_key.encode()
     if json_:
         emit_json({**summary.to_json(), "log_key": log_key})
@@ -264,25 +262,43 @@ def verify_bundle_cmd(
         time_tolerance=time_tolerance,
     )
     seen_dir = seen if seen is not None else default_seen_dir()
-    progress = ProgressBar("hashing") if sys.stderr.isatty() and not json_ else None
+    progress = Progress("verify-bundle", enabled=feedback_on_terminal() and not json_)
+    if progress.enabled:
+        progress.phase("checking signatures and proofs, hashing media", _media_bytes(path))
     try:
         report = verify_path(
             path,
             Trust(keys, trust_bundle_keys),
             seen_dir=seen_dir,
             probe=not no_probe,
-            progress=progress.advance if progress else None,
+            progress=progress.advance,
             policy=policy,
         )
     except BundleVerificationError as exc:
-        if progress is not None:
-            progress.stop()
+        progress.stop()
         _print_report(exc.report, json_)
         raise
     finally:
-        if progress is not None:
-            progress.stop()
+        progress.stop()
     _print_report(report, json_)
+
+
+def _media_bytes(path: Path) -> int | None:
+    """The bytes of the files in a bundle's `media/` folder (a folder or a ZIP), which
+    verify-bundle hashes: the total its progress counts to.  None when they cannot be
+    listed (verify_path then says why)."""
+    import zipfile
+
+    try:
+        if path.is_dir():
+            media = path / "media"
+            if media.is_symlink() or not media.is_dir():
+                return None
+            return sum(f.lstat().st_size for f in media.iterdir() if f.is_file()) or None
+        with zipfile.ZipFile(path) as z:
+            return sum(i.file_size for i in z.infolist() if i.filename.startswith("media/")) or None
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
 
 
 def _published_policy(
@@ -313,7 +329,10 @@ def _published_policy(
 
 def _print_report(report: BundleReport, json_: bool) -> None:
     if json_:
-        emit_json(report.to_json())
+        doc = report.to_json()
+        # The shared verdict vocabulary (docs/json/README.md) beside the words of old.
+        doc["verified"] = doc.get("verdict") == "VERIFIED"
+        emit_json(doc)
         return
     for line in render_report(report):
         typer.echo(line)
@@ -457,6 +476,7 @@ def witness_cosign(
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Cosign a checkpoint if the log only grew since the last one you cosigned.
 
@@ -500,7 +520,19 @@ def witness_cosign(
             out.write_bytes(cosigned)
         except OSError as exc:
             raise InputError(f"cannot write {display_path(out)}: {exc.strerror}") from exc
-    else:
+    if json_:
+        emit_json(
+            {
+                "origin": state.origin,
+                "size": state.size,
+                "party": key,
+                "role": keyfile.role,
+                "note": cosigned.decode("utf-8"),
+                "out": out,
+                "state": store.path(state.origin),
+            }
+        )
+    elif out is None:
         sys.stdout.write(cosigned.decode("utf-8"))
     typer.echo(
         f"cosigned {state.origin} at size {state.size} as {key} ({keyfile.role}); "

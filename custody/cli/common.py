@@ -10,14 +10,16 @@ crypto libraries are imported only inside the commands that use them
 from __future__ import annotations
 
 import base64
+import contextlib
 import getpass
+import io
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO, TextIO
 
 import typer
 
@@ -61,7 +63,7 @@ PassFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--passphrase-file",
-        help="Read key passphrases from this file (first line) "
+        help="Read key passphrases from this file (first line; '-': standard input) "
         "instead of $CUSTODY_PASSPHRASE or a prompt.",
         show_default=False,
     ),
@@ -94,17 +96,26 @@ def now() -> datetime:
 def passphrases(passphrase_file: Path | None) -> Callable[[str], str]:
     """Where passphrases come from: --passphrase-file, then $CUSTODY_PASSPHRASE, then a prompt.
 
+    `--passphrase-file -` reads the first line of standard input, once, for every key.
+
     The returned function raises InputError when the file cannot be read, is empty
     or is larger than MAX_PASSPHRASE_FILE,
     and UsageError when a prompt is needed but there is no terminal, or when a new
     passphrase and its repetition differ.
     """
 
+    from_stdin: list[bytes] = []  # `--passphrase-file -`: its first line, read once
+
     def get(prompt: str) -> str:
         if passphrase_file is not None:
             try:
-                with passphrase_file.open("rb") as f:
-                    raw = f.read(MAX_PASSPHRASE_FILE + 1)
+                if str(passphrase_file) == "-":
+                    if not from_stdin:
+                        from_stdin.append(sys.stdin.buffer.readline(MAX_PASSPHRASE_FILE + 1))
+                    raw = from_stdin[0]
+                else:
+                    with passphrase_file.open("rb") as f:
+                        raw = f.read(MAX_PASSPHRASE_FILE + 1)
             except OSError as exc:
                 raise InputError(f"cannot read --passphrase-file {passphrase_file}: {exc}") from exc
             if len(raw) > MAX_PASSPHRASE_FILE:
@@ -164,7 +175,11 @@ def party_or_default(given: str | None, c: Custody, option: str = "--by") -> str
 
 
 def emit_json(obj: Any) -> None:
-    """Print `obj` as indented JSON with sorted keys, one document."""
+    """Print `obj` as indented JSON with sorted keys, one document.
+
+    Unused by the commands: they print through `custody.cli.jsonout.emit_json`, which
+    applies the output contract (docs/json/README.md); this one does not.
+    """
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
@@ -234,3 +249,196 @@ class ProgressBar:
         if self._running:
             self._running = False
             self._progress.stop()
+
+
+# -- --quiet ------------------------------------------------------------------------------
+
+# Where `--quiet` is recorded: the click context's `meta`, which one invocation's contexts
+# share (the root's and its subcommand's), so that nothing outlives the invocation.
+QUIET_KEY = "custody.quiet"
+# The lines that --quiet lets through on stderr: errors (docs/errors.md) and the pending
+# note of exit 75, which says how to finish.
+_KEPT_UNDER_QUIET = ("custody: error:", "custody: pending:")
+
+
+def set_quiet(value: bool) -> None:
+    """Record `--quiet` (`-q`) for the command being run (the option's callback)."""
+    if value:
+        from typer._click.globals import get_current_context
+
+        ctx = get_current_context(silent=True)
+        if ctx is not None:
+            ctx.meta[QUIET_KEY] = True
+
+
+def is_quiet() -> bool:
+    """Whether `--quiet` was given, before the subcommand or after it."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(QUIET_KEY))
+
+
+class _Muted(io.TextIOBase):
+    """A text stream that drops what is written to it, except the lines `keep` accepts.
+
+    Bytes written to its `buffer` (a file sent to stdout, `--out -`) pass through: they
+    are the output asked for.  It is not a terminal, so no progress is drawn on it.
+    """
+
+    def __init__(self, real: TextIO, keep: tuple[str, ...] = ()) -> None:
+        super().__init__()
+        self._real = real
+        self._keep = keep
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._real, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return getattr(self._real, "errors", None)
+
+    @property
+    def buffer(self) -> BinaryIO:
+        return self._real.buffer
+
+    @property
+    def unmuted(self) -> TextIO:
+        """The stream behind it, for what --quiet keeps (`write_error`)."""
+        return self._real
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def fileno(self) -> int:
+        return self._real.fileno()
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"write() argument must be str, not {type(s).__name__}")
+        if self._keep and s.startswith(self._keep):
+            self._real.write(s)
+        return len(s)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+
+def write_error(line: str) -> None:
+    """Write `line` to stderr as a failure that --quiet keeps: one file of a batch that
+    failed while the rest went on (the command's own error ends it, through main)."""
+    stream = sys.stderr
+    getattr(stream, "unmuted", stream).write(line + "\n")
+
+
+@contextlib.contextmanager
+def quieted(stdout: bool) -> Iterator[None]:
+    """Under `--quiet`: stderr keeps only errors (and the pending note of exit 75);
+    with `stdout`, the text a command prints to say what it did is dropped too (what a
+    command was asked to produce, JSON or a file sent to stdout, is kept by the caller
+    not passing `stdout`, or goes to the binary buffer, which passes)."""
+    saved = sys.stdout, sys.stderr
+    sys.stderr = _Muted(sys.stderr, _KEPT_UNDER_QUIET)
+    if stdout:
+        sys.stdout = _Muted(sys.stdout)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+# -- progress -----------------------------------------------------------------------------
+
+
+def feedback_on_terminal() -> bool:
+    """Whether progress may be drawn: stderr is a terminal and `--quiet` was not given."""
+    try:
+        return sys.stderr.isatty() and not is_quiet()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+
+
+class Progress:
+    """Feedback on stderr for an operation that can take more than two seconds.
+
+    An operation goes through named phases (`phase`): one with a total in bytes shows a
+    bar (done / total, speed, time left), one without shows a spinner and the time spent
+    in it.  Drawn only on a terminal and never under `--quiet` (`feedback_on_terminal`);
+    elsewhere every method does nothing, so callers need not check.  It is transient:
+    the lines are cleared when it stops, and what the command prints stays.  Use it as a
+    context manager, or call `stop`.
+    """
+
+    def __init__(self, what: str, *, enabled: bool | None = None) -> None:
+        self.what = what
+        self.enabled = feedback_on_terminal() if enabled is None else enabled
+        self._progress: Any = None
+        self._task: Any = None
+        if not self.enabled:
+            return
+        from rich.console import Console, RenderableType
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            ProgressColumn,
+            SpinnerColumn,
+            Task,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+        from rich.progress import Progress as RichProgress
+        from rich.text import Text
+
+        class InBytes(ProgressColumn):
+            """A column shown only in a phase with a total in bytes (no `0/? bytes`)."""
+
+            def __init__(self, column: ProgressColumn) -> None:
+                super().__init__()
+                self.column = column
+
+            def render(self, task: Task) -> RenderableType:
+                return self.column(task) if task.total is not None else Text("")
+
+        self._progress = RichProgress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            InBytes(BarColumn()),
+            InBytes(DownloadColumn()),
+            InBytes(TransferSpeedColumn()),
+            InBytes(TimeRemainingColumn()),
+            TimeElapsedColumn(),
+            console=Console(file=sys.stderr),
+            transient=True,
+        )
+        self._progress.start()
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        """Start the phase `name` (the previous one is done); `total`: its size in bytes."""
+        if self._progress is None:
+            return
+        if self._task is not None:
+            self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(f"{self.what}: {name}", total=total)
+        self._progress.refresh()
+
+    def advance(self, n: int) -> None:
+        """`n` more bytes of the current phase are done."""
+        if self._progress is not None and self._task is not None:
+            self._progress.advance(self._task, n)
+
+    def stop(self) -> None:
+        if self._progress is not None:
+            progress, self._progress = self._progress, None
+            progress.stop()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import DbOpt, HomeOpt, JsonOpt, emit_json, read_small
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, read_small
+from custody.cli.jsonout import emit_json
 from custody.errors import UsageError
 
 db_app = typer.Typer(
@@ -36,6 +37,7 @@ def grant_cmd(
     ] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Give a PostgreSQL role one custody role (run by the log operator; idempotent).
 
@@ -51,6 +53,9 @@ def grant_cmd(
         if not password:
             raise UsageError(f"the password file {password_file} is empty")
     done = app_db.grant(user, as_, password=password, home=home, db=db)
+    if json_:
+        emit_json({"user": done.user, "role": done.role, "created": done.created})
+        return
     verb = "created" if done.created else "updated"
     typer.echo(f"{verb} role '{done.user}': {done.role} (group custody_{done.role})")
 
@@ -71,11 +76,24 @@ def roles_cmd(json_: JsonOpt = False, home: HomeOpt = None, db: DbOpt = None) ->
 
 
 @db_app.command("migrate")
-def migrate_cmd(home: HomeOpt = None, db: DbOpt = None) -> None:
+def migrate_cmd(home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Bring the database to this release's schema version (run by the log operator)."""
     from custody.app import db as app_db
 
     done = app_db.migrate(home=home, db=db)
+    if json_:
+        # Schema versions as numbers; an unknown one ("?") as null.
+        def number(v: str) -> int | None:
+            return int(v) if v.isdigit() else None
+
+        emit_json(
+            {
+                "migrated": done.migrated,
+                "found": number(done.found),
+                "version": number(done.version),
+            }
+        )
+        return
     if done.migrated:
         typer.echo(f"migrated the database from schema {done.found} to {done.version}")
     else:

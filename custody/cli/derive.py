@@ -17,12 +17,13 @@ from custody.cli.common import (
     ItemArg,
     JsonOpt,
     PassFileOpt,
-    emit_json,
+    Progress,
     now,
     open_home,
     party_or_default,
     passphrases,
 )
+from custody.cli.jsonout import emit_json
 from custody.errors import UsageError
 
 if TYPE_CHECKING:
@@ -126,17 +127,19 @@ def trim_cmd(
     with open_home(home, db) as c:
         who = party_or_default(by.strip() or None, c)
         signer = c.signer(who, passphrases(passphrase_file))
-        result = derive.trim(
-            c,
-            item,
-            start=first,
-            end=last,
-            by=signer,
-            reason=reason,
-            now=now,
-            case=case,
-            sha256=sha256,
-        )
+        with Progress(f"derive trim {item}") as progress:
+            progress.phase("cutting the excerpt, hashing it, proving its lineage (ffmpeg)")
+            result = derive.trim(
+                c,
+                item,
+                start=first,
+                end=last,
+                by=signer,
+                reason=reason,
+                now=now,
+                case=case,
+                sha256=sha256,
+            )
     _report(result, json_)
 
 
@@ -175,19 +178,21 @@ def redact_cmd(
     with open_home(home, db) as c:
         who = party_or_default(by.strip() or None, c)
         signer = c.signer(who, passphrases(passphrase_file))
-        result = derive.redact(
-            c,
-            item,
-            box=region,
-            start=start,
-            end=end,
-            style=style,
-            by=signer,
-            reason=reason,
-            now=now,
-            case=case,
-            sha256=sha256,
-        )
+        with Progress(f"derive redact {item}") as progress:
+            progress.phase("rendering the redaction, hashing it, proving its lineage (ffmpeg)")
+            result = derive.redact(
+                c,
+                item,
+                box=region,
+                start=start,
+                end=end,
+                style=style,
+                by=signer,
+                reason=reason,
+                now=now,
+                case=case,
+                sha256=sha256,
+            )
     _report(result, json_)
 
 
@@ -222,17 +227,19 @@ def transcode_cmd(
     with open_home(home, db) as c:
         who = party_or_default(by.strip() or None, c)
         signer = c.signer(who, passphrases(passphrase_file))
-        result = derive.transcode(
-            c,
-            item,
-            codec=chosen,
-            crf=crf,
-            by=signer,
-            reason=reason,
-            now=now,
-            case=case,
-            sha256=sha256,
-        )
+        with Progress(f"derive transcode {item}") as progress:
+            progress.phase("transcoding, hashing the copy (ffmpeg)")
+            result = derive.transcode(
+                c,
+                item,
+                codec=chosen,
+                crf=crf,
+                by=signer,
+                reason=reason,
+                now=now,
+                case=case,
+                sha256=sha256,
+            )
     _report(result, json_)
 
 

@@ -9,7 +9,6 @@ the report and verify-bundle show too.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -26,13 +25,14 @@ from custody.cli.common import (
     ItemArg,
     JsonOpt,
     PassFileOpt,
-    emit_json,
     now,
     open_home,
     party_or_default,
     passphrases,
+    write_error,
 )
-from custody.errors import InputError, UsageError, VerificationError
+from custody.cli.jsonout import JsonlOpt, emit_json, emit_json_line
+from custody.errors import InputError, PolicyError, UsageError, VerificationError
 
 if TYPE_CHECKING:
     from custody.app.home import Custody
@@ -51,12 +51,16 @@ def case_new(
     title: Annotated[str, typer.Option("--title", help="A short description.")] = "",
     home: HomeOpt = None,
     db: DbOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Open a new case."""
     from custody.app import evidence
 
     with open_home(home, db) as c:
         evidence.new_case(c, case_id, title, now())
+    if json_:
+        emit_json({"case": case_id, "title": title})
+        return
     typer.echo(f"opened case {case_id}" + (f": {title}" if title else ""))
 
 
@@ -119,11 +123,13 @@ def _item_json(i: Any) -> dict[str, Any]:
         "name": i.name,
         "kind": i.kind,
         "size": i.size,
-        "blake3": i.blake3,
+        "item": i.blake3,
+        "blake3": i.blake3,  # deprecated: "item"
         "sha256": i.sha256,
         "metadata_digest": i.metadata_digest,
         "content_digest": i.content_digest,
-        "log_index": i.ingest_idx,
+        "index": i.ingest_idx,
+        "log_index": i.ingest_idx,  # deprecated: "index"
         "ingested_by": i.ingested_by,
         "ingested_at": i.ingested_at,
         "holder": i.holder,
@@ -194,6 +200,7 @@ def ingest_cmd(
         bool, typer.Option("--sha256", help="Also record SHA-256 (same read pass).")
     ] = False,
     json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
@@ -202,7 +209,8 @@ def ingest_cmd(
 
     Re-running the same command appends nothing new: each file is reported as already
     ingested with its log index.  A bad file is reported and the rest proceed; the exit
-    code is 3 if any file failed.
+    code is 4 if every file that failed was refused by the custody rules, else 3 if any
+    file failed.
     """
     from custody.app import evidence
 
@@ -258,17 +266,32 @@ def ingest_cmd(
     with open_home(home, db) as c:
         evidence.get_case(c, case)
         signer = c.signer(party_or_default(by, c), passphrases(passphrase_file))
-        failed = _run_ingest(c, sources, case, signer, sha256, jobs, json_)
+        failed, refused = _run_ingest(
+            c, sources, case, signer, sha256, jobs, json_ or jsonl, jsonl=jsonl
+        )
     if failed:
-        raise InputError(
+        # Every failure a refusal by the custody rules: exit 4, as for one refused clip.
+        raise (PolicyError if refused == failed else InputError)(
             f"{failed} of {len(sources)} file(s) could not be ingested (see above)",
-            hint="fix or remove them and run the same command again",
+            hint="the custody rules refused them, each for the reason above"
+            if refused == failed
+            else "fix or remove them and run the same command again",
         )
 
 
 def _run_ingest(
-    c: Custody, sources: list[Any], case: str, signer: Any, sha256: bool, jobs: int, json_: bool
-) -> int:
+    c: Custody,
+    sources: list[Any],
+    case: str,
+    signer: Any,
+    sha256: bool,
+    jobs: int,
+    json_: bool,
+    *,
+    jsonl: bool = False,
+) -> tuple[int, int]:
+    """Ingest and report each file; (how many failed, how many of those the custody
+    rules refused)."""
     from custody.app import evidence
 
     total_bytes = 0
@@ -276,7 +299,7 @@ def _run_ingest(
         with contextlib.suppress(OSError):
             total_bytes += s.path.stat().st_size
     show_bar = not json_ and sys.stderr.isatty()
-    failed = 0
+    failed = refused = 0
     counts = {"ingested": 0, "already": 0, "failed": 0}
     progress = None
     if show_bar:
@@ -324,24 +347,33 @@ def _run_ingest(
                 stopped = outcome
                 break
             counts[outcome.status] += 1
+            refused += isinstance(outcome.cause, PolicyError)
             if progress is not None:
                 done = sum(counts.values())
                 progress.update(bytes_task, description=f"{done}/{len(sources)} files")
             if json_:
-                sys.stdout.write(json.dumps(outcome.as_json(), sort_keys=True) + "\n")
-                sys.stdout.flush()
+                emit_json_line(_outcome_json(outcome))
                 continue
             line = _outcome_line(outcome)
             if progress is not None:
                 progress.console.print(line, markup=False, highlight=False)
             elif outcome.status == "failed":
-                sys.stderr.write(line + "\n")
+                write_error(line)
             else:
                 typer.echo(line)
     finally:
         if progress is not None:
             progress.stop()
     failed = counts["failed"]
+    if jsonl:
+        emit_json_line(
+            {
+                "final": True,
+                **counts,
+                "not_attempted": len(sources) - sum(counts.values()),
+                "stopped": None if stopped is None else stopped.message,
+            }
+        )
     if not json_:
         left = f", {len(sources) - sum(counts.values())} not attempted" if stopped else ""
         typer.echo(
@@ -351,7 +383,30 @@ def _run_ingest(
         )
     if stopped is not None:
         raise stopped
-    return failed
+    return failed, refused
+
+
+# Entry fields that are counts (an entry's text has them as decimal digits): numbers in JSON.
+_NUMERIC_FIELDS = frozenset({"size"})
+
+
+def _numbers(event: dict[str, Any]) -> dict[str, Any]:
+    """A timeline event's JSON with its count fields (`size`) as numbers, not text."""
+    fields = dict(event.get("fields", {}))
+    for key in _NUMERIC_FIELDS & fields.keys():
+        value = fields[key]
+        if isinstance(value, str) and value.isdigit() and value.isascii():
+            fields[key] = int(value)
+    return {**event, "fields": fields}
+
+
+def _outcome_json(o: Any) -> dict[str, Any]:
+    """One file's outcome in the output contract: `item` for its BLAKE3 (and the old
+    `blake3` beside it, deprecated)."""
+    out: dict[str, Any] = o.as_json()
+    if "blake3" in out:
+        out["item"] = out["blake3"]
+    return out
 
 
 def _outcomes(run: Iterator[Any]) -> Iterator[Any]:
@@ -386,27 +441,52 @@ _VERDICT_WORDS = {
 
 
 def verify_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Files to check against the log.")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="PATH...",
+            help="Files to check against the log; '-' reads one from standard input; or one "
+            "folder (an export's too) to audit: matched, moved, modified, new, and with "
+            "--case missing exhibits.",
+        ),
+    ],
     case: Annotated[
         str | None, typer.Option("--case", help="Only compare with this case's items.")
     ] = None,
     json_: JsonOpt = False,
+    jsonl: JsonlOpt = False,
     home: HomeOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Tell, per file, whether it is exactly what was ingested, and if not, what changed.
 
     Exit 0 only when every file matches an ingested item exactly; 1 otherwise.
+    A folder: exit 0 only when every file in it is matched and no exhibit is missing.
     """
     from custody.app import derive, evidence
 
+    folders = [p for p in paths if str(p) != "-" and p.is_dir() and not p.is_symlink()]
+    if folders:
+        if len(paths) > 1:
+            raise UsageError(
+                "give one folder to audit, or files to verify, not both or several folders",
+                hint="run 'custody verify DIR' once per folder",
+            )
+        _verify_dir(folders[0], case, json_, jsonl, home, db)
+        return
+    if sum(1 for p in paths if str(p) == "-") > 1:
+        raise UsageError("'-' (standard input) can be given once")
     results = []
     lineages: list[Any] = []
     with open_home(home, db) as c:
         if case is not None:
             evidence.get_case(c, case)
         for path in paths:
-            r = evidence.verify_file(c, path, case)
+            if str(path) == "-":
+                with _stdin_file() as spooled:
+                    r = evidence.verify_file(c, spooled, case, shown="-")
+            else:
+                r = evidence.verify_file(c, path, case)
             results.append(r)
             # A derived clip: show where it comes from, re-proven from the store.
             lineage: Any = None
@@ -417,13 +497,14 @@ def verify_cmd(
                     lineage = exc
             lineages.append(lineage)
     for r, lineage in zip(results, lineages, strict=True):
-        if json_:
+        if json_ or jsonl:
             out = r.as_json()
+            out["verified"] = r.exact
             if isinstance(lineage, derive.ParentMissingError):
                 out["lineage"] = {"proven": False, "note": lineage.message}
             elif lineage is not None:
                 out["lineage"] = lineage.to_json()
-            sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
+            emit_json_line(out)
             continue
         _print_verdict(r)
         if isinstance(lineage, derive.ParentMissingError):
@@ -432,10 +513,123 @@ def verify_cmd(
             for line in lineage.lines():
                 typer.echo(f"  {line}")
     bad = [r for r in results if not r.exact]
+    if jsonl:
+        kinds = [r.verdict.kind for r in results]
+        emit_json_line(
+            {
+                "final": True,
+                "files": len(results),
+                "exact": len(results) - len(bad),
+                "not_exact": len(bad),
+                "verified": not bad,
+                "verdicts": {k: kinds.count(k) for k in sorted(set(kinds))},
+            }
+        )
     if bad:
         raise VerificationError(
             f"{len(bad)} of {len(results)} file(s) are not exactly what was ingested"
         )
+
+
+@contextlib.contextmanager
+def _stdin_file() -> Iterator[Path]:
+    """Standard input, copied to a temporary file (it is hashed, then probed: read twice),
+    removed afterwards.  UsageError when standard input is a terminal."""
+    import shutil
+    import tempfile
+
+    if sys.stdin.isatty():
+        raise UsageError(
+            "'-' reads the file from standard input, which is a terminal",
+            hint="pipe the file in: custody verify - < FILE",
+        )
+    try:
+        fd, name = tempfile.mkstemp(prefix="custody-stdin-")
+    except OSError as exc:
+        raise InputError(
+            f"cannot copy standard input to a temporary file in {tempfile.gettempdir()}: "
+            f"{exc.strerror}",
+            hint="set TMPDIR to a folder with room for the file",
+        ) from exc
+    path = Path(name)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        except OSError as exc:
+            raise InputError(
+                f"cannot copy standard input to {path}: {exc.strerror}",
+                hint="set TMPDIR to a folder with room for the file",
+            ) from exc
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+_STATUS_WIDTH = 10
+
+
+def _verify_dir(
+    folder: Path, case: str | None, json_: bool, jsonl: bool, home: Path | None, db: str | None
+) -> None:
+    """`custody verify DIR`: the folder audit (custody.app.verifydir), one line per file
+    as it is done, the missing exhibits, then the summary line."""
+    from custody.app import verifydir
+
+    def shown(r: verifydir.FileResult) -> None:
+        if jsonl:
+            emit_json_line(r.as_json())
+        elif not json_:
+            typer.echo(_dir_line(r))
+
+    with open_home(home, db) as c:
+        audit = verifydir.audit_dir(c, folder, case, on_file=shown)
+    if json_:
+        emit_json(audit.as_json())
+    elif jsonl:
+        for row in audit.missing:
+            emit_json_line({"status": "missing", "exhibits": [verifydir.item_json(row)]})
+        summary = audit.as_json()
+        emit_json_line(
+            {
+                "final": True,
+                **{k: summary[k] for k in ("folder", "case", "verified", "counts", "bundles")},
+            }
+        )
+    else:
+        for row in audit.missing:
+            typer.echo(
+                f"{'missing':<{_STATUS_WIDTH}} {row.exhibit}  {row.name}: no file in the folder "
+                "has its bytes or its name"
+            )
+        for b in audit.bundles:
+            typer.echo(
+                f"note: {folder / b if b != '.' else folder} is a custody bundle: only its "
+                "media/ was audited; check the rest with 'custody verify-bundle'",
+                err=True,
+            )
+        typer.echo(audit.summary())
+    problems = audit.problems - audit.count("unreadable")
+    if problems:
+        raise VerificationError(
+            f"{folder}: the audit did not pass: {problems} not matched or missing",
+            hint="see the lines above; 'custody verify FILE' tells more of one file",
+        )
+    if audit.count("unreadable"):
+        raise InputError(
+            f"{folder}: {audit.count('unreadable')} file(s) could not be read (see above)"
+        )
+
+
+def _dir_line(r: Any) -> str:
+    """One line of the folder audit: status, exhibit(s), path, and what is known."""
+    exhibits = ", ".join(i.exhibit for i in r.items) or "-"
+    line = f"{r.status:<{_STATUS_WIDTH}} {exhibits}  {r.path}"
+    if r.verdict is not None:
+        line += f": {r.verdict.summary}"
+    elif r.reason is not None:
+        line += f" ({r.reason})" if r.status == "moved" else f": {r.reason}"
+    return line
 
 
 def _print_verdict(r: Any) -> None:
@@ -490,7 +684,7 @@ def show_cmd(
                 **_item_json(row),
                 "metadata": meta,
                 "streams": [s.__dict__ for s in record.streams] if record else [],
-                "timeline": [e.as_json() for e in events],
+                "timeline": [_numbers(e.as_json()) for e in events],
                 **{key: value for key, (value, _) in fate.items()},
             }
         )
@@ -555,13 +749,20 @@ def history_cmd(
 
     with open_home(home, db) as c:
         row = evidence.resolve_item(c, item, case)
-        events = evidence.history(c, row)
+        # In log index order, the order of the record (docs/spec/entry.md rule 5).
+        events = sorted(evidence.history(c, row), key=lambda e: e.index)
         exhibits = {} if json_ else _exhibits(c, row)
         indexes = {} if json_ else _indexes(c, events)
         keeping = key_events.keeping(c)
     if json_:
-        timeline = [{**e.as_json(), "caveats": keeping.caveats(e)} for e in events]
-        emit_json({"exhibit": row.exhibit, "item": row.blake3, "timeline": timeline})
+        timeline = [{**_numbers(e.as_json()), "caveats": keeping.caveats(e)} for e in events]
+        order = [
+            {**d.to_json(), "message": _disorder_sentence(d)}
+            for d in _out_of_order(events).values()
+        ]
+        emit_json(
+            {"exhibit": row.exhibit, "item": row.blake3, "timeline": timeline, "time_order": order}
+        )
         return
     typer.echo(f"exhibit {row.exhibit}: {row.name}")
     _print_timeline(events, row.blake3, exhibits, keeping.caveats, indexes=indexes)
@@ -604,6 +805,8 @@ def _print_timeline(
     from custody.model.entry import Entry
 
     typer.echo("  timeline (from the log; every entry's signatures re-checked):")
+    events = sorted(events, key=lambda e: e.index)
+    disorder = _out_of_order(events)
     for e in events:
         what = describe(
             Entry(e.type, e.time, e.fields), about=about, exhibits=exhibits, indexes=indexes
@@ -611,5 +814,42 @@ def _print_timeline(
         typer.echo(
             f"    entry {e.index:<6} {e.time}  {e.type:<8} {what}  [signed: {', '.join(e.signers)}]"
         )
+        found = disorder.get(e.index)
+        if found is not None:
+            typer.echo(f"      note: out of order: {_disorder_sentence(found)}")
         for caveat in caveats(e) if caveats is not None else ():
             typer.echo(f"      note: {caveat}")
+
+
+def _out_of_order(events: list[Any]) -> dict[int, Any]:
+    """Log index -> `custody.model.times.Disorder` of each timeline entry whose claimed
+    time is earlier than that of the entry listed before it (any amount: the log's own
+    rule allows 10 min between computers, a reader still sees the times go back)."""
+    from datetime import timedelta
+
+    from custody.errors import CustodyError
+    from custody.model.entry import parse_time
+    from custody.model.times import OrderWatch, Stamp
+
+    watch = OrderWatch(timedelta(0))
+    found = {}
+    for e in events:
+        try:
+            stamp = Stamp(e.index, e.type, parse_time(e.time))
+        except CustodyError:
+            continue
+        d = watch.see(stamp)
+        if d is not None:
+            found[e.index] = d
+    return found
+
+
+def _disorder_sentence(d: Any) -> str:
+    """What `custody history` says of an entry out of order (a `Disorder`)."""
+    from custody.model.times import span
+
+    return (
+        f"its claimed time is {span(d.gap)} earlier than that of entry {d.previous_index} "
+        f"({d.previous_type}), listed before it; the log's order is the order of the "
+        "record, a claimed time the signer's clock"
+    )

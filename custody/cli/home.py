@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import DbOpt, HomeOpt, PassFileOpt, VaultOpt, passphrases
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, PassFileOpt, VaultOpt, passphrases
+from custody.cli.jsonout import emit_json
 
 
 def init_cmd(
@@ -34,24 +35,38 @@ def init_cmd(
         ),
     ] = None,
     passphrase_file: PassFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Create a custody log: the database, the evidence store and the log's signing key."""
     from custody.app.home import Home, init, url_password
 
     h = Home.locate(home, db, vault)
     vkey = init(h, origin, passphrases(passphrase_file))
-    typer.echo(f"initialised custody home {h.root}")
-    typer.echo(f"log origin:       {origin}")
-    typer.echo(f"log verifier key: {vkey.encode()}")
-    if h.vault is not None:
-        typer.echo(f"evidence store:   {h.vault}")
+    if json_:
+        emit_json(
+            {
+                "home": h.root,
+                "origin": origin,
+                "log_key": vkey.encode(),
+                "vault": h.vault,
+            }
+        )
+    else:
+        typer.echo(f"initialised custody home {h.root}")
+        typer.echo(f"log origin:       {origin}")
+        typer.echo(f"log verifier key: {vkey.encode()}")
+        if h.vault is not None:
+            typer.echo(f"evidence store:   {h.vault}")
     if db is not None and url_password(db) is not None:
         typer.echo(
             "custody: warning: the database URL holds a password: it was not written to "
             "custody.toml; put it in ~/.pgpass or PGPASSWORD",
             err=True,
         )
-    typer.echo("Give the verifier key to anyone who will verify this log (e.g. defence counsel).")
+    if not json_:
+        typer.echo(
+            "Give the verifier key to anyone who will verify this log (e.g. defence counsel)."
+        )
 
 
 def join_cmd(
@@ -68,6 +83,7 @@ def join_cmd(
         str | None,
         typer.Option("--party", help="Your party name: the default for --by.", show_default=False),
     ] = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Create a personal home attached to an existing log (never creates a log).
 
@@ -79,6 +95,21 @@ def join_cmd(
 
     h = Home.locate(home, db)
     done = join(h, db, vault, party)
+    if json_:
+        emit_json(
+            {
+                "home": h.root,
+                "origin": done.origin,
+                "log_key": done.log_key.encode(),
+                "vault": done.vault,
+                "settings": done.settings,
+                "party": party,
+                "warning": done.vault_note,
+            }
+        )
+        if done.vault_note is not None:
+            typer.echo(f"custody: warning: {done.vault_note}", err=True)
+        return
     typer.echo(f"joined the log '{done.origin}' in {h.root}")
     typer.echo(f"log verifier key: {done.log_key.encode()}")
     typer.echo(f"evidence store:   {done.vault}")

@@ -19,12 +19,12 @@ from custody.cli.common import (
     JsonOpt,
     PassFileOpt,
     VaultOpt,
-    emit_json,
     now,
     open_home,
     party_or_default,
     passphrases,
 )
+from custody.cli.jsonout import emit_json
 from custody.errors import UsageError
 
 if TYPE_CHECKING:

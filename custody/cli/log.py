@@ -20,14 +20,15 @@ from custody.cli.common import (
     HomeOpt,
     JsonOpt,
     PassFileOpt,
+    Progress,
     b64,
-    emit_json,
     open_home,
     passphrases,
     read_input,
     read_small,
     write_out,
 )
+from custody.cli.jsonout import emit_json, emit_json_line
 from custody.errors import UsageError
 
 log_app = typer.Typer(
@@ -36,9 +37,12 @@ log_app = typer.Typer(
 
 
 @log_app.command("key")
-def log_key(home: HomeOpt = None, db: DbOpt = None) -> None:
+def log_key(home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Print the log's verifier key (give it to verifiers out of band)."""
     with open_home(home, db) as c:
+        if json_:
+            emit_json({"origin": c.origin, "vkey": c.log_key.encode()})
+            return
         typer.echo(c.log_key.encode())
 
 
@@ -63,6 +67,7 @@ def log_checkpoint(
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Sign a checkpoint of the log's current tree (C2SP tlog-checkpoint), store and print it.
 
@@ -72,19 +77,29 @@ def log_checkpoint(
     if every is not None:
         if out is not None:
             raise UsageError("--out and --every do not go together: --out writes one checkpoint")
-        _sign_every(every, home, db, passphrase_file)
+        _sign_every(every, home, db, passphrase_file, json_)
         return
     with open_home(home, db) as c:
         note = c.log.checkpoint(c.log_signer(passphrases(passphrase_file)))
+        row = c.store.checkpoint() if json_ else None
     if out is not None:
         write_out(note, out)
+    if json_:
+        assert row is not None
+        emit_json({"size": row.size, "root": b64(row.root), "note": note.decode(), "out": out})
+        return
     sys.stdout.write(note.decode())
 
 
 def _sign_every(
-    every: float, home: Path | None, db: str | None, passphrase_file: Path | None
+    every: float,
+    home: Path | None,
+    db: str | None,
+    passphrase_file: Path | None,
+    json_: bool = False,
 ) -> None:
-    """`log checkpoint --every`: sign whenever the log has grown, until SIGTERM/SIGINT."""
+    """`log checkpoint --every`: sign whenever the log has grown, until SIGTERM/SIGINT
+    (with --json, one JSON object per checkpoint, one per line)."""
     import signal
     import time
 
@@ -108,7 +123,10 @@ def _sign_every(
                         c.log.checkpoint(signer)
                         row = c.store.checkpoint()
                         assert row is not None
-                        typer.echo(f"checkpoint {row.size} {b64(row.root)}")
+                        if json_:
+                            emit_json_line({"size": row.size, "root": b64(row.root)})
+                        else:
+                            typer.echo(f"checkpoint {row.size} {b64(row.root)}")
                         sys.stdout.flush()
                 except LockTimeoutError as exc:
                     # The log is busy; the next round tries again.
@@ -127,12 +145,27 @@ def log_entry(
     index: Annotated[int, typer.Argument(help="Entry index (0-based).", min=0, max=MAX_INDEX)],
     home: HomeOpt = None,
     db: DbOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Write the exact bytes of one log entry to stdout."""
     with open_home(home, db) as c:
         data = c.store.entry(index)
         if data is None:
             raise UsageError(f"the log has no entry {index} (it has {c.log.size()} entries)")
+    if json_:
+        from custody.model.entry import SignedEntry
+
+        signed = SignedEntry.parse(data)
+        emit_json(
+            {
+                "index": index,
+                "type": signed.entry.type,
+                "time": signed.entry.time,
+                "signed_by": list(signed.signer_names),
+                "text": data.decode("utf-8"),
+            }
+        )
+        return
     write_out(data, None)
 
 
@@ -151,10 +184,18 @@ def log_prove(
     out: Annotated[Path | None, typer.Option("--out", help="Write the proof here.")] = None,
     home: HomeOpt = None,
     db: DbOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Write a c2sp.org/tlog-proof@v1 inclusion proof for an entry."""
     with open_home(home, db) as c:
         proof = c.log.tlog_proof(index, size)
+    if json_:
+        if out is not None:
+            write_out(proof.encode(), out)
+        # The checkpoint's second line is its tree size (c2sp.org/tlog-checkpoint).
+        tree_size = int(proof.checkpoint.split(b"\n")[1])
+        emit_json({"index": index, "size": tree_size, "proof": proof.encode().decode(), "out": out})
+        return
     write_out(proof.encode(), out)
 
 
@@ -213,12 +254,14 @@ def log_verify(
 
     Exit 0 if everything verifies; exit 1 naming the first bad entry or checkpoint.
     """
-    with open_home(home, db) as c:
+    with open_home(home, db) as c, Progress("log verify") as progress:
+        progress.phase(f"{c.log.size()} entries: signatures, tree, checkpoints, state")
         report = c.log.verify(c.log_key, jobs=jobs)
     if json_:
         emit_json(
             {
                 "verdict": "ok",
+                "verified": True,
                 "size": report.size,
                 "root": b64(report.root),
                 "checkpoints": report.checkpoints,
@@ -261,13 +304,26 @@ def log_add_cosignature(
         emit_json(
             {
                 "size": size,
-                "cosignatures": [{"name": n, "role": r, "timestamp": t} for n, r, t in who],
+                # `timestamp` is the cosignature's own (Unix seconds); `time` the same in
+                # RFC 3339, as every time in custody's JSON.
+                "cosignatures": [
+                    {"name": n, "party": n, "role": r, "timestamp": t, "time": _unix(t)}
+                    for n, r, t in who
+                ],
                 "file": str(path),
             }
         )
         return
     names = ", ".join(f"{n} ({r})" for n, r, _ in who)
     typer.echo(f"stored the checkpoint of size {size} cosigned by {names}: {display_path(path)}")
+
+
+def _unix(seconds: int) -> str:
+    from datetime import UTC, datetime
+
+    from custody.cli.jsonout import rfc3339
+
+    return rfc3339(datetime.fromtimestamp(seconds, UTC))
 
 
 @log_app.command("import")
@@ -280,6 +336,7 @@ def log_import(
     ],
     home: HomeOpt = None,
     db: DbOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Append entries from another custody log (exact bytes, e.g. an owner's consent).
 
@@ -291,5 +348,15 @@ def log_import(
     datas = [read_input(p, "entry") for p in paths]
     with open_home(home, db) as c:
         results = events.import_entries(c, datas)
+    if json_:
+        emit_json(
+            {
+                "imported": [
+                    {"file": path, "index": index, "already": index is None}
+                    for path, index in zip(paths, results, strict=True)
+                ]
+            }
+        )
+        return
     for path, index in zip(paths, results, strict=True):
         typer.echo(f"{path}: " + ("already on this log" if index is None else f"entry {index}"))

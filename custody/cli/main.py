@@ -6,23 +6,28 @@ what they share is in `custody.cli.common`, which imports no sibling.  This modu
 only assembles them, in the order `custody --help` lists them, and holds `main()`:
 the one place that turns a CustodyError into a one-line message and an exit code
 (docs/errors.md): 0 ok, 1 verification failed, 2 usage error, 3 input or storage
-problem.  No traceback reaches a user (set CUSTODY_DEBUG=1 to see one for an
-internal error).
+problem, 4 refused by the custody rules.  No traceback reaches a user (set
+CUSTODY_DEBUG=1 to see one for an internal error).
 
 Nothing heavy is imported here or by the command modules at import time (the
 database layer, fpdf2, rich, ffmpeg): `custody --help` needs only typer.
+
+The groups (`_Group`) also give every command the same habits: a real metavar for
+every option (`--to PARTY`, not `<str>`), `[required]` on every option the command
+needs, and `--quiet`/`-q` after the command as before it.  typer's shell completion
+(`--install-completion`, `--show-completion`) is on.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click.core import Context
 from typer._coercion import PassThroughRuntimeParam
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from custody import __version__
 from custody.cli import (
@@ -44,11 +49,288 @@ from custody.cli import (
 from custody.cli import custody as parties
 from custody.cli import publish as publishing
 from custody.cli import witnessd as _witnessd  # noqa: F401  (adds witness serve, log witness)
-from custody.errors import EXIT_INPUT, EXIT_USAGE, CustodyError
+from custody.cli.common import MAX_INDEX, is_quiet, quieted, set_quiet
+from custody.errors import EXIT_INPUT, EXIT_OK, EXIT_USAGE, EXIT_VERIFY, CustodyError
+
+# -- help that says what to type (`_honest`) ----------------------------------------------
+
+# Arguments shown other than by their name in capitals.
+_ARGUMENT_NAMES = {"paths": "PATH", "items": "ITEM", "case_id": "ID", "offer_path": "OFFER"}
+# The metavar of an option that takes a value, by the option's name, where its module
+# gives none...
+_METAVARS = {
+    "--answer-by": "DATE",
+    "--area": "LAT,LON,RADIUS_M",
+    "--as": "ROLE",
+    "--as-of": "DATE",
+    "--authority": "TEXT",
+    "--basis": "TEXT",
+    "--box": "X,Y,W,H",
+    "--by": "PARTY",
+    "--case": "ID",
+    "--check": "FILE",
+    "--checkpoint": "SIZE",
+    "--codec": "CODEC",
+    "--consistency": "FILE",
+    "--crf": "N",
+    "--db": "URL",
+    "--end": "TIME",
+    "--every": "SECONDS",
+    "--forbid": "KIND",
+    "--format": "html|pdf",
+    "--from": "TIME",
+    "--held-by": "PARTY",
+    "--hold": "ENTRY",
+    "--home": "DIR",
+    "--item": "ITEM",
+    "--items": "ITEM",
+    "--jobs": "N",
+    "--justification": "TEXT",
+    "--key": "KEY",
+    "--kind": "KIND",
+    "--legal-basis": "BASIS",
+    "--listen": "HOST:PORT",
+    "--log": "VKEY",
+    "--log-key": "VKEY",
+    "--manifest": "FILE",
+    "--media": "DIR",
+    "--note": "TEXT",
+    "--onward": "none|court|any",
+    "--org": "TEXT",
+    "--origin": "ORIGIN",
+    "--out": "FILE",
+    "--outcome": "upheld|rejected",
+    "--owner": "PARTY",
+    "--party": "PARTY",
+    "--passphrase-file": "FILE",
+    "--password-file": "FILE",
+    "--proof": "FILE",
+    "--purpose": "TEXT",
+    "--quorum": "N",
+    "--reason": "TEXT",
+    "--receipt": "FILE",
+    "--ref": "REF",
+    "--result": "FILE",
+    "--review-within": "HOURS",
+    "--role": "ROLE",
+    "--seen": "DIR",
+    "--size": "N",
+    "--source": "TEXT",
+    "--start": "TIME",
+    "--style": "STYLE",
+    "--timeout": "SECONDS",
+    "--title": "TEXT",
+    "--tool": "NAME",
+    "--tool-version": "VERSION",
+    "--trust": "VKEY",
+    "--until": "DATE",
+    "--url": "URL",
+    "--vault": "DIR",
+    "--wait": "SECONDS",
+    "--warrant": "REF",
+    "--warrant-required": "KIND",
+}
+# ... and where one name means different things in different commands.
+_COMMAND_METAVARS = {
+    ("export", "--to"): "DIR|FILE.zip",
+    ("report", "--out"): "FILE.html|FILE.pdf",
+    ("transparency", "--out"): "FILE.json|FILE.html",
+    ("audit", "--from"): "DATE",
+    ("audit", "--to"): "DATE",
+    ("request new", "--to"): "TIME",
+    ("handoff offer", "--to"): "PARTY",
+    ("handoff offer", "--from"): "PARTY",
+    ("transparency", "--from"): "DATE",
+    ("transparency", "--to"): "DATE",
+    ("log publish", "--to"): "DIR",
+    ("handoff check-receipt", "--checkpoint"): "FILE",
+    ("key export", "--out"): "FILE",
+}
+
+# Options the command itself requires (to say what to give, or only in one mode), which
+# typer cannot mark: their help says so as typer says it of the others.
+_REQUIRED_IN_CODE = {
+    ("ingest", "--case"): "required",
+    ("derive trim", "--start"): "required",
+    ("derive trim", "--end"): "required",
+    ("derive trim", "--reason"): "required",
+    ("derive redact", "--box"): "required",
+    ("derive redact", "--reason"): "required",
+    ("derive transcode", "--codec"): "required",
+    ("derive transcode", "--reason"): "required",
+    ("request answer", "--consent"): "required: this or --decline",
+    ("request answer", "--decline"): "required: this or --consent",
+    ("transparency", "--from"): "required without --check",
+    ("transparency", "--to"): "required without --check",
+    ("transparency", "--out"): "required without --check",
+}
+
+QUIET_HELP = (
+    "Print only errors and what was asked for (JSON, a file sent to stdout, a listing): "
+    "no progress, notes or warnings on stderr, no 'wrote …' or 'created …' lines."
+)
+# The commands whose text on stdout says what they did (recorded, wrote), rather than
+# being what was asked for: --quiet drops it (not their --json).  Listings, keys, proofs,
+# notes and verdicts are what their commands are asked for, and stay.
+_SAYS_WHAT_IT_DID = frozenset(
+    {
+        "init",
+        "join",
+        "ingest",
+        "open",
+        "export",
+        "report",
+        "review",
+        "hold",
+        "dispose",
+        "key new",
+        "key rotate",
+        "key revoke",
+        "key import",
+        "log import",
+        "log add-cosignature",
+        "log witness",
+        "log timestamp",
+        "log publish",
+        "case new",
+        "consent grant",
+        "consent revoke",
+        "handoff offer",
+        "handoff accept",
+        "handoff reject",
+        "handoff receipt",
+        "derive trim",
+        "derive redact",
+        "derive transcode",
+        "request new",
+        "request answer",
+        "retention set",
+        "analysis record",
+        "policy set",
+        "db grant",
+        "db migrate",
+    }
+)
+
+
+class _Argument(TyperArgument):
+    """An argument shown by its name in capitals: `ITEM`, `[PATH]...`, never `{item}` or
+    `item <str>`.  Its error messages keep typer's wording (`Invalid value for 'index'`,
+    docs/errors.md)."""
+
+    def _label(self) -> str:
+        label = self.metavar or _ARGUMENT_NAMES.get(self.name or "", (self.name or "").upper())
+        if self.nargs != 1 and not label.endswith("..."):
+            label += "..."
+        return label
+
+    def _usage_display_name(self) -> str:
+        return self._label() if self.required else f"[{self._label()}]"
+
+    def _rich_display_name(self) -> str:
+        return self._label()
+
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None
+
+    def _get_number_range_help_str(self) -> str | None:
+        return _range(self.min, self.max)
+
+
+class _Option(TyperOption):
+    """An option whose range, when it is only the database's bound, reads `x>=0`."""
+
+    def _get_number_range_help_str(self) -> str | None:
+        return _range(self.min, self.max)
+
+
+def _range(low: float | None, high: float | None) -> str | None:
+    """typer's `[0<=x<=9223372036854775807]` as `[x>=0]`: a log index or size has no
+    upper bound a user could meet (MAX_INDEX, SQL's BIGINT)."""
+    from typer._display import describe_number_range
+
+    return describe_number_range(low, None if high is not None and high >= MAX_INDEX else high)
+
+
+def _flag_without_pydantic(option: TyperOption) -> TyperOption:
+    """`option` (a flag) read without pydantic: typer's pass-through coercion, set before
+    first use, returns its None or bool as it is (see `_Group`)."""
+    if option._runtime_param is None:
+        option._runtime_param = PassThroughRuntimeParam(
+            parameter_info=option.type_descriptor.parameter_info, annotation=bool
+        )
+    return option
+
+
+def _quiet_option() -> TyperOption:
+    """`--quiet`/`-q` after a subcommand (`custody export C-1 --to X -q`), as before it."""
+    from typer.main import _get_param
+    from typer.models import ParamMeta
+
+    param = _get_param(
+        ParamMeta(
+            name="quiet",
+            default=typer.Option(
+                False, "--quiet", "-q", callback=set_quiet, expose_value=False, help=QUIET_HELP
+            ),
+            annotation=bool,
+        )
+    )
+    assert isinstance(param, TyperOption)
+    return _flag_without_pydantic(param)
+
+
+def _json_given(command: TyperCommand, kwargs: dict[str, Any]) -> bool:
+    """Whether the command was asked for JSON (`--json`, `--jsonl`)."""
+    return any(
+        kwargs.get(p.name or "")
+        for p in command.params
+        if isinstance(p, TyperOption) and {"--json", "--jsonl"} & set(p.opts)
+    )
+
+
+def _honest(command: TyperCommand, path: str) -> None:
+    """Give `command` (`path`: e.g. "handoff offer") real metavars, `-q`, and --quiet's effect.
+
+    Every option that takes a value shows a metavar (`--to PARTY`, `--case ID`) instead of
+    typer's `<str>` or `<list[str]>`: the module's own, else `_COMMAND_METAVARS`, else
+    `_METAVARS`, else the option's name in capitals.  Arguments show as `ITEM` (`_Argument`).
+    Options the command requires itself say so (`_REQUIRED_IN_CODE`).
+    """
+    for p in command.params:
+        if isinstance(p, TyperArgument) and type(p) is TyperArgument:
+            p.__class__ = _Argument
+        elif isinstance(p, TyperOption):
+            if type(p) is TyperOption:
+                p.__class__ = _Option
+            opt = max(p.opts, key=len)
+            if not p.is_flag and p.metavar is None:
+                p.metavar = _COMMAND_METAVARS.get((path, opt)) or _METAVARS.get(
+                    opt, opt.lstrip("-").upper().replace("-", "_")
+                )
+            required = _REQUIRED_IN_CODE.get((path, opt))
+            if required and not p.required:
+                p.help = f"{p.help}  [{required}]" if p.help else f"[{required}]"
+    if any("--quiet" in p.opts for p in command.params if isinstance(p, TyperOption)):
+        return  # built once already (typer builds the app anew on every call)
+    command.params.append(_quiet_option())
+    callback = command.callback
+    if callback is None:
+        return
+    says_what_it_did = path in _SAYS_WHAT_IT_DID
+
+    def run(**kwargs: Any) -> Any:
+        if not is_quiet():
+            return callback(**kwargs)
+        with quieted(stdout=says_what_it_did and not _json_given(command, kwargs)):
+            return callback(**kwargs)
+
+    command.callback = run
 
 
 class _Group(TyperGroup):
-    """A typer group whose own `--help` flag is read without pydantic.
+    """A typer group whose own `--help` flag is read without pydantic, and whose
+    commands have honest help (`_honest`).
 
     typer 0.29 coerces each parameter's value through a pydantic TypeAdapter built on
     first use.  A group's `--help` is processed, as "not given", every time one of
@@ -59,13 +341,24 @@ class _Group(TyperGroup):
     honouring this.
     """
 
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        prefix = "" if self.name in (None, "custody") else f"{self.name} "
+        for name, command in self.commands.items():
+            if isinstance(command, TyperCommand):
+                _honest(command, prefix + name)
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        # The group's own flags (--quiet, --version, the completion ones typer adds after
+        # building the group) are read without pydantic too.
+        for p in self.params:
+            if isinstance(p, TyperOption) and p.is_flag:
+                _flag_without_pydantic(p)
+        return super().parse_args(ctx, args)
+
     def get_help_option(self, ctx: Context) -> TyperOption | None:
         option = super().get_help_option(ctx)
-        if option is not None and option._runtime_param is None:
-            option._runtime_param = PassThroughRuntimeParam(
-                parameter_info=option.type_descriptor.parameter_info, annotation=bool
-            )
-        return option
+        return _flag_without_pydantic(option) if option is not None else None
 
 
 app = typer.Typer(
@@ -74,7 +367,7 @@ app = typer.Typer(
     help="Forensic chain of custody for camera footage: a write-once evidence store and an "
     "append-only, signed Merkle log that anyone can verify offline.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -94,8 +387,10 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
 ) -> None:
     """custody: record, sign and verify the chain of custody of camera footage."""
+    set_quiet(quiet)
 
 
 # Commands first, then groups: the order `custody --help` lists them in.
@@ -135,18 +430,63 @@ app.add_typer(db.db_app, name="db", cls=_Group)
 # -- the one exit boundary ---------------------------------------------------------------
 
 
+# Ctrl-C: 128 + SIGINT, as shells report it.
+_INTERRUPTED = 130
+
+
 def _fail(message: str, code: int) -> NoReturn:
     sys.stderr.write(f"custody: error: {message}\n")
     sys.exit(code)
 
 
+def _closed_pipe() -> NoReturn:
+    """Standard output's reader went away (`custody log verify | head -1`): not an error.
+
+    What is still buffered for stdout goes to the null device, so that the flush at
+    exit cannot fail again and print a traceback.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no real file behind stdout
+        pass
+    sys.exit(EXIT_OK)
+
+
+def _stdout_is_null() -> bool:
+    """Whether standard output is the null device (a real file descriptor only)."""
+    try:
+        out, null = os.fstat(sys.stdout.fileno()), os.stat(os.devnull)
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (out.st_dev, out.st_ino) == (null.st_dev, null.st_ino)
+
+
+def _pipe_closed(null_before: bool) -> bool:
+    """Whether an exit 1 was typer's or rich's answer to a closed stdout pipe, not ours.
+
+    typer wraps stdout in its flush-pacifying wrapper first, which nothing else does;
+    rich points stdout at the null device first, which it was not when we started.
+    """
+    from typer._click.utils import PacifyFlushWrapper
+
+    if isinstance(sys.stdout, PacifyFlushWrapper):
+        return True
+    return not null_before and _stdout_is_null()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `custody` console script.
 
-    Never returns normally with an error: it exits with the documented code.
+    Never returns normally with an error: it exits with the documented code
+    (docs/errors.md): 0, 1 (verification), 2 (usage), 3 (input, storage),
+    4 (refused by the custody rules), 75 (pending), 130 (interrupted).
     """
+    null_before = _stdout_is_null()
     try:
         rc = app(args=argv, prog_name="custody", standalone_mode=False)
+        if rc == _INTERRUPTED:  # typer's answer to Ctrl-C in a command: say so, as below
+            raise KeyboardInterrupt
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except CustodyError as exc:
@@ -159,9 +499,13 @@ def main(argv: list[str] | None = None) -> None:
         # Usage errors: name the option or argument, one line, exit 2.
         _fail(exc.format_message().replace("\n", " "), EXIT_USAGE)
     except KeyboardInterrupt:
-        _fail("interrupted; nothing half-written was kept (re-run to finish)", 130)
+        _fail("interrupted; nothing half-written was kept (re-run to finish)", _INTERRUPTED)
     except BrokenPipeError:
-        sys.exit(0)
+        _closed_pipe()
+    except SystemExit as exc:
+        if exc.code == EXIT_VERIFY and _pipe_closed(null_before):
+            _closed_pipe()
+        raise
     except Exception as exc:  # the last line of defence: no traceback for users
         if os.environ.get("CUSTODY_DEBUG"):
             raise

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from custody.cli.common import DbOpt, HomeOpt, JsonOpt, emit_json, open_home
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, open_home
+from custody.cli.jsonout import emit_json
 from custody.errors import UsageError
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ def monitor_cmd(
         source, _log_key(log_key), witnesses=_witness_keys(witness or []), state_dir=state
     )
     if json_:
-        emit_json(report.to_json())
+        doc = report.to_json()
+        emit_json({**doc, "verified": doc.get("ok") is True})
         return
     typer.echo(report.verdict())

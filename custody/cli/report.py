@@ -1,7 +1,8 @@
 """`custody report`: the human report of a case, as HTML or PDF (docs/report.md).
 
 Thin: parse, call `custody.report.court` (imported inside the command: it loads fpdf2
-and the database layer), write the file, print.  The report is written
+and the database layer), write the file, print.  While it works it shows what it is doing
+on stderr, on a terminal only (`custody.cli.common.Progress`).  The report is written
 even when verification fails (it says FAILED and what failed); the command then
 exits 1, so a script cannot mistake a damning report for a clean one.
 """
@@ -13,7 +14,8 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import MAX_INDEX, DbOpt, HomeOpt, JsonOpt, emit_json, now, open_home
+from custody.cli.common import MAX_INDEX, DbOpt, HomeOpt, JsonOpt, Progress, now, open_home
+from custody.cli.jsonout import emit_json
 from custody.errors import UsageError, VerificationError
 
 
@@ -58,9 +60,15 @@ def report_cmd(
             else f"cannot tell the report format from {out.name!r}",
             hint="pass --format html or --format pdf",
         )
-    with open_home(home, db) as c:
-        built = report.build_report(c, case, now=now(), checkpoint_size=checkpoint)
-    report.save(report.render(built, fmt), out)
+    # Feedback while it works (the log, each exhibit, the rendering), on a terminal only.
+    with Progress(f"report {case}") as progress:
+        with open_home(home, db) as c:
+            built = report.build_report(
+                c, case, now=now(), checkpoint_size=checkpoint, progress=progress.phase
+            )
+        progress.phase(f"laying out the {fmt.upper()}")
+        data = report.render(built, fmt)
+    report.save(data, out)
     if json_:
         emit_json(
             {
@@ -68,9 +76,15 @@ def report_cmd(
                 "format": fmt,
                 "case": built.case_id,
                 "verdict": "passed" if built.passed else "failed",
+                "verified": built.passed,
                 "checkpoint": {"size": built.checkpoint_size, "root": built.checkpoint_root},
                 "exhibits": [
-                    {"exhibit": i.exhibit, "item": i.blake3, "passed": i.passed}
+                    {
+                        "exhibit": i.exhibit,
+                        "item": i.blake3,
+                        "passed": i.passed,
+                        "verified": i.passed,
+                    }
                     for i in built.items
                 ],
                 "failures": [f.detail for f in built.failures],

@@ -15,13 +15,13 @@ from custody.cli.common import (
     HomeOpt,
     JsonOpt,
     PassFileOpt,
-    emit_json,
     now,
     open_home,
     party_or_default,
     passphrases,
     read_small,
 )
+from custody.cli.jsonout import emit_json
 from custody.errors import UsageError
 
 request_app = typer.Typer(
@@ -86,6 +86,7 @@ def request_new(
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Record a signed request for footage of a time window (and area), and write the
     request file to send to the owner."""
@@ -114,6 +115,23 @@ def request_new(
             now=now(),
         )
     r = made.request
+    if json_:
+        emit_json(
+            {
+                "index": made.index,
+                "hash": made.hash,
+                "already": made.again,
+                "case": r.case,
+                "party": r.by,
+                "owner": r.owner,
+                "from": r.start,
+                "to": r.end,
+                "area": r.area,
+                "answer_by": r.answer_by,
+                "out": out,
+            }
+        )
+        return
     if made.again:
         typer.echo(
             f"an identical request by {r.by} is on the log already as entry {made.index}: "
@@ -165,6 +183,7 @@ def request_answer(
     home: HomeOpt = None,
     db: DbOpt = None,
     passphrase_file: PassFileOpt = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Answer a request in the owner's home: sign a consent or a refusal and write the
     answer file for the agency (nothing is appended to this home's log)."""
@@ -188,6 +207,19 @@ def request_answer(
             now=now(),
         )
     r = rf.request
+    if json_:
+        emit_json(
+            {
+                "request": rf.hash,
+                "case": r.case,
+                "party": r.by,
+                "answer": "consent" if consent else "decline",
+                "signature_checked": answer.checked,
+                "late": answer.late,
+                "out": out,
+            }
+        )
+        return
     typer.echo(
         f"request {rf.hash[:12]} from {r.by}: case {r.case}, {r.start} to {r.end}"
         + (f", area {r.area}" if r.area else "")

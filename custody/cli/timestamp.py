@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from custody.cli.common import DbOpt, HomeOpt, JsonOpt, emit_json, open_home, read_small
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, open_home, read_small
+from custody.cli.jsonout import emit_json
 
 
 def timestamp_cmd(

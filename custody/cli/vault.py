@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from custody.cli.common import DbOpt, HomeOpt, JsonOpt, VaultOpt, emit_json, open_home
+from custody.cli.common import DbOpt, HomeOpt, JsonOpt, VaultOpt, open_home
+from custody.cli.jsonout import emit_json
 from custody.errors import VerificationError
 
 if TYPE_CHECKING:
@@ -59,7 +60,7 @@ def check_cmd(
     with open_home(home, db, vault) as c:
         found = lifecycle.check_store(c, repair=repair, rehash=not quick)
     if json_:
-        emit_json(found.as_json())
+        emit_json({**found.as_json(), "verified": found.ok})
     else:
         _print(found)
     if not found.ok:

@@ -19,11 +19,11 @@ from custody.cli.common import (
     HomeOpt,
     JsonOpt,
     PassFileOpt,
-    emit_json,
     now,
     open_home,
     passphrases,
 )
+from custody.cli.jsonout import emit_json, rfc3339
 from custody.cli.log import log_app
 from custody.errors import UsageError
 
@@ -152,7 +152,15 @@ def log_witness(
     with open_home(home, db) as c:
         report = witness_log(c, url, quorum=quorum, timeout=timeout)
     if json_:
-        emit_json(report.to_json())
+        from datetime import UTC, datetime
+
+        doc = report.to_json()
+        doc["verified"] = report.ok
+        for w in doc["witnesses"]:
+            # `timestamp` is the cosignature's (Unix seconds); `time` the same in RFC 3339.
+            t = w.get("timestamp")
+            w["time"] = None if t is None else rfc3339(datetime.fromtimestamp(t, UTC))
+        emit_json(doc)
     else:
         typer.echo(
             f"witnessing {report.origin} at size {report.size}: {report.cosigned} of "

@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import fcntl
 import html
 import io
 import os
+import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
@@ -46,12 +49,17 @@ from custody.infra.crash import crash_point
 from custody.infra.files import fsync_dir, no_space_error, reclaim
 from custody.infra.store import ItemRow, Store
 from custody.infra.vault import Vault
+from custody.media.compare import MediaRecord
+from custody.media.lineage import derive_params, redact_params, seconds_of, trim_range
+from custody.media.recorded import recorded_of
 from custody.model.describe import describe
 from custody.model.describe import label as item_label
-from custody.model.entry import Entry, format_time
+from custody.model.entry import Entry, format_time, parse_time
 from custody.model.parties import Parties, check_entry
 from custody.model.rules import entry_hash
+from custody.model.times import OrderWatch, Stamp, span
 from custody.model.types import Analysis, Disposal, Ingest
+from custody.report.timeline import Chart, Holding, layout, svg
 from custody.tlog.checkpoint import open_checkpoint
 
 __all__ = [
@@ -90,6 +98,11 @@ class TimelineRow:
     summary: str
     signers: tuple[str, ...]
     covered: bool  # inside the checkpoint the report rests on
+    # "13 min earlier than entry 9 (access), listed before it": its claimed time is
+    # earlier than the claimed time of the entry before it on this timeline
+    disorder: str | None = None
+    receiver: str | None = None  # a handoff of this exhibit: who received it
+    disposes: bool = False  # the disposal of this exhibit
 
 
 @dataclass(frozen=True)
@@ -98,6 +111,42 @@ class Stream:
     description: str  # "video h264, 30 packets"
     packets_sha256: str
     extradata_sha256: str | None
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """What a clip's metadata snapshot says of it, where it says it (None otherwise)."""
+
+    recorded: str | None = None  # YYYY-MM-DDTHH:MM:SSZ, `custody.media.recorded`
+    duration: float | None = None  # seconds
+    resolution: str | None = None  # "1920x1080"
+    codecs: str | None = None  # "h264 video, aac audio"
+    device: str | None = None  # "Apple iPhone 12"
+    frame_size: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Redaction:
+    """A redacted clip's declared box (pixels of its frame) and span (None: whole clip)."""
+
+    box: tuple[int, int, int, int]
+    start: float | None
+    end: float | None
+
+
+@dataclass(frozen=True)
+class TrimSpan:
+    """A trim's declared span and the span the excerpt really has, in seconds of its
+    parent: a lossless cut starts at the keyframe at or before the declared start."""
+
+    declared_start: float
+    declared_end: float
+    actual_start: float
+    actual_end: float | None  # the cut plus the excerpt's own duration, where measured
+
+    @property
+    def starts_early(self) -> bool:
+        return self.actual_start < self.declared_start - 0.0005
 
 
 @dataclass(frozen=True)
@@ -130,6 +179,12 @@ class ItemReport:
     # "disposed by X at T (entry N): reason" when its `disposal` entry is in the log
     disposed: str | None = None
     analyses: tuple[AnalysisRow, ...] = ()  # automated analyses on record, in log order
+    facts: MediaFacts = MediaFacts()
+    op: str | None = None  # trim | redact | transcode, for a derived clip
+    redaction: Redaction | None = None
+    trim: TrimSpan | None = None
+    thumbnail_times: tuple[float, ...] = ()  # seconds into the clip of each frame shown
+    ffmpeg_command: str | None = None  # the command line that made a derived clip
 
     @property
     def passed(self) -> bool:
@@ -232,6 +287,8 @@ class Report:
     checks: tuple[Check, ...]  # log-wide checks; each item carries its own
     notes: tuple[str, ...]  # things a reader should know that are not failures
     emergencies: tuple[EmergencyRow, ...] = ()
+    holdings: tuple[Holding, ...] = ()  # who held each exhibit when, for the picture
+    disorders: tuple[str, ...] = ()  # "C1/0001: log entry 10 …": times out of order
 
     @property
     def all_checks(self) -> tuple[Check, ...]:
@@ -268,6 +325,7 @@ def build_report(
     now: datetime | None = None,
     checkpoint_size: int | None = None,
     thumbnails: int = THUMBNAILS,
+    progress: Callable[[str], None] | None = None,
 ) -> Report:
     """Check and gather the report of `case_id`.
 
@@ -277,6 +335,8 @@ def build_report(
     entry of the case, re-hashes every exhibit's stored file, and compares the
     metadata and content records kept in the evidence store with the signed digests.
     `now` is the time the report says it was generated (default: the clock).
+    `progress`, if given, is told in a few words what is being done (the CLI shows it
+    on a terminal): the log, then each exhibit in turn.
 
     Raises:
         NotFoundError: no such case, or no stored checkpoint of `checkpoint_size`.
@@ -287,6 +347,8 @@ def build_report(
     when = now if now is not None else datetime.now(UTC)
     checks: list[Check] = []
     notes: list[str] = []
+    say = progress if progress is not None else (lambda _what: None)
+    say("re-verifying the whole log")
 
     # The log as a whole, then the checkpoint the report rests on.
     try:
@@ -354,22 +416,25 @@ def build_report(
     except CustodyError as exc:
         histories_error = exc
     disposed = _disposals(scanned)
-    item_reports = [
-        _item_report(
-            c,
-            vault,
-            row,
-            scanned,
-            exhibits,
-            size,
-            thumbnails,
-            histories,
-            histories_error,
-            disposed.get(row.blake3),
-            {h: i for i, h in hashes.items()},
+    item_reports = []
+    for n, row in enumerate(items, 1):
+        say(f"exhibit {n} of {len(items)}, {row.exhibit}: re-hashing the stored file")
+        item_reports.append(
+            _item_report(
+                c,
+                vault,
+                row,
+                scanned,
+                exhibits,
+                size,
+                thumbnails,
+                histories,
+                histories_error,
+                disposed.get(row.blake3),
+                {h: i for i, h in hashes.items()},
+            )
         )
-        for row in items
-    ]
+    say("writing the report")
     emergencies = _emergencies(c, scanned, hashes, exhibits, size, format_time(when), notes)
 
     try:
@@ -396,7 +461,184 @@ def build_report(
         checks=tuple(checks),
         notes=tuple(notes),
         emergencies=tuple(emergencies),
+        holdings=tuple(h for i in item_reports for h in _holdings(i)),
+        disorders=_disorders(item_reports),
     )
+
+
+def _holdings(item: ItemReport) -> list[Holding]:
+    """Who held `item` when, by its timeline: who acquired (or made) it, then each
+    handoff's receiver from the handoff's claimed time (no earlier than any entry before
+    it in log order), until its disposal if any."""
+    try:
+        start = parse_time(item.acquired_at)
+    except CustodyError:
+        return []
+    out = [Holding(item.exhibit, item.acquired_by, start, None, item.record_index)]
+    floor = start  # the latest claimed time so far, in log order
+    for t in item.timeline:
+        try:
+            at = parse_time(t.time)
+        except CustodyError:
+            continue
+        last = out[-1]
+        # A claimed time earlier than an entry before it in log order (out of order) is
+        # drawn from the latest time before it: the log's order says who held it after
+        # whom, and the holder before did what the entries before it say.
+        drawn = max(at, floor) if t.index > item.record_index else at
+        floor = max(floor, at)
+        claimed = at if drawn != at else None
+        if t.type == "handoff" and t.receiver and t.index > item.record_index:
+            out[-1] = dataclasses.replace(last, end=drawn)
+            out.append(Holding(item.exhibit, t.receiver, drawn, None, t.index, claimed))
+        elif t.type == "disposal" and t.disposes:
+            out[-1] = dataclasses.replace(last, end=drawn)
+            break
+    return out
+
+
+def _disorders(items: Sequence[ItemReport]) -> tuple[str, ...]:
+    """Each entry of the case whose claimed time is earlier than that of the entry
+    before it on an exhibit's timeline, once, naming the first exhibit it is seen on."""
+    seen: dict[int, str] = {}
+    for item in items:
+        for t in item.timeline:
+            if t.disorder and t.index not in seen:
+                seen[t.index] = f"log entry {t.index} ({t.type}, on {item.exhibit}'s timeline) "
+                seen[t.index] += f"claims {t.time}, {t.disorder}"
+    return tuple(seen[i] for i in sorted(seen))
+
+
+def _timeline_rows(
+    timeline: Sequence[Event],
+    blake3: str,
+    exhibits: Mapping[str, str],
+    indexes: Mapping[str, int] | None,
+    size: int,
+) -> tuple[TimelineRow, ...]:
+    """The rows of an exhibit's timeline, in log index order, each entry whose claimed
+    time is earlier than the one listed before it flagged (docs/report.md)."""
+    watch = OrderWatch(timedelta(0))
+    rows = []
+    for e in sorted(timeline, key=lambda e: e.index):
+        try:
+            found = watch.see(Stamp(e.index, e.type, parse_time(e.time)))
+        except CustodyError:
+            found = None
+        flag = None
+        if found is not None:
+            flag = (
+                f"{span(found.gap)} earlier than entry {found.previous_index} "
+                f"({found.previous_type}), listed before it"
+            )
+        receiver = _get(e.fields, "to") if blake3 in _all(e.fields, "item") else None
+        typed = e.typed
+        rows.append(
+            TimelineRow(
+                e.index,
+                e.time,
+                e.type,
+                _summary(e, blake3, exhibits, indexes),
+                e.signers,
+                e.index < size,
+                flag,
+                receiver if e.type == "handoff" else None,
+                isinstance(typed, Disposal) and typed.item == blake3,
+            )
+        )
+    return tuple(rows)
+
+
+def _facts(meta: Mapping[str, Any], signed_recorded: str | None) -> MediaFacts:
+    """A clip's recording time, duration, resolution, codecs and device from its
+    metadata snapshot (the signed `recorded` field first, where the entry has one)."""
+    fmt: dict[str, Any] = meta["format"] if isinstance(meta.get("format"), dict) else {}
+    raw = meta.get("streams")
+    streams = [st for st in raw if isinstance(st, dict)] if isinstance(raw, list) else []
+    duration = _number(fmt.get("duration"))
+    if duration is None:
+        duration = next(
+            (d for st in streams if (d := _number(st.get("duration"))) is not None), None
+        )
+    video = next(
+        (
+            st
+            for st in streams
+            if st.get("codec_type") == "video"
+            and not (isinstance(d := st.get("disposition"), dict) and d.get("attached_pic"))
+        ),
+        None,
+    )
+    frame: tuple[int, int] | None = None
+    if video is not None:
+        w, h = video.get("width"), video.get("height")
+        if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
+            frame = (w, h)
+    codecs = ", ".join(
+        f"{st['codec_name']} {st.get('codec_type', 'data')}"
+        for st in streams
+        if isinstance(st.get("codec_name"), str)
+    )
+    raw_tags = fmt.get("tags")
+    tags = {str(k).lower(): v for k, v in raw_tags.items()} if isinstance(raw_tags, dict) else {}
+    make = next((tags[k] for k in _MAKE_TAGS if isinstance(tags.get(k), str)), None)
+    model = next((tags[k] for k in _MODEL_TAGS if isinstance(tags.get(k), str)), None)
+    device = " ".join(v.strip() for v in (make, model) if v and v.strip()) or None
+    return MediaFacts(
+        recorded=signed_recorded or recorded_of(meta).time,
+        duration=duration,
+        resolution=f"{frame[0]}x{frame[1]}" if frame else None,
+        codecs=codecs or None,
+        device=device,
+        frame_size=frame,
+    )
+
+
+_MAKE_TAGS = ("com.apple.quicktime.make", "make", "com.android.manufacturer", "manufacturer")
+_MODEL_TAGS = ("com.apple.quicktime.model", "model", "com.android.model")
+
+
+def _number(value: object) -> float | None:
+    try:
+        n = float(str(value))
+    except ValueError:
+        return None
+    return n if n >= 0 and n == n and n != float("inf") else None
+
+
+def _derivation(
+    fields: Sequence[tuple[str, str]], index: int, duration: float | None
+) -> tuple[str | None, Redaction | None, TrimSpan | None, str | None]:
+    """A derive entry's operation, redaction box, trim span and ffmpeg command line
+    (None where the entry does not declare them or declares them malformed: the
+    lineage proof, not the report, judges those)."""
+    op = _get(fields, "op")
+    try:
+        params = dict(derive_params(_all(fields, "param"), index))
+    except CustodyError:
+        return op, None, None, None
+    command = params.get("ffmpeg")
+    redaction = trim = None
+    try:
+        if op == "redact":
+            declared = redact_params(params)
+            redaction = Redaction(
+                declared.box,
+                None if declared.start is None else float(declared.start),
+                None if declared.end is None else float(declared.end),
+            )
+        elif op == "trim":
+            start, end = trim_range(params)
+            cut = seconds_of(params["cut"], "cut") if "cut" in params else start
+            trim = TrimSpan(
+                float(start),
+                float(end),
+                float(cut),
+                None if duration is None else float(cut) + duration,
+            )
+    except CustodyError:
+        pass
+    return op, redaction, trim, command
 
 
 def _disposals(scanned: Sequence[Event]) -> dict[str, str]:
@@ -545,13 +787,15 @@ def _item_report(
 ) -> ItemReport:
     checks: list[Check] = []
     subject = row.exhibit
+    kept: MediaRecord | None = None
+    facts = MediaFacts()
 
     # The timeline is `custody history`'s.  If the log cannot give it (an entry of the
     # case fails its signature check), the report still shows the entries that verified.
     try:
         if histories is None:
             raise histories_error or CustodyError("the case's timeline could not be read")
-        timeline = histories.get(row.blake3, [])
+        timeline = sorted(histories.get(row.blake3, []), key=lambda e: e.index)
     except CustodyError as exc:
         detail = f"{subject}: {exc.message}"
         checks.append(Check(subject, "timeline read from the log", False, detail))
@@ -599,9 +843,16 @@ def _item_report(
     else:
         stored_ok = _check_stored(vault, row, checks)
         if row.kind == "media" and fields:
-            _check_media_records(vault, row, fields, checks)
+            kept = _check_media_records(vault, row, fields, checks)
+    if kept is not None:
+        facts = _facts(kept.metadata, _get(fields, "recorded"))
+    is_derived = record is not None and record.type == "derive"
+    op, redaction, trim, command = (
+        _derivation(fields, row.ingest_idx, facts.duration) if is_derived else (None,) * 4
+    )
 
     frames: list[bytes] = []
+    times: tuple[float, ...] = ()
     note: str | None = None
     if row.kind != "media":
         note = None
@@ -619,6 +870,9 @@ def _item_report(
             )
             if not frames:
                 note = "no picture: the clip has no video stream"
+            elif facts.duration is not None and len(frames) == thumbnail_count:
+                d = facts.duration
+                times = tuple(d * (i + 0.5) / thumbnail_count for i in range(thumbnail_count))
         except CustodyError as exc:
             note = f"not shown: {exc.message}"
 
@@ -643,22 +897,18 @@ def _item_report(
         record_index=row.ingest_idx,
         holder=_holder(fields, timeline, row.blake3) if fields else row.holder,
         parent=exhibits.get(parent, parent) if parent else None,
-        timeline=tuple(
-            TimelineRow(
-                e.index,
-                e.time,
-                e.type,
-                _summary(e, row.blake3, exhibits, indexes),
-                e.signers,
-                e.index < size,
-            )
-            for e in timeline
-        ),
+        timeline=_timeline_rows(timeline, row.blake3, exhibits, indexes, size),
         thumbnails=tuple(frames),
         thumbnail_note=note,
         checks=tuple(checks),
         disposed=disposed,
         analyses=_analyses(timeline, row.blake3, size),
+        facts=facts,
+        op=op,
+        redaction=redaction,
+        trim=trim,
+        thumbnail_times=times,
+        ffmpeg_command=command,
     )
 
 
@@ -716,18 +966,20 @@ def _check_stored(vault: Vault, row: ItemRow, checks: list[Check]) -> bool:
 
 def _check_media_records(
     vault: Vault, row: ItemRow, fields: Sequence[tuple[str, str]], checks: list[Check]
-) -> None:
+) -> MediaRecord | None:
+    """Check the kept snapshot and packet hashes against the signed digests; the record
+    when it gives them (the report then reads the clip's facts from it), else None."""
     what = "metadata snapshot and packet hashes kept in the evidence store"
     try:
         rec = media_record(vault, row.blake3)
     except CustodyError as exc:
         checks.append(Check(row.exhibit, what, False, f"{row.exhibit}: {exc.message}"))
-        return
+        return None
     if rec is None:
         checks.append(
             Check(row.exhibit, what, False, f"{row.exhibit}: the evidence store has no snapshot")
         )
-        return
+        return None
     wrong = [
         label
         for label, kept, signed in (
@@ -746,6 +998,7 @@ def _check_media_records(
             else "the snapshot and packet hashes give the signed metadata and content digests",
         )
     )
+    return None if wrong else rec
 
 
 def _stream(line: str) -> Stream:
@@ -962,6 +1215,29 @@ class _Table:
 class _Frames:
     frames: tuple[bytes, ...]
     label: str
+    # Per frame, the redaction box to outline as fractions of the frame (x, y, w, h),
+    # or None; `aspect` is the frame's width / height where known.
+    outlines: tuple[tuple[float, float, float, float] | None, ...] = ()
+    aspect: float | None = None
+
+
+@dataclass(frozen=True)
+class _Chart:
+    """The picture of who held each exhibit when (`custody.report.timeline`)."""
+
+    chart: Chart
+
+
+@dataclass(frozen=True)
+class _Command:
+    """A command line to type: monospace, broken only between its words, never in one."""
+
+    words: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _PageBreak:
+    """The summary is a page of its own: what follows starts on a new page."""
 
 
 @dataclass(frozen=True)
@@ -974,7 +1250,19 @@ class _SignHere:
     labels: tuple[str, ...]
 
 
-_Block = _Heading | _Para | _Verdict | _Fields | _Table | _Frames | _Verbatim | _SignHere
+_Block = (
+    _Heading
+    | _Para
+    | _Verdict
+    | _Fields
+    | _Table
+    | _Frames
+    | _Verbatim
+    | _SignHere
+    | _Chart
+    | _Command
+    | _PageBreak
+)
 
 PASS_MARK, FAIL_MARK = "✓", "✗"
 
@@ -1042,29 +1330,92 @@ def _result_text(r: Report) -> str:
     )
 
 
+def _seconds(x: float) -> str:
+    """Seconds for a reader: "2.000 s", "1 min 5.300 s", "1 h 2 min 3.000 s"."""
+    whole_min, sec = divmod(x, 60.0)
+    h, m = divmod(int(whole_min), 60)
+    if h:
+        return f"{h} h {m} min {sec:.3f} s"
+    if m:
+        return f"{m} min {sec:.3f} s"
+    return f"{sec:.3f} s"
+
+
+def _trim_lines(item: ItemReport) -> tuple[str, str]:
+    """A trim's declared and actual span, as the exhibit page and the table show them."""
+    t = item.trim
+    assert t is not None
+    parent = item.parent or "its parent"
+    declared = f"{t.declared_start:.3f} – {t.declared_end:.3f} s of {parent}"
+    end = f"{t.actual_end:.3f}" if t.actual_end is not None else "?"
+    actual = f"{t.actual_start:.3f} – {end} s of {parent}"
+    if t.starts_early:
+        actual += (
+            f": it starts {t.declared_start - t.actual_start:.3f} s before the declared start, "
+            f"at the keyframe at {t.actual_start:.3f} s (a cut without re-encoding begins at "
+            "the keyframe at or before the start), so it shows more than was declared"
+        )
+    return declared, actual
+
+
+def _redaction_line(item: ItemReport) -> str:
+    red = item.redaction
+    assert red is not None
+    x, y, w, h = red.box
+    where = f"box {x},{y},{w},{h}: {w}x{h} pixels, {x} from the left and {y} from the top"
+    if item.facts.resolution:
+        where += f" of the {item.facts.resolution} frame"
+    when = (
+        f", from {red.start:.3f} to {red.end:.3f} s"
+        if red.start is not None and red.end is not None
+        else ", the whole clip"
+    )
+    shown = "; outlined in red on the frames above that fall in it" if item.thumbnails else ""
+    return where + when + shown
+
+
 def _integrity(item: ItemReport) -> _Fields:
     rows: list[tuple[str, str, bool]] = [
         ("Exhibit", item.exhibit, False),
         ("File name", item.name, False),
         ("Kind", item.kind, False),
         ("Size", f"{item.size:,} bytes", False),
+    ]
+    f = item.facts
+    if item.kind == "media":
+        rows.append(("Recorded (its metadata)", f.recorded or "not in its metadata", False))
+        rows.append(("Duration", _seconds(f.duration) if f.duration is not None else "?", False))
+        if f.resolution:
+            rows.append(("Resolution", f.resolution, False))
+        if f.codecs:
+            rows.append(("Codecs", f.codecs, False))
+        rows.append(("Device (its metadata)", f.device or "not in its metadata", False))
+    if item.trim is not None:
+        declared, actual = _trim_lines(item)
+        rows += [("Declared span", declared, False), ("Actual span", actual, False)]
+    if item.redaction is not None:
+        rows.append(("Redaction", _redaction_line(item), False))
+    rows += [
         ("BLAKE3", item.blake3, True),
         ("SHA-256", item.sha256 or "not recorded", bool(item.sha256)),
     ]
     if item.kind == "media":
         rows.append(("Metadata digest", item.metadata or "not recorded", bool(item.metadata)))
         rows.append(("Content digest", item.content or "not recorded", bool(item.content)))
-        for s in item.streams:
-            rows.append((f"Stream {s.index}", s.description, False))
-            if s.packets_sha256:
-                rows.append((f"Stream {s.index} packets SHA-256", s.packets_sha256, True))
-            if s.extradata_sha256:
-                rows.append((f"Stream {s.index} extradata SHA-256", s.extradata_sha256, True))
+        for st in item.streams:
+            rows.append((f"Stream {st.index}", st.description, False))
+            if st.packets_sha256:
+                rows.append((f"Stream {st.index} packets SHA-256", st.packets_sha256, True))
+            if st.extradata_sha256:
+                rows.append((f"Stream {st.index} extradata SHA-256", st.extradata_sha256, True))
         if item.measured_with:
             tool = "Made and measured with" if item.parent else "Measured with"
             rows.append((tool, item.measured_with, False))
     if item.parent:
         rows.append(("Derived from", item.parent, False))
+        if item.op:
+            appendix = " (its ffmpeg command line is in the appendix)"
+            rows.append(("Operation", item.op + (appendix if item.ffmpeg_command else ""), False))
     by = f"{item.acquired_by}, {item.acquired_at} (log entry {item.record_index})"
     if item.parent:
         # A derived clip inherits its parent's legal basis (docs/spec/entry.md).
@@ -1084,12 +1435,259 @@ def _integrity(item: ItemReport) -> _Fields:
     return _Fields(tuple(rows))
 
 
+def _outlines(item: ItemReport) -> tuple[tuple[float, float, float, float] | None, ...]:
+    """Per frame shown, the redaction box as fractions of the frame, where it applies:
+    every frame for a whole-clip redaction, else the frames taken inside its span."""
+    red, size = item.redaction, item.facts.frame_size
+    if red is None or size is None or not item.thumbnails:
+        return ()
+    x, y, w, h = red.box
+    box = (x / size[0], y / size[1], w / size[0], h / size[1])
+    if red.start is None or red.end is None:
+        return tuple(box for _ in item.thumbnails)
+    if len(item.thumbnail_times) != len(item.thumbnails):
+        return tuple(box for _ in item.thumbnails)  # times unknown: outline the area on all
+    lo, hi = red.start, red.end
+    return tuple(box if lo <= t <= hi else None for t in item.thumbnail_times)
+
+
+def _cell_status(passed: bool) -> str:
+    return f"{PASS_MARK} passed" if passed else f"{FAIL_MARK} FAILED"
+
+
+def _some(names: Sequence[str], most: int = 6) -> str:
+    """`names` joined, the first `most` of them and how many more (the summary is a page)."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _not_covered(r: Report) -> list[str]:
+    """What a PASSED does not say, in plain words, for this case."""
+    out = [
+        "Anything before acquisition. custody vouches for each file from the moment it was "
+        "acquired (who and when: each exhibit's page). What happened to the footage before "
+        "that, on the camera, in the owner's phone or app, or while it was exported, is "
+        "outside the log. The recording time and device shown are what the file's own "
+        "metadata says; whoever made the file could have set them.",
+        "Events the log was not told about. The log proves that the entries it holds are "
+        "unaltered, signed and in their order; it cannot show a copy made, watched or passed "
+        "on without custody recording it, or an entry someone chose not to make.",
+    ]
+    newer = sum(1 for i in r.items for t in i.timeline if not t.covered)
+    if newer:
+        out.append(
+            f"Entries after the checkpoint. {newer} timeline rows (marked †) are newer than "
+            f"the signed checkpoint of {r.checkpoint_size} entries; no signed checkpoint "
+            "commits to them yet."
+        )
+    transcodes = [i.exhibit for i in r.items if i.op == "transcode"]
+    if transcodes:
+        out.append(
+            f"Declared, not proven: {_some(transcodes)} "
+            + ("is a transcode" if len(transcodes) == 1 else "are transcodes")
+            + ", re-encoded with loss. The log records the declared settings and the "
+            "parent; that the re-encoded footage shows the same scenes is not proven."
+        )
+    derived = [i.exhibit for i in r.items if i.op in ("trim", "redact")]
+    if derived:
+        out.append(
+            f"Trims and redactions ({_some(derived)}) were proven against their parent "
+            "when they were made (packets and decoded frames compared) before being recorded. "
+            "This report re-checks their stored files, not that proof; `custody verify FILE` "
+            "repeats it."
+        )
+    early = [i for i in r.items if i.trim is not None and i.trim.starts_early]
+    for i in early[:3]:
+        assert i.trim is not None
+        out.append(
+            f"{i.exhibit} is a trim declared to start at {i.trim.declared_start:.3f} s of "
+            f"{i.parent}, but it starts at {i.trim.actual_start:.3f} s, the keyframe before: "
+            "it shows more than was declared (declared and actual span on its page)."
+        )
+    if len(early) > 3:
+        out.append(
+            f"So do {_some([i.exhibit for i in early[3:]])}: trims that start at the keyframe "
+            "before their declared start (declared and actual span on each one's page)."
+        )
+    if r.disorders:
+        out.append(
+            f"Claimed times. Each entry's time is the clock of the computer that signed it. "
+            f"{len(r.disorders)} entr{'y claims' if len(r.disorders) == 1 else 'ies claim'} "
+            "a time earlier than the entry listed before it (marked on the timelines): "
+            + "; ".join(r.disorders[:3])
+            + (f"; and {len(r.disorders) - 3} more" if len(r.disorders) > 3 else "")
+            + "."
+        )
+    else:
+        out.append(
+            "Claimed times. Each entry's time is the clock of the computer that signed it, "
+            "not an independent clock; on every timeline here they read in order."
+        )
+    out.append(
+        "Who used the keys. A signature shows that a party's key signed; which person held "
+        "that key is what the log's key entries and the organisations say."
+    )
+    return out
+
+
+def _checked_text(r: Report) -> str:
+    derived = sum(1 for i in r.items if i.parent)
+    made = f" ({derived} of them copies derived from the others)" if derived else ""
+    return (
+        f"This report covers case {r.case_id} ({r.title or 'untitled'}): {len(r.items)} "
+        f"exhibit{'s' if len(r.items) != 1 else ''}{made}. On {r.generated}, {r.tool} re-read "
+        f"the custody log {r.origin} up to its signed checkpoint of {r.checkpoint_size} "
+        "entries and checked that every entry is signed by the parties it names with keys "
+        "valid at the time; that the custody rules hold (only the holder hands an exhibit "
+        "on, and each party signs its own part); that the log was only ever added to (its "
+        "Merkle tree and its signed checkpoint); and that each exhibit's stored copy is bit "
+        "for bit the file recorded when it was acquired or made (its BLAKE3 digest computed "
+        "again)."
+    )
+
+
+def _verdict_text(r: Report) -> str:
+    if r.passed:
+        return (
+            "PASSED: every exhibit is bit for bit the file recorded when it was acquired or "
+            "made, and every log entry about it verifies."
+        )
+    return (
+        f"FAILED: {len(r.failures)} check{'s' if len(r.failures) != 1 else ''} failed, listed "
+        "above and in the verification section. Do not rely on the exhibits named there until "
+        "each failure is explained."
+    )
+
+
+def _summary_page(r: Report) -> list[_Block]:
+    doc: list[_Block] = [
+        _Heading(2, "Summary"),
+        _Heading(4, "What was checked"),
+        _Para(_checked_text(r)),
+        _Heading(4, "The result"),
+        _Verdict(r.passed, _verdict_text(r)),
+        _Heading(4, "What this does not cover"),
+    ]
+    doc += [_Para(f"• {line}") for line in _not_covered(r)]
+    doc.append(
+        _Para(
+            "Anyone can repeat these checks without trusting whoever made this report: see "
+            "“Check this yourself”, after the inventory.",
+            "strong",
+        )
+    )
+    doc.append(_PageBreak())
+    return doc
+
+
+def _inventory(r: Report) -> list[_Block]:
+    doc: list[_Block] = [_Heading(2, "Inventory of exhibits")]
+    if not r.items:
+        return [*doc, _Para("The case has no exhibits.")]
+    rows = []
+    for i in r.items:
+        f = i.facts
+        if i.kind != "media":
+            recorded, duration = "not a recording", "—"
+        else:
+            recorded = f.recorded or "not in its metadata"
+            duration = _seconds(f.duration) if f.duration is not None else "?"
+        verdict = _cell_status(i.passed)
+        if i.disposed:
+            verdict += " (disposed)"
+        rows.append((i.exhibit, i.name, recorded, duration, f"{i.size:,} bytes", verdict))
+    head = ("Exhibit", "File", "Recorded", "Duration", "Size", "Verdict")
+    doc.append(_Table(head, tuple(rows), (11, 27, 20, 14, 15, 13), 5))
+    doc.append(
+        _Para(
+            "Recorded: the time the file's own metadata gives for the start of the recording "
+            "(UTC). Verdict: whether the stored copy and its records passed every check.",
+            "note",
+        )
+    )
+    if r.holdings:
+        doc.append(_Heading(3, "Who held each exhibit when"))
+        doc.append(_Chart(layout(r.holdings, parse_time(r.generated), _ended(r))))
+        lines = []
+        for i in r.items:
+            mine = [h for h in r.holdings if h.exhibit == i.exhibit]
+            if mine:
+                held = "; ".join(
+                    f"{h.holder} from {format_time(h.claimed or h.start)} (entry {h.entry}"
+                    + (", out of order: drawn from the entry before it)" if h.claimed else ")")
+                    for h in mine
+                )
+                lines.append(f"{i.exhibit}: {held}" + ("; disposed" if i.disposed else ""))
+        doc.append(
+            _Para(
+                "Each bar runs from the exhibit's acquisition (or making) to this report, in "
+                "the colour of the party that held it; a black mark is a handoff. "
+                + " ".join(f"{line}." for line in lines),
+                "note",
+            )
+        )
+    return doc
+
+
+def _ended(r: Report) -> dict[str, str]:
+    return {i.exhibit: "disposed" for i in r.items if i.disposed}
+
+
+def _check_yourself(r: Report) -> list[_Block]:
+    return [
+        _Heading(2, "Check this yourself"),
+        _Para(
+            "This report is a reading of the case's defence bundle (the folder or .zip file "
+            "it came in, which holds the signed entries, the proofs and the checkpoint). To "
+            "verify the bundle on your own computer, where custody is installed, run (with the "
+            "path of the bundle in place of BUNDLE):"
+        ),
+        _Command(("custody", "verify-bundle", "BUNDLE", "--trust", r.log_vkey)),
+        _Para(
+            "The --trust value is the log's verifier key. Compare it character by character "
+            "with the key you received from the log's operator by another route (a letter, a "
+            "telephone call, a court filing), not with a copy inside the bundle: the check "
+            "means only as much as that comparison. The last line says VERIFIED or names "
+            "what failed; exit status 0 means verified, 1 that something is not what it claims."
+        ),
+        _Fields((("Log verifier key", r.log_vkey, True),)),
+        _Para(
+            "Without custody, each exhibit file's BLAKE3 and SHA-256 digests (b3sum FILE, "
+            "sha256sum FILE) must equal the values on its page."
+        ),
+    ]
+
+
+def _appendix(r: Report) -> list[_Block]:
+    made = [i for i in r.items if i.ffmpeg_command]
+    if not made:
+        return []
+    doc: list[_Block] = [
+        _Heading(2, "Appendix: ffmpeg command lines"),
+        _Para(
+            "The exact command each derived clip was made with, as its signed derive entry "
+            "records it (paths are the working copies custody used)."
+        ),
+    ]
+    for i in made:
+        doc.append(
+            _Heading(
+                4, f"{i.exhibit}: {i.op or 'derive'} of {i.parent}, log entry {i.record_index}"
+            )
+        )
+        doc.append(_Verbatim(i.ffmpeg_command or ""))
+    return doc
+
+
 def _document(r: Report) -> list[_Block]:
     verdict = _Verdict(r.passed, f"Verification {r.verdict}")
     doc: list[_Block] = [_Heading(1, f"Chain of custody report: case {r.case_id}"), verdict]
     doc += [_Para(f"{FAIL_MARK} {c.detail}", "strong") for c in r.failures]
+    doc += _summary_page(r)
+    doc += _inventory(r)
+    doc += _check_yourself(r)
 
-    doc.append(_Heading(2, "1. Case summary"))
+    doc.append(_Heading(2, "1. Case details"))
     summary = [
         ("Case", r.case_id, False),
         ("Title", r.title or "untitled", False),
@@ -1130,25 +1728,50 @@ def _document(r: Report) -> list[_Block]:
     for item in r.items:
         result = "passed" if item.passed else "FAILED"
         doc.append(_Heading(3, f"Exhibit {item.exhibit}: {item.name} ({result})"))
+        if item.trim is not None and item.trim.starts_early:
+            declared, actual = _trim_lines(item)
+            doc.append(_Para(f"Declared span {declared}; actual span {actual}.", "strong"))
         if item.thumbnails:
-            doc.append(_Frames(item.thumbnails, f"exhibit {item.exhibit}"))
+            size = item.facts.frame_size
+            outlines = _outlines(item)
             doc.append(
-                _Para(
-                    f"{len(item.thumbnails)} frames, evenly spaced through the clip, taken "
-                    "from the stored copy.",
-                    "note",
+                _Frames(
+                    item.thumbnails,
+                    f"exhibit {item.exhibit}",
+                    outlines,
+                    size[0] / size[1] if size else None,
                 )
             )
+            caption = (
+                f"{len(item.thumbnails)} frames, evenly spaced through the clip, taken "
+                "from the stored copy."
+            )
+            if any(o is not None for o in outlines):
+                caption += " The red outline is the declared redaction box."
+            doc.append(_Para(caption, "note"))
         elif item.thumbnail_note:
             doc.append(_Para(f"Frames {item.thumbnail_note}", "note"))
         doc.append(_integrity(item))
         doc.append(_Heading(4, "Timeline: every signed log entry about this exhibit"))
         rows = tuple(
-            (_entry_no(t.index, t.covered), t.time, t.type, t.summary, ", ".join(t.signers))
+            (
+                _entry_no(t.index, t.covered),
+                t.time + (" (out of order)" if t.disorder else ""),
+                t.type,
+                (f"Claimed time {t.disorder}. " if t.disorder else "") + t.summary,
+                ", ".join(t.signers),
+            )
             for t in item.timeline
         )
         head = ("Entry", "Claimed time", "Type", "What", "Signed by (verified)")
         doc.append(_Table(head, rows, (7, 19, 9, 50, 15)))
+        doc.append(
+            _Para(
+                "In log order (the order the entries were recorded); a claimed time is the "
+                "signer's clock.",
+                "note",
+            )
+        )
         doc.append(_Heading(4, "Automated analyses on record"))
         if item.analyses:
             rows = tuple(
@@ -1192,6 +1815,7 @@ def _document(r: Report) -> list[_Block]:
 
     doc.append(_Heading(2, "6. Derived clips"))
     if r.derived:
+        by_exhibit = {i.exhibit: i for i in r.items}
         head = ("Entry", "Exhibit", "File name", "Parent", "Operation", "Parameters")
         head += ("Made by", "Reason")
         rows = tuple(
@@ -1201,13 +1825,15 @@ def _document(r: Report) -> list[_Block]:
                 d.name,
                 d.parent,
                 d.op,
-                "; ".join(d.params) or "none",
+                _derived_params(d, by_exhibit.get(d.exhibit)),
                 d.by,
                 d.reason or "",
             )
             for d in r.derived
         )
         doc.append(_Table(head, rows, (6, 10, 16, 10, 10, 24, 10, 14)))
+        if any(i.ffmpeg_command for i in r.items):
+            doc.append(_Para("The ffmpeg command lines are in the appendix.", "note"))
     else:
         doc.append(_Para("No derived clip is recorded."))
 
@@ -1241,7 +1867,23 @@ def _document(r: Report) -> list[_Block]:
 
     doc += _certification(r)
     doc.append(_Para("† marks entries newer than the checkpoint this report rests on.", "note"))
+    doc += _appendix(r)
     return doc
+
+
+def _derived_params(d: DerivedRow, item: ItemReport | None) -> str:
+    """A derived clip's parameters without its ffmpeg command line (in the appendix); a
+    trim's declared and actual span side by side."""
+    shown = "; ".join(p for p in d.params if not p.startswith("ffmpeg ")) or "none"
+    t = item.trim if item is not None else None
+    if t is not None:
+        end = f"{t.actual_end:.3f}" if t.actual_end is not None else "?"
+        early = " (from the keyframe before the declared start)" if t.starts_early else ""
+        shown = (
+            f"declared {t.declared_start:.3f}–{t.declared_end:.3f} s; actual "
+            f"{t.actual_start:.3f}–{end} s{early}. {shown}"
+        )
+    return shown
 
 
 def _certification(r: Report) -> list[_Block]:
@@ -1312,7 +1954,12 @@ table{border-collapse:collapse;width:100%;margin:.4em 0 .8em}
 th,td{border:1px solid #bbb;padding:.25em .45em;text-align:left;vertical-align:top}
 th{background:#eee}table.fields th{width:14em;font-weight:normal;background:#f6f6f6}
 code,pre{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:.85em}
-code{overflow-wrap:anywhere}
+code{overflow-wrap:anywhere}code.digest{white-space:nowrap;overflow-wrap:normal}
+pre.command{white-space:normal}pre.command .word{white-space:nowrap}
+.frame{position:relative;display:inline-block;line-height:0}.frame img{display:block}
+.redbox{position:absolute;border:2px solid #e00000;box-sizing:border-box}
+.chart{overflow-x:auto;margin:.4em 0}hr.page{border:0;border-top:1px dashed #bbb;margin:2em 0}
+@media print{hr.page{break-after:page;border:0}}
 pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f6f6;padding:.5em;
 border:1px solid #ddd}
 .verdict{font-weight:bold;padding:.4em .7em;border:2px solid}
@@ -1339,10 +1986,19 @@ def _html_block(b: _Block) -> str:
         return f'<p class="verdict {"passed" if b.passed else "failed"}">{_e(b.text)}</p>'
     if isinstance(b, _Fields):
         rows = "".join(
-            f"<tr><th>{_e(label)}</th><td>{f'<code>{_e(v)}</code>' if digest else _e(v)}</td></tr>"
+            f"<tr><th>{_e(label)}</th><td>{_html_digest(v) if digest else _e(v)}</td></tr>"
             for label, v, digest in b.rows
         )
         return f'<table class="fields">{rows}</table>'
+    if isinstance(b, _Chart):
+        return f'<div class="chart">{svg(b.chart, _visible)}</div>'
+    if isinstance(b, _Command):
+        words = " ".join(
+            f'<span class="word">{_html_digest(w) if _is_key(w) else _e(w)}</span>' for w in b.words
+        )
+        return f'<pre class="command">{words}</pre>'
+    if isinstance(b, _PageBreak):
+        return '<hr class="page">'
     if isinstance(b, _Table):
         head = "".join(f"<th>{_e(h)}</th>" for h in b.head)
         body = "".join(
@@ -1354,16 +2010,49 @@ def _html_block(b: _Block) -> str:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     if isinstance(b, _Frames):
         n = len(b.frames)
-        imgs = "".join(
-            f'<img src="data:image/jpeg;base64,{base64.b64encode(f).decode()}" '
-            f'alt="{_e(f"frame {i} of {n} of {b.label}")}">'
-            for i, f in enumerate(b.frames, 1)
-        )
-        return f'<div class="frames">{imgs}</div>'
+        imgs = []
+        for i, f in enumerate(b.frames, 1):
+            img = (
+                f'<img src="data:image/jpeg;base64,{base64.b64encode(f).decode()}" '
+                f'alt="{_e(f"frame {i} of {n} of {b.label}")}">'
+            )
+            box = b.outlines[i - 1] if i - 1 < len(b.outlines) else None
+            if box is not None:
+                x, y, w, h = (round(v * 100, 3) for v in box)
+                img += (
+                    f'<span class="redbox" title="the declared redaction box" style="left:{x}%;'
+                    f'top:{y}%;width:{w}%;height:{h}%"></span>'
+                )
+            imgs.append(f'<span class="frame">{img}</span>')
+        return f'<div class="frames">{"".join(imgs)}</div>'
     if isinstance(b, _Verbatim):
         return "<pre>" + "\n".join(_e(line) for line in b.text.rstrip("\n").split("\n")) + "</pre>"
     rows = "".join(f"<tr><th>{_e(label)}</th><td></td></tr>" for label in b.labels)
     return f'<table class="sign">{rows}</table>'
+
+
+_KEY_RE = re.compile(r"[a-z0-9._/-]+\+[0-9a-f]{8}\+[A-Za-z0-9+/]+=*")
+
+
+def _is_key(text: str) -> bool:
+    """Whether `text` is a verifier key (NAME+KEYID+BASE64): it may break only after
+    its two '+' separators, never inside a part."""
+    return _KEY_RE.fullmatch(text) is not None
+
+
+def _key_parts(text: str) -> list[str]:
+    """A verifier key in the parts a line may end after ('name+', 'keyid+', 'key'); any
+    other value whole."""
+    if not _is_key(text):
+        return [text]
+    name, keyid, key = text.split("+", 2)
+    return [f"{name}+", f"{keyid}+", key]
+
+
+def _html_digest(value: str) -> str:
+    """A digest or key in monospace that never breaks inside; a key may break after its
+    '+' separators (<wbr>)."""
+    return '<code class="digest">' + "<wbr>".join(_e(p) for p in _key_parts(value)) + "</code>"
 
 
 def _html_cell(text: str, status: bool) -> str:
@@ -1410,6 +2099,7 @@ _LABEL_W = 48.0
 # 64 hex digits of monospace at 7.5 pt take 102 mm: a digest fits on one line beside
 # its label (A4 less margins leaves 132 mm), so no digest is ever broken.
 _MONO_PT = 7.5
+_MIN_MONO_PT = 5.0  # the smallest a key is set in before it is broken at a '+'
 _TEXT_PT = 8.5
 
 
@@ -1488,11 +2178,17 @@ class _PDF(FPDF):
             self.grid(b)
         elif isinstance(b, _Frames):
             self.frames(b)
+        elif isinstance(b, _Chart):
+            self.chart(b.chart)
+        elif isinstance(b, _Command):
+            self.command(b)
+        elif isinstance(b, _PageBreak):
+            self.add_page()
         elif isinstance(b, _Verbatim):
             self.set_font(self.mono, "", 7)
             lines = b.text.rstrip("\n").split("\n")
             for line in lines:
-                self.multi_cell(0, 3.4, self.t(line), new_x="LMARGIN", new_y="NEXT")
+                self.multi_cell(0, 3.4, self.t(line), align="L", new_x="LMARGIN", new_y="NEXT")
             self.ln(1.5)
         else:
             self.sign_here(b)
@@ -1530,10 +2226,131 @@ class _PDF(FPDF):
             self.set_text_color(0)
             self.set_xy(self.l_margin + _LABEL_W, y)
             if digest:
-                self.set_font(self.mono, "", _MONO_PT)
-            self.multi_cell(0, height, self.t(value), new_x="LMARGIN", new_y="NEXT")
+                self.unbroken(value, height)
+            else:
+                self.multi_cell(0, height, self.t(value), align="L", new_x="LMARGIN", new_y="NEXT")
             self.set_y(max(self.get_y(), bottom))
         self.ln(1.5)
+
+    def unbroken(self, value: str, height: float) -> None:
+        """A digest or verifier key from the current x, never broken inside: monospace
+        at 7.5 pt, smaller (down to 5 pt) if that does not fit, and only then a key on
+        two or three lines, each ending at one of its '+' separators."""
+        x = self.get_x()
+        room = self.w - self.r_margin - x
+        text = self.t(value)
+        size = _MONO_PT
+        self.set_font(self.mono, "", size)
+        while self.get_string_width(text) > room and size > _MIN_MONO_PT:
+            size = max(size - 0.25, _MIN_MONO_PT)
+            self.set_font(self.mono, "", size)
+        if self.get_string_width(text) <= room:
+            self.cell(room, height, text, new_x="LMARGIN", new_y="NEXT")
+            return
+        parts = [self.t(p) for p in _key_parts(value)]
+        # Broken at its '+': as large as its longest part allows (a 128-character
+        # origin, the longest there is, fits at 4.5 pt).
+        size = _MONO_PT
+        self.set_font(self.mono, "", size)
+        while max(self.get_string_width(p) for p in parts) > room and size > 4.0:
+            size -= 0.25
+            self.set_font(self.mono, "", size)
+        lines = [""]
+        for part in parts:
+            if lines[-1] and self.get_string_width(lines[-1] + part) > room:
+                lines.append("")
+            lines[-1] += part
+        for line in lines:
+            self.set_x(x)
+            if self.get_string_width(line) <= room:
+                self.cell(room, height, line, new_x="LMARGIN", new_y="NEXT")
+            else:  # a value that is no key and too long for any line: wrapped, as before
+                self.multi_cell(room, height, line, new_x="LMARGIN", new_y="NEXT")
+
+    def command(self, b: _Command) -> None:
+        """A command line in monospace, broken only between words (a key is one word,
+        shrunk to fit a line of its own if need be)."""
+        size, height = 8.0, 4.2
+        self.set_font(self.mono, "", size)
+        room = self.w - self.l_margin - self.r_margin - 4
+        self.need(height * 3)
+        self.set_fill_color(246, 246, 246)
+        line = ""
+        for word in b.words:
+            w = self.t(word)
+            trial = f"{line} {w}" if line else w
+            if line and self.get_string_width(trial) > room:
+                self.set_x(self.l_margin + 2)
+                self.cell(room, height, line, fill=True, new_x="LMARGIN", new_y="NEXT")
+                line = "    " + w
+            else:
+                line = trial
+        self.set_x(self.l_margin + 2)
+        if self.get_string_width(line) <= room:
+            self.cell(room, height, line, fill=True, new_x="LMARGIN", new_y="NEXT")
+        else:
+            self.set_x(self.l_margin + 2)
+            self.unbroken(line.strip(), height)
+        self.set_font(self.sans, "", _TEXT_PT)
+        self.ln(2)
+
+    def chart(self, c: Chart) -> None:
+        """Who held each exhibit when, drawn with vector operators (rectangles, lines)."""
+        label_w, lane_h, bar_h = 26.0, 6.0, 4.0
+        left = self.l_margin + label_w
+        axis_w = self.w - self.r_margin - left
+        self.need(len(c.lanes) * lane_h + 18)
+        y0 = self.get_y() + 1
+        self.set_line_width(0.15)
+        for n, lane in enumerate(c.lanes):
+            y = y0 + n * lane_h
+            self.set_font(self.sans, "B", 7)
+            self.set_text_color(0)
+            self.set_xy(self.l_margin, y)
+            self.cell(label_w, bar_h, self.t(lane.exhibit))
+            self.set_font(self.sans, "", 6.5)
+            for seg in lane.segments:
+                x, w = left + seg.x0 * axis_w, max((seg.x1 - seg.x0) * axis_w, 0.3)
+                self.set_fill_color(*seg.colour)
+                self.set_draw_color(50)
+                self.rect(x, y, w, bar_h, style="DF")
+                name = self.t(seg.holder)
+                if self.get_string_width(name) + 2 < w:
+                    self.set_text_color(255)
+                    self.set_xy(x + 0.8, y)
+                    self.cell(w - 1, bar_h, name)
+            self.set_draw_color(0)
+            self.set_line_width(0.4)
+            for seg in lane.segments[1:]:
+                x = left + seg.x0 * axis_w
+                self.line(x, y - 0.6, x, y + bar_h + 0.6)
+            self.set_line_width(0.15)
+            if lane.ended and lane.segments:
+                self.set_text_color(150, 0, 0)
+                self.set_xy(left + lane.segments[-1].x1 * axis_w + 0.8, y)
+                self.cell(20, bar_h, self.t(lane.ended))
+        axis = y0 + len(c.lanes) * lane_h
+        self.set_draw_color(90)
+        self.line(left, axis, left + axis_w, axis)
+        self.set_text_color(60)
+        self.set_font(self.sans, "", 6.5)
+        self.set_xy(left, axis + 0.5)
+        self.cell(axis_w / 2, 3.5, self.t(c.start))
+        self.cell(axis_w / 2, 3.5, self.t(c.end), align="R")
+        x, y = left, axis + 5
+        for holder, colour in c.legend:
+            self.set_fill_color(*colour)
+            self.set_draw_color(50)
+            self.rect(x, y + 0.5, 3, 3, style="DF")
+            self.set_text_color(0)
+            self.set_xy(x + 4, y)
+            name = self.t(holder)
+            self.cell(self.get_string_width(name) + 1, 4, name)
+            x += self.get_string_width(name) + 9
+        self.set_draw_color(0)
+        self.set_fill_color(255)
+        self.set_text_color(0)
+        self.set_y(y + 6)
 
     def grid(self, b: _Table) -> None:
         size = 7.5
@@ -1556,14 +2373,28 @@ class _PDF(FPDF):
         self.ln(2)
 
     def frames(self, b: _Frames) -> None:
-        """Frames side by side, each fitted into a 40 x 25 mm box (aspect kept)."""
+        """Frames side by side, each fitted into a 40 x 25 mm box (aspect kept), the
+        redaction box outlined in red on those it applies to."""
         w, h, gap = 40.0, 25.0, 3.0
         self.need(h + 2)
         x, y = self.l_margin, self.get_y()
-        for frame in b.frames:
+        for n, frame in enumerate(b.frames):
             if x + w > self.w - self.r_margin + 0.01:
                 break
-            self.image(io.BytesIO(frame), x=x, y=y, w=w, h=h, keep_aspect_ratio=True)
+            box = b.outlines[n] if n < len(b.outlines) else None
+            if b.aspect:
+                iw, ih = (w, w / b.aspect) if w / b.aspect <= h else (h * b.aspect, h)
+                ix, iy = x + (w - iw) / 2, y + (h - ih) / 2
+                self.image(io.BytesIO(frame), x=ix, y=iy, w=iw, h=ih)
+                if box is not None:
+                    self.set_draw_color(224, 0, 0)
+                    self.set_line_width(0.5)
+                    bx, by, bw, bh = box
+                    self.rect(ix + bx * iw, iy + by * ih, bw * iw, bh * ih)
+                    self.set_line_width(0.2)
+                    self.set_draw_color(0)
+            else:
+                self.image(io.BytesIO(frame), x=x, y=y, w=w, h=h, keep_aspect_ratio=True)
             x += w + gap
         self.set_y(y + h + 1.5)
 

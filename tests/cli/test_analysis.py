@@ -92,7 +92,7 @@ def test_policy_forbids_a_kind_and_nothing_is_appended(
 
     size = log_size(cli)
     refused = cli.fail(
-        3,
+        4,
         *("analysis", "record", f"{CASE}/0001", "--by", "bob", "--kind", "face-recognition"),
         *("--tool", "rekognition", "--tool-version", "7", "--purpose", "identify"),
     )
@@ -104,7 +104,7 @@ def test_policy_forbids_a_kind_and_nothing_is_appended(
     # and allowed without one for an item taken in under a warrant.
     plate = ("--kind", "licence-plate", "--tool", "openalpr", "--tool-version", "2.3.0")
     no_warrant = cli.fail(
-        3, "analysis", "record", f"{CASE}/0001", "--by", "bob", *plate, "--purpose", "car"
+        4, "analysis", "record", f"{CASE}/0001", "--by", "bob", *plate, "--purpose", "car"
     )
     assert "warrant" in no_warrant.stderr, no_warrant
     assert log_size(cli) == size
@@ -119,6 +119,7 @@ def test_policy_forbids_a_kind_and_nothing_is_appended(
     shown = json.loads(cli.run("policy", "show", "--json").stdout)
     assert shown == {
         "entry": policy_index,
+        "index": policy_index,
         "time": shown["time"],
         "forbid": ["face-recognition"],
         "warrant_required": ["licence-plate"],
@@ -189,7 +190,7 @@ def test_bad_analysis_options_are_usage_errors(
     assert "--result" in missing.stderr, missing
     # Not the holder.
     cli.fail(
-        3,
+        4,
         "analysis",
         "record",
         f"{CASE}/0001",

@@ -23,7 +23,7 @@ from conftest import PASSPHRASE, CliRunnerNS, invoke
 
 from custody.app import events
 from custody.app.home import Custody
-from custody.errors import EXIT_INPUT, PolicyError
+from custody.errors import EXIT_REFUSED, PolicyError
 from custody.infra.indexer import append_indexed
 from custody.model.entry import Entry, SignedEntry, format_time, sign_entry
 from custody.model.times import span
@@ -163,7 +163,7 @@ def test_an_entry_made_with_a_clock_set_back_is_refused(
                 passphrase=_pw, now=_now() - timedelta(hours=1),
             )  # fmt: skip
         assert c.log.size() == size  # nothing appended
-    assert err.value.exit_code == EXIT_INPUT
+    assert err.value.exit_code == EXIT_REFUSED
     assert err.value.message.startswith("refused: the access entry claims ")
     assert f" before log entry {size - 1} (ingest), the entry before it" in err.value.message
     assert "more than the 10 min tolerance" in err.value.message
@@ -237,7 +237,7 @@ def test_an_imported_entry_from_a_clock_ahead_is_refused(
     with Custody.open(home) as c:
         size = c.log.size()
     r = invoke("log", "import", str(path))
-    assert r.code == EXIT_INPUT, r
+    assert r.code == EXIT_REFUSED, r
     assert r.stderr.startswith("custody: error: refused: the consent entry claims ")
     assert "after this computer's clock" in r.stderr and "10 min tolerance" in r.stderr
     assert "Traceback" not in r.stderr

@@ -122,7 +122,7 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
 
     # Agency -> lab is beyond the consent (onward: court only): refused, naming it.
     r = agency.refuse(
-        3,
+        4,
         "handoff",
         "offer",
         f"{CASE}/0001",
@@ -138,7 +138,7 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
     assert "consent" in r.stderr and "(entry " in r.stderr and "onward court" in r.stderr
     # A non-holder cannot hand it off.
     r = agency.refuse(
-        3,
+        4,
         "handoff",
         "offer",
         f"{CASE}/0001",
@@ -187,7 +187,7 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
     )
     # The lab refuses the first offer; a refused offer cannot be accepted afterwards.
     agency.run("handoff", "reject", str(offer2), "--by", "lab1", "--reason", "wrong exhibit form")
-    r = agency.refuse(3, "handoff", "accept", str(offer2), "--by", "lab1")
+    r = agency.refuse(4, "handoff", "accept", str(offer2), "--by", "lab1")
     assert "already accepted or refused" in r.stderr
     offer3 = _offer(
         agency,
@@ -255,7 +255,7 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
         assert "PROVEN" in lineage
     # Only the holder may take footage out.
     r = agency.refuse(
-        3, "open", f"{CASE}/0001", "--by", "jones", "--purpose", "x", "--out", str(tmp / "nope.mp4")
+        4, "open", f"{CASE}/0001", "--by", "jones", "--purpose", "x", "--out", str(tmp / "nope.mp4")
     )
     assert "current holder is 'lab1'" in r.stderr and not (tmp / "nope.mp4").exists()
 
@@ -278,7 +278,7 @@ def test_owner_to_agency_to_lab_to_court(world: dict[str, object]) -> None:
     # The lab's key is revoked: it signs nothing new; its earlier entries still verify.
     agency.run("key", "revoke", "lab1", "--reason", "workstation compromised")
     r = agency.refuse(
-        2, "open", f"{CASE}/0001", "--by", "lab1", "--purpose", "x", "--out", str(tmp / "x.mp4")
+        4, "open", f"{CASE}/0001", "--by", "lab1", "--purpose", "x", "--out", str(tmp / "x.mp4")
     )
     assert "revoked" in r.stderr
     # A key rotation: the new key signs from now on.
@@ -361,7 +361,7 @@ def test_consent_revoked_or_expired_is_refused(world: dict[str, object]) -> None
     owner, tmp = world["owner"], world["tmp"]
     assert isinstance(owner, Home) and isinstance(tmp, Path)
     r = owner.refuse(
-        3,
+        4,
         "handoff",
         "offer",
         f"{CASE}/0001",
@@ -390,7 +390,7 @@ def test_consent_revoked_or_expired_is_refused(world: dict[str, object]) -> None
         "2020-01-01",
     )
     r = owner.refuse(
-        3,
+        4,
         "handoff",
         "offer",
         f"{CASE}/0001",
@@ -419,7 +419,7 @@ def test_consent_revoked_or_expired_is_refused(world: dict[str, object]) -> None
     index = grant.split("log entry ")[1].split()[0]
     owner.run("consent", "revoke", index, "--owner", "garcia")
     r = owner.refuse(
-        3,
+        4,
         "handoff",
         "offer",
         f"{CASE}/0001",
@@ -434,7 +434,7 @@ def test_consent_revoked_or_expired_is_refused(world: dict[str, object]) -> None
     )
     assert f"(entry {index}) was revoked at entry" in r.stderr
     # Only the owner who gave a consent can revoke it, and only once.
-    owner.refuse(3, "consent", "revoke", index, "--owner", "garcia")
+    owner.refuse(4, "consent", "revoke", index, "--owner", "garcia")
     owner.run("log", "verify")
 
 

@@ -80,6 +80,9 @@ def homes(tmp_path: Path) -> tuple[Home, Home, Path]:
     b.run("init", "--origin", "court.example/custody")
     a.run("key", "new", "det", "--role", "agency", "--org", "Metro Police")
     b.run("key", "new", "clerk", "--role", "court", "--org", "County Court")
+    # An offer goes only to a party the sender's log knows: A imports clerk's key.
+    b.run("key", "export", "clerk", "--out", str(tmp_path / "clerk.keyentry"))
+    a.run("key", "import", str(tmp_path / "clerk.keyentry"))
     a.run("case", "new", CASE)
     exports = tmp_path / "exports"
     exports.mkdir()

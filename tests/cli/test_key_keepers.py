@@ -72,7 +72,9 @@ def test_a_consent_signed_in_the_agency_home_is_flagged_everywhere(
     assert CAVEAT in text and text.rstrip().endswith("VERIFIED")
     assert verdict["verdict"] == "VERIFIED"
     index = consent["index"]
-    assert verdict["caveats"] == [{"entry": index, "party": "owner-garcia", "text": CAVEAT}]
+    assert verdict["caveats"] == [
+        {"entry": index, "index": index, "party": "owner-garcia", "text": CAVEAT}
+    ]
     assert f"log entry {index}: {CAVEAT}" in page.replace("&#x27;", "'")
     if pdftotext is not None:
         pdf = tmp_path / "report.pdf"

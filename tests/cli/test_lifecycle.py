@@ -88,7 +88,7 @@ def test_a_hold_blocks_disposal_until_released(
     hold_index = log_size(cli) - 1
     size = log_size(cli)
 
-    refused = cli.fail(3, "dispose", f"{CASE}/0001", "--by", "bob", "--reason", "retention ended")
+    refused = cli.fail(4, "dispose", f"{CASE}/0001", "--by", "bob", "--reason", "retention ended")
     assert "under hold" in refused.stderr and f"(entry {hold_index})" in refused.stderr, refused
     assert "bob" in refused.stderr and "release it first" in refused.stderr, refused
     assert log_size(cli) == size  # nothing appended
@@ -120,11 +120,11 @@ def test_hold_place_spelling_and_item_holds(agency: Path, cli: type[CliRunnerNS]
     assert "there is no hold in force on case C-1" in nothing.stderr, nothing
     assert f"entry {doc['index']}" in nothing.stderr, nothing
     # Another agency party may not release lab1's hold; a court may.
-    refused = cli.fail(3, "hold", "release", f"{CASE}/0002", "--reason", "x", "--by", "bob")
+    refused = cli.fail(4, "hold", "release", f"{CASE}/0002", "--reason", "x", "--by", "bob")
     assert refused.stderr.startswith("custody: error: refused: "), refused
     cli.run("hold", "release", f"{CASE}/0002", "--reason", "order lifted", "--by", "judge")
     # An owner may not place a hold.
-    owner = cli.fail(3, "hold", CASE, "--reason", "mine", "--by", "alice")
+    owner = cli.fail(4, "hold", CASE, "--reason", "mine", "--by", "alice")
     assert "refused" in owner.stderr, owner
     # Bad spellings are usage errors.
     cli.fail(2, "hold", "release", "--reason", "x", "--by", "bob")
@@ -142,7 +142,7 @@ def test_two_holds_on_one_target_need_hold_option(agency: Path, cli: type[CliRun
     )
     assert f"(entry {first}, placed by bob) released" in done.stdout, done
     # The other hold still blocks disposal.
-    refused = cli.fail(3, "dispose", f"{CASE}/0001", "--by", "bob", "--reason", "x")
+    refused = cli.fail(4, "dispose", f"{CASE}/0001", "--by", "bob", "--reason", "x")
     assert "sgt-lee" in refused.stderr, refused
 
 
@@ -152,7 +152,7 @@ def test_disposed_item_is_named_by_nothing_and_vault_check_says_so(
     cli.run("dispose", f"{CASE}/0001", "--by", "bob", "--reason", "retention ended")
     disposal = log_size(cli) - 1
     opened = cli.fail(
-        3,
+        4,
         "open",
         f"{CASE}/0001",
         "--by",
@@ -167,14 +167,14 @@ def test_disposed_item_is_named_by_nothing_and_vault_check_says_so(
     assert f"already disposed of at entry {disposal}" in again.stdout, again
     assert log_size(cli) == disposal + 1  # no second disposal entry
     analysed = cli.fail(
-        3,
+        4,
         *("analysis", "record", f"{CASE}/0001", "--by", "bob", "--kind", "transcription"),
         *("--tool", "whisper", "--tool-version", "3", "--purpose", "transcript"),
     )
     assert f"was disposed of at entry {disposal}" in analysed.stderr, analysed
-    cli.fail(3, "hold", f"{CASE}/0001", "--reason", "too late", "--by", "bob")
+    cli.fail(4, "hold", f"{CASE}/0001", "--reason", "too late", "--by", "bob")
     cli.fail(
-        3,
+        4,
         "retention",
         "set",
         f"{CASE}/0001",
@@ -261,7 +261,7 @@ def test_an_interrupted_disposal_is_reported_and_finished_by_a_rerun(
 
 
 def test_only_the_holder_disposes(agency: Path, cli: type[CliRunnerNS]) -> None:
-    refused = cli.fail(3, "dispose", f"{CASE}/0001", "--by", "sgt-lee", "--reason", "x")
+    refused = cli.fail(4, "dispose", f"{CASE}/0001", "--by", "sgt-lee", "--reason", "x")
     assert "refused" in refused.stderr and "bob" in refused.stderr, refused
     cli.fail(2, "dispose", f"{CASE}/0001", "--by", "bob", "--reason", " ")
 
@@ -336,7 +336,7 @@ def test_retention_due_lists_items_past_their_date(agency: Path, cli: type[CliRu
     cli.fail(
         3, "retention", "set", "NO-SUCH", "--until", "2030-01-01", "--basis", "x", "--by", "bob"
     )
-    cli.fail(3, "retention", "set", CASE, "--until", "2030-01-01", "--basis", "x", "--by", "alice")
+    cli.fail(4, "retention", "set", CASE, "--until", "2030-01-01", "--basis", "x", "--by", "alice")
 
 
 # -- emergency reviews -----------------------------------------------------------------------
@@ -347,7 +347,7 @@ def test_a_rejected_emergency_disclosure_restricts_the_item(
 ) -> None:
     index = emergency_ingest(cli, tmp_path / clip_pair[1].name)
     # The disclosing party may not review its own disclosure.
-    own = cli.fail(3, "review", str(index), "--by", "bob", "--outcome", "upheld", "--note", "fine")
+    own = cli.fail(4, "review", str(index), "--by", "bob", "--outcome", "upheld", "--note", "fine")
     assert own.stderr.startswith("custody: error: refused: "), own
     size = log_size(cli)
     done = cli.run(
@@ -366,29 +366,29 @@ def test_a_rejected_emergency_disclosure_restricts_the_item(
     assert doc["late"] is False and doc["due"] is not None, doc
     assert "type review\n" in entry(cli, size) and "outcome rejected\n" in entry(cli, size)
     # Reviewed once.
-    cli.fail(3, "review", str(index), "--by", "lab1", "--outcome", "upheld", "--note", "again")
+    cli.fail(4, "review", str(index), "--by", "lab1", "--outcome", "upheld", "--note", "again")
 
     # Restricted: no access, no derive, no analysis; a handoff only to a court.
     size = log_size(cli)
     opened = cli.fail(
-        3, "open", "C-2/0001", "--by", "bob", "--purpose", "look", "--out", str(tmp_path / "o.mp4")
+        4, "open", "C-2/0001", "--by", "bob", "--purpose", "look", "--out", str(tmp_path / "o.mp4")
     )
     assert opened.stderr.startswith("custody: error: refused: "), opened
     assert not (tmp_path / "o.mp4").exists()
-    derived = cli.fail(  # derive refuses with exit 1 (custody.app.derive: an EntryError)
-        1,
+    derived = cli.fail(  # a refusal by the rules: exit 4, as for open
+        4,
         *("derive", "trim", "C-2/0001", "--start", "0", "--end", "1"),
         *("--by", "bob", "--reason", "excerpt"),
     )
     assert "emergency disclosure" in derived.stderr, derived
     cli.fail(
-        3,
+        4,
         *("analysis", "record", "C-2/0001", "--by", "bob", "--kind", "object-detection"),
         *("--tool", "yolo", "--tool-version", "8", "--purpose", "find the car"),
     )
     assert log_size(cli) == size
     cli.fail(
-        3,
+        4,
         "handoff",
         "offer",
         "C-2/0001",

@@ -128,7 +128,7 @@ def test_consented_request_limits_ingest_to_its_window_and_area(
     far = _clip(tmp_path / "far.mp4", "2026-03-01T10:40:00Z", "+51.6000-000.1279/", "rgbtestsrc")
     undated = _clip(tmp_path / "undated.mp4", None, None, "mandelbrot")
     r = cli.fail(
-        3,
+        4,
         "ingest",
         "--case",
         CASE,
@@ -181,6 +181,7 @@ def test_consented_request_limits_ingest_to_its_window_and_area(
         {
             "answer": "consent",
             "entry": consent_index,
+            "index": consent_index,
             "late": False,
             "onward": "court",
             "owner": "carol",
@@ -225,7 +226,7 @@ def test_declined_request_and_its_refusal_is_no_consent(
         "--home",
         str(owner_home),
     )
-    again = cli.fail(3, "log", "import", str(second))
+    again = cli.fail(4, "log", "import", str(second))
     assert "answered" in again.stderr and "already" in again.stderr
     # A refusal's index is not a consent to ingest under.
     clip = _clip(tmp_path / "porch.mp4", "2026-03-01T10:30:00Z", None, "testsrc")
@@ -442,7 +443,7 @@ def test_request_new_options(cli: type[CliRunnerNS], home: Path, tmp_path: Path)
     assert not (tmp_path / "x.entry").exists()
     # An owner does not make requests: the rules refuse it.
     r = cli.fail(
-        3,
+        4,
         "request",
         "new",
         "--case",
@@ -582,7 +583,7 @@ def test_manifest_consent_and_justification_columns(
         f"late.mp4,consent,{consent_index},\n"
         "fire.mp4,emergency,,life at risk\n"
     )
-    r = cli.fail(3, "ingest", "--case", CASE, "--by", "bob", "--manifest", str(manifest), "--json")
+    r = cli.fail(4, "ingest", "--case", CASE, "--by", "bob", "--manifest", str(manifest), "--json")
     outcomes = {Path(o["path"]).name: o for o in map(json.loads, r.stdout.splitlines())}
     assert [outcomes[n]["status"] for n in ("in.mp4", "late.mp4", "fire.mp4")] == [
         "ingested",

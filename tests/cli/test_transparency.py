@@ -170,7 +170,7 @@ def scenario(cli: type[CliRunnerNS], home: Path, tmp_path: Path) -> Scenario:
     e["emergency.overdue"] = [e["received.emergency"][1]]  # nobody reviews it
     run("policy", "set", "--forbid", "face-recognition", "--note", "banned in this city")
     refused = cli.fail(
-        3,
+        4,
         "analysis",
         "record",
         f"{CASE}/0001",
