@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 SYSDEPS := .ci/sysdeps.sh
 
-.PHONY: help venv sysdeps demo test lint fmt bench fuzz clean
+.PHONY: help venv sysdeps demo test lint fmt bench fuzz clean web webdeps
 
 help:
 	@echo "make demo   - run the whole custody story on a real clip (sets everything up)"
@@ -14,6 +14,7 @@ help:
 	@echo "make lint   - ruff check, ruff format --check, mypy, import-linter layer contracts"
 	@echo "make bench  - benchmarks (log appends, proofs, verify, hashing vs b3sum)"
 	@echo "make fuzz   - a long fuzzing campaign on every parser of untrusted input"
+	@echo "make web    - rebuild the browser verifier custody/assets/verify.html from web/ (npm ci)"
 
 # The venv is refreshed whenever pyproject.toml changes.
 $(STAMP): pyproject.toml
@@ -40,7 +41,7 @@ fmt: venv
 # On every core (pytest-xdist): a test file runs on one worker, so its module fixtures
 # are built once; session fixtures are built once per worker.
 PYTEST_JOBS ?= auto
-test: venv sysdeps lint
+test: venv sysdeps lint webdeps
 	$(BIN)/python -m pytest -q -n $(PYTEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 
 demo: venv sysdeps
@@ -54,6 +55,18 @@ bench: venv sysdeps
 FUZZ_FACTOR ?= 50
 fuzz: venv sysdeps
 	CUSTODY_FUZZ=long CUSTODY_FUZZ_FACTOR=$(FUZZ_FACTOR) $(BIN)/python -m pytest -q tests/fuzz $(PYTEST_ARGS)
+
+# The browser verifier (docs/browser-verifier.md): the exact packages of
+# web/package-lock.json (npm ci; offline from npm's cache after one install), then
+# esbuild inlines everything into the one shipped file custody/assets/verify.html.
+web: webdeps
+	cd web && node build.mjs
+
+# The exact packages of the lockfile, for `make web` and for the tests of the page
+# (tests/unit/web rebuild it and compare with the shipped bytes); skipped without node.
+webdeps:
+	@if command -v npm >/dev/null; then cd web && npm ci --no-audit --no-fund --prefer-offline --loglevel=error; \
+	else echo "npm not found: the browser verifier's tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .demo .bench

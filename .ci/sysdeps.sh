@@ -5,7 +5,8 @@
 # golang-golang-x-mod-dev): the independent RFC 6962 / signed-note verifier the
 # interop tests run.  PostgreSQL server binaries: tests/test_postgres.py starts a
 # throwaway cluster on a local port.  poppler-utils: pdftotext, to read the PDF
-# report back in tests.
+# report back in tests.  chromium + chromium-driver: tests/browser/ drive the browser
+# verifier (custody/assets/verify.html) headless through selenium.
 set -euo pipefail
 need=()
 command -v ffmpeg  >/dev/null 2>&1 || need+=(ffmpeg)
@@ -15,6 +16,8 @@ command -v go      >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need+=(golang-golang-x-mod-dev)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf ] || need+=(fonts-dejavu-core)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
   || need+=(postgresql)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

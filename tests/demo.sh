@@ -192,13 +192,22 @@ rm -rf "$COUNSEL" && mkdir -p "$COUNSEL"
 ( cd "$COUNSEL" && env -u CUSTODY_HOME CUSTODY_HOME=/nonexistent CUSTODY_SEEN="$COUNSEL/seen" \
     "$CUSTODY" verify-bundle "$DEMO/copies/bundle-2026-0142.zip" --trust "$LOGKEY" )
 say ""
+say "With nothing installed, counsel can also open the bundle's verify.html in a browser,"
+say "pick the bundle (folder or zip) and paste the same key: the page checks it offline"
+say "(docs/browser-verifier.md); and inside media/, 'b3sum -c B3SUMS' checks the footage:"
+MEDIA_CHECK=$DEMO/copies/bundle-check
+rm -rf "$MEDIA_CHECK" && mkdir -p "$MEDIA_CHECK"
+(cd "$MEDIA_CHECK" && "$ROOT/.venv/bin/python" -m zipfile -e "$DEMO/copies/bundle-2026-0142.zip" .)
+(cd "$(dirname "$(find "$MEDIA_CHECK" -name B3SUMS)")" && b3sum -c B3SUMS && sha256sum -c SHA256SUMS)
+say ""
 say "A bundle whose media was altered by one bit is caught:"
 TAMPERED=$DEMO/copies/bundle-tampered
 rm -rf "$TAMPERED" && mkdir -p "$TAMPERED"
 (cd "$TAMPERED" && "$ROOT/.venv/bin/python" -m zipfile -e "$DEMO/copies/bundle-2026-0142.zip" .)
 "$ROOT/.venv/bin/python" - "$TAMPERED" <<'PY'
 import pathlib, sys
-media = sorted(p for p in (pathlib.Path(sys.argv[1]).rglob("media/*")) if p.is_file())[0]
+# The footage itself (media/ also holds the B3SUMS and SHA256SUMS lists).
+media = sorted(p for p in pathlib.Path(sys.argv[1]).rglob("media/*.mp4") if p.is_file())[0]
 data = bytearray(media.read_bytes())
 data[len(data) // 2] ^= 0x01
 media.write_bytes(bytes(data))

@@ -39,6 +39,7 @@ from custody import __version__
 from custody.app.home import Custody
 from custody.app.timestamp import TimestampStore, checkpoint_body
 from custody.app.witness import merged_checkpoint
+from custody.bundle.page import VERIFIER_PAGE, verifier_page
 from custody.bundle.reader import Progress
 from custody.bundle.timestamps import timestamp_path
 from custody.bundle.verify import (
@@ -765,6 +766,8 @@ def write_bundle(
         }
         verify_md = render_verify_md(content, cp, party_rows, items, disposed)
         files[VERIFY_MD] = writer.add_bytes(VERIFY_MD, verify_md.encode("utf-8"))
+        # the browser verifier (docs/browser-verifier.md), covered by the manifest like any file
+        files[VERIFIER_PAGE] = writer.add_bytes(VERIFIER_PAGE, verifier_page())
         manifest = Manifest(
             origin=content.origin,
             log_key=content.log_key.encode(),
@@ -937,6 +940,15 @@ def render_verify_md(
         "exits 0 for VERIFIED and 1 for NOT VERIFIED (saying what, where and why).  It",
         "remembers the checkpoints it has seen (`--seen DIR`), so a log that shows you one",
         "history now and another later is caught.  `--json` prints the same as JSON.",
+        "",
+        "## In a browser, with nothing installed",
+        "",
+        "Open `verify.html` (in this bundle) in a current browser, choose this bundle's",
+        "folder or .zip, paste the log's verifier key and press Verify.  The page makes no",
+        "network request; it checks what a browser can and lists the rest (re-probing with",
+        "ffmpeg, lineage that needs decoding) as not checked.  A copy of the page from the",
+        "agency or from `custody verifier-page` is better than the one in the bundle, which",
+        "came with the bundle (`custody verify-bundle` checks it against the manifest).",
         "",
         "## With any RFC 6962 and signed-note implementation",
         "",

@@ -45,6 +45,7 @@ from custody.cli import (
     requests,
     timestamp,
     vault,
+    verifier,
 )
 from custody.cli import custody as parties
 from custody.cli import publish as publishing
@@ -403,6 +404,7 @@ app.command("history")(evidence.history_cmd)
 app.command("open")(parties.open_cmd)
 app.command("export")(bundle.export_cmd)
 app.command("verify-bundle")(bundle.verify_bundle_cmd)
+app.command("verifier-page")(verifier.verifier_page_cmd)
 app.command("report")(report.report_cmd)
 app.command("monitor")(publishing.monitor_cmd)
 app.add_typer(keys.key_app, name="key", cls=_Group)

@@ -314,4 +314,23 @@ def check_signatures(index: int, signed: SignedEntry, parties: Parties) -> Signe
             for s in signed.note.signatures
         ):
             raise EntryError(index, "a key entry must be signed by the key it introduces")
+    if entry.type == "key" and entry.get("action") in ("rotate", "revoke"):
+        # The key that ends here (valid up to and including this entry) must sign its own
+        # end: a rotate is signed by the old key and the new, a revoke by the key revoked
+        # (docs/spec/entry.md §key).  Without this, anyone able to append could replace
+        # or end another party's key.
+        party = entry.get("party")
+        for ended in (k for k in parties.keys.get(party or "", []) if k.ended_at == index):
+            if not any(
+                s.name == party and s.key_id == ended.vkey.key_id for s in signed.note.signatures
+            ):
+                action = entry.get("action")
+                raise EntryError(
+                    index,
+                    f"a key {action} entry for '{party}' must be signed by the key it "
+                    f"{'rotates' if action == 'rotate' else 'revokes'} (key id "
+                    f"{ended.vkey.key_id.hex()})",
+                    hint="rotate or revoke a key in the home that holds it "
+                    "(custody key rotate|revoke)",
+                )
     return signed

@@ -14,13 +14,16 @@ Prints, and writes to `.bench/results.json` as `{"name": {"value": v, "unit": u}
   each log checked afterwards (no gap or fork, `log verify`) (tests/bench/bench_writers.py);
 * for evidence: BLAKE3 hashing and full ingest of a large file as ratios to
   `b3sum` and `cp` + `b3sum` run in the same process, peak RSS while ingesting,
-  and clips per second for a batch of short clips (tests/bench/bench_evidence.py).
+  and clips per second for a batch of short clips (tests/bench/bench_evidence.py);
+* for the browser verifier: MB/s of media verified (BLAKE3 and SHA-256) by the shipped
+  page in headless Chromium, `browser_blake3_mb_per_s` (tests/browser/browser_bench.py;
+  skipped, saying why, without chromium, chromedriver or selenium).
 
 The large logs are built once and kept under `.bench/` (rebuilt if missing); the
 append figures are measured on a copy, so the kept log keeps its size.  `--quick`
 (`make bench BENCH_ARGS=--quick`) builds only the 200,000-entry log and uses a
 smaller file and batch of clips: a run of a few minutes.  `--entries N` measures
-one log of N entries instead; `--only log|writers|evidence` runs one part.
+one log of N entries instead; `--only log|writers|evidence|browser` runs one part.
 """
 
 from __future__ import annotations
@@ -313,7 +316,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a run of a few minutes")
     parser.add_argument("--entries", type=int, help="measure one log of this many entries")
-    parser.add_argument("--only", choices=["log", "writers", "evidence"])
+    parser.add_argument("--only", choices=["log", "writers", "evidence", "browser"])
     parser.add_argument("--file-gib", type=float)
     parser.add_argument("--clips", type=int)
     args = parser.parse_args()
@@ -337,6 +340,10 @@ def main() -> int:
             from bench_evidence import bench_evidence  # type: ignore[import-not-found]
 
             bench_evidence(BENCH, gib, clips, say, record)
+        if args.only in (None, "browser"):
+            from browser_bench import bench_browser  # type: ignore[import-not-found]
+
+            bench_browser(BENCH, gib, say, record)
     finally:
         out = BENCH / "results.json"
         out.write_text(json.dumps(RESULTS, indent=2, sort_keys=True) + "\n")
@@ -346,4 +353,5 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(1, str(Path(__file__).parents[1] / "browser"))
     sys.exit(main())

@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -537,6 +538,25 @@ def test_the_documented_go_verifier_agrees(world: World, go_verifier: Path, tmp_
     entry.write_bytes(entry.read_bytes().replace(b"forensic", b"friendly"))
     result = subprocess.run(run, capture_output=True, text=True, check=False)
     assert result.returncode == 1 and "altered after export" in result.stderr
+    # The same bundle as a ZIP, with the folder members custody's own zips hold.
+    assert world.bundle is not None
+    z = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(world.bundle.rglob("*")):
+            rel = path.relative_to(world.bundle).as_posix()
+            zf.write(path, rel + "/" if path.is_dir() else rel)
+    result = subprocess.run(
+        [str(go_verifier), str(z), world.vkey], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"OK: {n} entries in the log's tree of")
+    # A file the manifest does not list was injected: the Go program now sees it.
+    b2 = copy_bundle(world, tmp_path / "injected")
+    (b2 / "entries" / "999.entry").write_bytes(b"custody/entry/v1\n")
+    result = subprocess.run(
+        [str(go_verifier), str(b2), world.vkey], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1 and "not listed in the manifest" in result.stderr
 
 
 # -- the pure formats ------------------------------------------------------------------------

@@ -37,7 +37,7 @@ CUSTODY = Path(sys.executable).parent / "custody"
 SCHEMAS = ROOT / "docs" / "json"
 CASE = "C-1"
 # Commands that print JSON but not through --json, or that serve rather than report.
-NOT_REPORTING = {"witness serve"}
+NOT_REPORTING = {"witness serve", "verifier-page"}  # verifier-page writes a file, reports nothing
 # Commands whose --json needs a PostgreSQL server (tested in test_db_schemas below).
 POSTGRES_ONLY = {"db grant", "db roles"}
 # The `home` of a command that takes no --home (it verifies what it is given, offline).

@@ -21,6 +21,18 @@
 //     byte-identical to the checkpoint file, and tlog.CheckRecord accepts the
 //     inclusion of tlog.RecordHash(entry) at its index.
 //
+// It does not check, by design (it proves that custody's notes, checkpoints and
+// proofs are the public formats, not that a log or bundle holds up):
+//   - that the entry key is valid at the entry's index (no key timeline: the caller
+//     names the key), nor that every signature line on the entry is by a known key
+//     (x/mod ignores lines by keys it is not given; docs/spec/entry.md requires every
+//     line to verify), nor a handoff receiver's cosignature/v1 line;
+//   - the entry's text format (docs/spec/entry.md) and the custody rules;
+//   - the strict Ed25519 rules of docs/spec/signed-note.md §3 (crypto/ed25519 accepts
+//     small-order and non-canonical public keys, which custody refuses);
+//   - bundles: statement, manifest, files, consistency proofs, zips.  The Go program
+//     of docs/verify-bundle.md §7 checks those, and lists what it leaves out.
+//
 // Exit status: 0 and "OK" on stdout if everything verifies; 1 and a message on
 // stderr if anything does not; 2 for a usage error.
 package main

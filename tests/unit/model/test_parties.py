@@ -81,3 +81,32 @@ def test_names_cannot_be_registered_twice_or_mislabelled() -> None:
         log_of(wrong)
     with pytest.raises(EntryError, match="role"):
         log_of(key_entry("register", [OLD], role="pirate", vkey=OLD.verifier_key.encode()))
+
+
+def test_a_rotation_must_be_signed_by_the_old_key_too() -> None:
+    # Signed by the new key alone, a rotate would let anyone replace bob's key.
+    rotate = key_entry("rotate", [NEW], vkey=NEW.verifier_key.encode())
+    with pytest.raises(EntryError, match="entry 1: a key rotate entry for 'bob' must be signed"):
+        log_of(REGISTER, rotate)
+
+
+def test_a_revoke_must_be_signed_by_the_key_it_revokes() -> None:
+    alice = Signer.from_seed("alice", bytes(range(3, 35)))
+    reg_alice = sign_entry(
+        Entry.build(
+            "key",
+            WHEN,
+            [
+                ("action", "register"),
+                ("party", "alice"),
+                ("role", "agency"),
+                ("vkey", alice.verifier_key.encode()),
+            ],
+        ),
+        [alice],
+    )
+    by_alice = key_entry("revoke", [alice], reason="not hers to revoke")
+    with pytest.raises(EntryError, match="entry 2: a key revoke entry for 'bob' must be signed"):
+        log_of(REGISTER, reg_alice, by_alice)
+    # The key is valid at its own revoke entry: it signs it, and nothing after.
+    log_of(REGISTER, reg_alice, key_entry("revoke", [OLD, alice], reason="lost"))
