@@ -467,7 +467,13 @@ def _pick_hold(c: Custody, target: Target, hold_ref: str | None) -> HoldInForce:
     held = [h for h in holds_in_force(c, target.case) if h.item == target.blake3]
     if hold_ref is not None:
         ref = hold_ref.lower()
-        chosen = [h for h in held if str(h.index) == ref or h.hash.startswith(ref)]
+        # A log index when it is all digits (as everywhere else, `custody.app.events`
+        # `_find_entry`), else an entry-hash prefix: "7" must not also match the hold
+        # whose hash happens to start with a 7.
+        if ref.isascii() and ref.isdigit():
+            chosen = [h for h in held if str(h.index) == ref]
+        else:
+            chosen = [h for h in held if h.hash.startswith(ref)]
         if len(chosen) != 1:
             listed = ", ".join(f"entry {h.index}" for h in held) or "none"
             raise NotFoundError(
