@@ -37,6 +37,7 @@ from custody.infra.indexer import append_indexed_one
 from custody.infra.store import ItemRow, Store
 from custody.infra.vault import Removed, Vault
 from custody.model.entry import SignedEntry, sign_entry
+from custody.model.oversight import newest_retention
 from custody.model.rules import entry_hash
 from custody.model.types import (
     REVIEW_OUTCOMES,
@@ -391,28 +392,17 @@ def retention_due(c: Custody, *, today: date, case: str | None = None) -> list[D
     out: list[DueItem] = []
     for case_id in cases:
         typed = _case_typed(c, case_id)
-        case_ret: tuple[int, Retention] | None = None
-        item_ret: dict[str, tuple[int, Retention]] = {}
-        disposed: set[str] = set()
-        for index, _hash, t in typed:
-            if isinstance(t, Retention):
-                if t.item is None:
-                    case_ret = (index, t)
-                else:
-                    item_ret[t.item] = (index, t)
-            elif isinstance(t, Disposal):
-                disposed.add(t.item)
+        retentions = [(index, t) for index, _hash, t in typed if isinstance(t, Retention)]
+        disposed = {t.item for _index, _hash, t in typed if isinstance(t, Disposal)}
         holds = _holds(typed)
         for row in c.store.items_in_case(case_id):
             if row.blake3 in disposed:
                 continue
-            found = item_ret.get(row.blake3)
-            scope = "item"
-            if found is None:
-                found, scope = case_ret, "case"
+            found = newest_retention(retentions, row.blake3)
             if found is None:
                 continue
             index, ret = found
+            scope = "case" if ret.item is None else "item"
             if ret.until_date >= today:
                 continue
             out.append(

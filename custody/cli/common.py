@@ -13,7 +13,6 @@ import base64
 import contextlib
 import getpass
 import io
-import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -172,15 +171,6 @@ def party_or_default(given: str | None, c: Custody, option: str = "--by") -> str
         hint=f'pass {option} NAME, or set CUSTODY_PARTY or party = "NAME" in the home\'s '
         "custody.toml",
     )
-
-
-def emit_json(obj: Any) -> None:
-    """Print `obj` as indented JSON with sorted keys, one document.
-
-    Unused by the commands: they print through `custody.cli.jsonout.emit_json`, which
-    applies the output contract (docs/json/README.md); this one does not.
-    """
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def write_out(data: bytes, out: Path | None) -> None:

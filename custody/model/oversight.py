@@ -581,20 +581,34 @@ def _emergency_findings(ledger: Ledger, now: datetime) -> list[Finding]:
     return out
 
 
-def retention_in_force(
-    ledger: Ledger, case: str, item: str, before: datetime | None = None
+def newest_retention(
+    retentions: Iterable[tuple[int, Retention]], item: str
 ) -> tuple[int, Retention] | None:
-    """The retention that applies to an item: the newest retention entry naming the item,
-    else the newest naming its case without an item (claimed before `before`, if given)."""
+    """The retention that applies to `item` among one case's retention entries (index,
+    entry) in log order: the newest naming the item, else the newest naming the case
+    without an item (`custody retention due` and the counts read it the same way)."""
     own = whole = None
-    for index, when, r in ledger.retentions_of(case):
-        if before is not None and when >= before:
-            continue
+    for index, r in retentions:
         if r.item == item:
             own = (index, r)
         elif r.item is None:
             whole = (index, r)
     return own or whole
+
+
+def retention_in_force(
+    ledger: Ledger, case: str, item: str, before: datetime | None = None
+) -> tuple[int, Retention] | None:
+    """The retention that applies to an item (`newest_retention`), among the entries
+    claimed before `before`, if given."""
+    return newest_retention(
+        (
+            (index, r)
+            for index, when, r in ledger.retentions_of(case)
+            if before is None or when < before
+        ),
+        item,
+    )
 
 
 def past_retention(ledger: Ledger, cut: datetime) -> list[tuple[ItemInfo, int, Retention]]:
