@@ -16,11 +16,14 @@ help:
 	@echo "make fuzz   - a long fuzzing campaign on every parser of untrusted input"
 	@echo "make web    - rebuild the browser verifier custody/assets/verify.html from web/ (npm ci)"
 
-# The venv is refreshed whenever pyproject.toml changes.
-$(STAMP): pyproject.toml
+# The venv is refreshed whenever pyproject.toml changes.  PyAV is built from source
+# (--no-binary av, about 100 s once; pip caches the wheel) against the system FFmpeg
+# that sysdeps installs: its wheels bundle another FFmpeg, whose demuxers can split a
+# file into other packets than the ffmpeg binary does (docs/spec/media.md §5).
+$(STAMP): pyproject.toml | sysdeps
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-binary av -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,7 +50,13 @@ test: venv sysdeps lint webdeps
 demo: venv sysdeps
 	@bash tests/demo.sh
 
+# Every figure of .bench/results.json, its reference and target: docs/bench.md.  sysdeps
+# brings the references (b3sum, hashdeep), ffmpeg for the clips, PostgreSQL and chromium.
+# custody's modules are byte-compiled first, as `pip install` does for an installed
+# custody (an editable install compiles them on first import, or never where
+# PYTHONDONTWRITEBYTECODE is set): start-up times are then a user's, not a checkout's.
 bench: venv sysdeps
+	$(BIN)/python -m compileall -q custody
 	$(BIN)/python tests/bench/run.py $(BENCH_ARGS)
 
 # `make test` runs every fuzzer for a bounded number of examples; this runs

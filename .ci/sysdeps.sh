@@ -7,11 +7,22 @@
 # throwaway cluster on a local port.  poppler-utils: pdftotext, to read the PDF
 # report back in tests.  chromium + chromium-driver: tests/browser/ drive the browser
 # verifier (custody/assets/verify.html) headless through selenium.
+# libav*-dev + pkg-config + a C compiler: PyAV is built from source against the
+# system's FFmpeg libraries, so in-process packet hashing reads every file with the
+# very libavformat the ffmpeg/ffprobe binaries use (docs/spec/media.md §5).
+# hashdeep: the benchmark's per-file reference (make bench).
 set -euo pipefail
 need=()
 command -v ffmpeg  >/dev/null 2>&1 || need+=(ffmpeg)
 command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
 command -v b3sum   >/dev/null 2>&1 || need+=(b3sum)
+command -v hashdeep >/dev/null 2>&1 || need+=(hashdeep)
+for lib in libavformat libavcodec libavdevice libavfilter libswscale libswresample libavutil; do
+  [ -f "/usr/include/x86_64-linux-gnu/$lib/version.h" ] || [ -f "/usr/include/$lib/version.h" ] \
+    || need+=("$lib-dev")
+done
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v go      >/dev/null 2>&1 || need+=(golang-go)
 [ -d /usr/share/gocode/src/golang.org/x/mod/sumdb ] || need+=(golang-golang-x-mod-dev)
 command -v pdftotext >/dev/null 2>&1 || need+=(poppler-utils)

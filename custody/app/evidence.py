@@ -3,8 +3,9 @@
 
 Ingesting a file is, in order:
 
-1. one read pass that hashes it (BLAKE3, optionally SHA-256) while copying it into
-   the evidence store's staging area (`custody.infra.vault.Vault.stage_file`);
+1. one pass that copies it into the evidence store's staging area, in the kernel
+   where it can, and hashes the copy (BLAKE3, optionally SHA-256) as it is written
+   (`custody.infra.vault.Vault.stage_file`);
 2. for media, the canonical ffprobe snapshot and the per-stream packet hashes of
    the staged copy (`custody.infra.ffmpeg`), kept as sidecars in the store;
 3. one write transaction that allocates the exhibit number, appends the signed
@@ -32,9 +33,10 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,7 @@ from typing import Any
 from custody.app.home import Custody
 from custody.errors import (
     CustodyError,
+    FormatError,
     InputError,
     LockTimeoutError,
     NotFoundError,
@@ -64,6 +67,7 @@ from custody.media.compare import (
     Verdict,
     classify,
 )
+from custody.media.digest import SNAPSHOT_VERSION
 from custody.media.recorded import Recorded, recorded_of
 from custody.media.relation import Relation, names_original, relation, stream_kinds
 from custody.model.entry import Entry, SignedEntry, sign_entry
@@ -387,14 +391,21 @@ class Prepared:
     size: int
     info: media.MediaInfo | None
     staged: Staged
+    #: the exhibit this file already is in the case being ingested into, when the
+    #: worker found one (items are never removed: this stays true)
+    existing: ItemRow | None = None
 
 
 def prepare(
     vault: Vault, src: Source, sha256: bool, progress: Callable[[int], None] | None
 ) -> Prepared:
-    """Hash, stage and probe one file (runs in a worker thread).
+    """Copy, hash, stage and measure one file, and store its sidecars (runs in a worker
+    thread of `ingest`, off the serial append).
 
-    The copy is staged (`Vault.stage_file`): the caller places or discards it.
+    The copy is staged (`Vault.stage_file`): the caller places or discards it.  The
+    sidecars are durable when this returns (`Vault.put_sidecars`), before any entry
+    names the object; should the file then be refused they stay, harmlessly (they are
+    content-addressed: a later ingest of the file writes the same bytes).
 
     Raises:
         InputError: the file is refused (unreadable, empty, a symbolic link, damaged
@@ -415,18 +426,50 @@ def prepare(
     staged = vault.stage_file(src.path, sha256=sha256, progress=progress)
     try:
         digests = staged.digests
-        info = media.probe(staged.path, name=display(src.path))
+        stored = _stored_record(vault, digests.blake3_hex)
+        info = media.probe(
+            staged.path,
+            name=display(src.path),
+            snapshot=SNAPSHOT_VERSION if stored is None else stored.snapshot_version,
+        )
         if info is None:
             _check_not_named_as_media(src.path)
-        else:
-            for kind, data in info.sidecars().items():
-                if not vault.has_sidecar(digests.blake3_hex, kind):
-                    vault.put_sidecar(digests.blake3_hex, kind, data)
+        elif not _same_measurement(stored, info.record):
+            # Durable before the entry that names the object is committed (export and
+            # verify read them); written here, by the worker, off the serial append.
+            vault.put_sidecars(digests.blake3_hex, info.sidecars())
     except BaseException:
         staged.discard()
         raise
     return Prepared(
         src, name, name_bytes, digests.blake3_hex, digests.sha256_hex, digests.size, info, staged
+    )
+
+
+def _stored_record(vault: Vault, blake3: str) -> MediaRecord | None:
+    """The sidecars the store holds already for these bytes (ingested into another case
+    before, perhaps by an earlier custody), or None.
+
+    A file is then measured in the snapshot version of its stored probe sidecar, so
+    that the bytes agree (a custody that wrote ``custody/snapshot/v1`` with ffprobe and
+    one that writes v2 in-process would otherwise disagree on the same file).  An
+    unreadable sidecar is left for `Vault.put_sidecars` to report.
+    """
+    try:
+        return media_record(vault, blake3)
+    except (FormatError, StorageError, NotFoundError):
+        return None
+
+
+def _same_measurement(stored: MediaRecord | None, fresh: MediaRecord) -> bool:
+    """Whether the stored sidecars say what the fresh measurement says: the same
+    metadata and content digests.  Their packet-list bytes may still differ (one
+    written by the ffmpeg binary, one in-process: the same packets, digests and
+    counts, docs/spec/media.md §5.1); the stored ones are kept, never rewritten."""
+    return (
+        stored is not None
+        and stored.metadata_digest == fresh.metadata_digest
+        and stored.content_digest == fresh.content_digest
     )
 
 
@@ -613,21 +656,35 @@ def ingest(
     sources: Sequence[Source],
     *,
     case_id: str,
-    by: Signer,
+    by: Signer | Future[Signer],
     now: Callable[[], datetime],
     sha256: bool = False,
     jobs: int = 1,
     on_bytes: Callable[[int], None] | None = None,
-) -> Iterator[Outcome]:
+    on_file: Callable[[Path, int], None] | None = None,
+) -> Generator[Outcome, None, None]:
     """Ingest `sources` into `case_id`, signed by `by`; yields one Outcome per file, in order.
 
-    Files are hashed, staged and probed by `jobs` threads (BLAKE3 and ffmpeg both run
-    outside the GIL); entries are appended one transaction per file, in input order,
-    so exhibit numbers follow the order given, and each file's copy enters objects/
-    only once its entry is committed.  A bad file is reported as `failed` with its
-    reason and the rest proceed.  A file that another process ingested meanwhile is
-    reported as `already`.  Leftovers of interrupted runs are recovered first
-    (`recover`).
+    Files are copied, hashed, staged, measured and their sidecars stored by `jobs`
+    worker threads (the kernel copy, BLAKE3 and the media library all run outside the
+    GIL); entries are appended by the calling thread, one short transaction per file,
+    in input order, so exhibit numbers follow the order given, and each file's copy
+    enters objects/ only once its entry is committed (placed by one more thread while
+    the next entry is appended; each Outcome is yielded once its copy is in place).
+    At most `_AHEAD_PER_JOB` files per job are prepared ahead of the one being
+    appended, so memory and what a stop leaves staged stay small whatever the number
+    of files.  A bad file is reported as `failed` with its reason and the rest
+    proceed.  A file that another process ingested meanwhile is reported as
+    `already`.  Leftovers of interrupted runs are recovered first (`recover`).
+
+    `by` may be a Future of the signer (`Custody.signer_meanwhile`): files are then
+    copied, hashed and measured while its key is unlocked, and it is awaited before the
+    first entry; whatever it raises stops the batch before any entry is appended.
+
+    Progress: `on_bytes(n)` as bytes are hashed and `on_file(path, size)` as each
+    file has been prepared (copied, hashed, measured; `size` 0 for a refused file),
+    both from worker threads (the callbacks must be thread-safe); whatever they raise
+    stops the batch.
 
     Raises:
         BatchStopped: the disk filled up or the write lock was not granted in time;
@@ -654,36 +711,99 @@ def ingest(
             on_bytes(n)
 
     def work(src: Source) -> Prepared | CustodyError:
+        if stop.is_set():
+            raise _Stopped
+        prepared: Prepared | CustodyError
         try:
-            return prepare(vault, src, sha256, progress)
+            ready = prepare(vault, src, sha256, progress)
         except CustodyError as exc:
-            return exc
+            prepared = exc
+        else:
+            # Off the serial path: a file already in the case needs no transaction.
+            try:
+                found = c.store.item_in_case(case_id, ready.blake3)
+            except CustodyError:
+                found = None  # `_ingest_one` meets the fault, or finds the item, itself
+            except BaseException:
+                ready.staged.discard()
+                raise
+            prepared = ready if found is None else replace(ready, existing=found)
+        if on_file is not None:
+            try:
+                on_file(src.path, prepared.size if isinstance(prepared, Prepared) else 0)
+            except BaseException:
+                if isinstance(prepared, Prepared):
+                    prepared.staged.discard()
+                raise
+        return prepared
 
     done: list[Outcome] = []
-    pool = ThreadPoolExecutor(max(1, jobs))
-    futures = [pool.submit(work, s) for s in sources]
+    workers = max(1, jobs)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="custody-ingest")
+    pending: deque[tuple[Source, Future[Prepared | CustodyError]]] = deque()
+    queue = iter(sources)
+
+    def submit_ahead() -> None:
+        # Bounded: the files being prepared and those waiting for their entry.
+        while len(pending) < workers * _AHEAD_PER_JOB:
+            src = next(queue, None)
+            if src is None:
+                return
+            pending.append((src, pool.submit(work, src)))
+
+    # One thread places each committed file's copy (a link and a folder fsync) while
+    # the next file's entry is appended; outcomes are still told in input order, each
+    # once its copy is in place.
+    placer = ThreadPoolExecutor(1, thread_name_prefix="custody-place")
+    placing: Future[Outcome] | None = None
+    stopping: StorageError | None = None
     try:
-        for src, future in zip(sources, futures, strict=True):
-            consent = None if src.consent is None else consents[src.consent]
-            outcome = _ingest_one(c, src, future.result(), case_id, by, now, consent)
-            done.append(outcome)
-            yield outcome
-            # A full disk or a write lock held past CUSTODY_LOCK_TIMEOUT would meet
-            # every later file too: stop once for the batch, not once per file.
-            if outcome.status == "failed" and isinstance(
-                outcome.cause, NoSpaceError | LockTimeoutError
-            ):
-                raise BatchStopped(outcome.cause, done, len(sources))
+        submit_ahead()
+        while pending or placing is not None:
+            step: Outcome | _ToPlace | None = None
+            if pending and stopping is None:
+                if isinstance(by, Future):
+                    # A key being unlocked meanwhile (`Custody.signer_meanwhile`): its
+                    # errors (a wrong passphrase, a revoked key) stop the batch here,
+                    # before any entry, as they would have before it started (and
+                    # `finally` drops every copy staged so far).
+                    by = by.result()
+                src, future = pending.popleft()
+                prepared = future.result()
+                submit_ahead()  # the workers go on while this file's entry is appended
+                consent = None if src.consent is None else consents[src.consent]
+                step = _commit_one(c, src, prepared, case_id, by, now, consent)
+            told: list[Outcome] = []
+            if placing is not None:
+                told.append(placing.result())
+                placing = None
+            if isinstance(step, _ToPlace):
+                placing = placer.submit(_place_one, c, step)
+            elif step is not None:
+                told.append(step)
+            for outcome in told:
+                done.append(outcome)
+                yield outcome
+                # A full disk or a write lock held past CUSTODY_LOCK_TIMEOUT would meet
+                # every later file too: stop once for the batch, not once per file
+                # (after telling the file whose entry is committed already, if any).
+                if outcome.status == "failed" and isinstance(
+                    outcome.cause, NoSpaceError | LockTimeoutError
+                ):
+                    stopping = stopping or outcome.cause
+            if stopping is not None and placing is None:
+                raise BatchStopped(stopping, done, len(sources))
     finally:
         stop.set()
+        placer.shutdown(wait=True)
         pool.shutdown(wait=True, cancel_futures=True)
         # Files staged ahead of a stop are not committed: drop their copies now
         # (the next run would remove them anyway).
-        for future in futures:
+        for _, future in pending:
             if future.done() and not future.cancelled() and future.exception() is None:
-                prepared = future.result()
-                if isinstance(prepared, Prepared):
-                    prepared.staged.discard()
+                left = future.result()
+                if isinstance(left, Prepared):
+                    left.staged.discard()
 
 
 def _ingest_one(
@@ -700,20 +820,51 @@ def _ingest_one(
     A file the custody rules refuse (outside the window of the request its consent
     answers, for one) is `failed` with the rule's one-line reason; the batch goes on.
     """
+    step = _commit_one(c, src, prepared, case_id, by, now, consent)
+    return step if isinstance(step, Outcome) else _place_one(c, step)
+
+
+@dataclass(frozen=True)
+class _ToPlace:
+    """A file whose entry is on the log (`_commit_one`), its copy still staged."""
+
+    prepared: Prepared
+    shown: str
+    case_id: str
+    #: the Outcome of the entry this run committed; None: the item was on the log already
+    committed: Outcome | None
+    existing: ItemRow | None
+
+
+def _commit_one(
+    c: Custody,
+    src: Source,
+    prepared: Prepared | CustodyError,
+    case_id: str,
+    by: Signer,
+    now: Callable[[], datetime],
+    consent: str | None = None,
+) -> Outcome | _ToPlace:
+    """The serial half of `_ingest_one`: commit the entry (unless the item is in the
+    case already); the file's failed Outcome, or what `_place_one` must place."""
     shown = display(src.path)
     if isinstance(prepared, CustodyError):
         return Outcome(shown, "failed", error=prepared.message, cause=prepared)
     crash_point("ingest.object-staged")
     staged = prepared.staged
+    committed: Outcome | None = None
     try:
-        existing = c.store.item_in_case(case_id, prepared.blake3)
+        # The worker looked in the case (`ingest`); a file it did not find there is
+        # appended at once: should another process have ingested it meanwhile, the
+        # custody rules refuse the duplicate and it is found below.
+        existing = prepared.existing
         if existing is None:
             try:
                 with c.log.transaction() as w:
                     number = c.store.next_exhibit_number(w.session, case_id)
                     exhibit = exhibit_label(case_id, number)
                     data = _ingest_entry(prepared, case_id, exhibit, by, now(), consent)
-                    append_indexed(w, data)
+                    index = append_indexed(w, data)
             except CustodyError as exc:
                 # Another process may have ingested the same file into the case
                 # meanwhile (its transaction won): that is "already", not a failure.
@@ -725,22 +876,41 @@ def _ingest_one(
                     )
             else:
                 crash_point("ingest.entry-committed")
+                committed = Outcome(
+                    shown,
+                    "ingested",
+                    exhibit=exhibit,
+                    index=index,
+                    blake3=prepared.blake3,
+                    sha256=prepared.sha256,
+                    size=prepared.size,
+                    kind="media" if prepared.info is not None else "attachment",
+                )
     except CustodyError as exc:
         staged.discard()
         return Outcome(shown, "failed", blake3=prepared.blake3, error=exc.message, cause=exc)
+    return _ToPlace(prepared, shown, case_id, committed, existing)
+
+
+def _place_one(c: Custody, step: _ToPlace) -> Outcome:
+    """The other half: place the copy of a file whose entry is on the log (run by the
+    placing thread of `ingest`, while the next file's entry is appended)."""
+    prepared, shown = step.prepared, step.shown
     # The entry is on the log (committed now, or before): the copy goes into place.
     # For a file ingested before, this also restores a missing object.  Should it
     # fail, the staged copy stays for the next run to place (`recover`): it is the
     # evidence an entry names.
     try:
-        staged.place()
+        prepared.staged.place()
     except CustodyError as exc:
         return Outcome(shown, "failed", blake3=prepared.blake3, error=exc.message, cause=exc)
-    if existing is None:
+    if step.committed is not None:
         crash_point("ingest.object-placed")
-    row = existing or c.store.item_in_case(case_id, prepared.blake3)
-    assert row is not None
-    outcome = _outcome(shown, "ingested" if existing is None else "already", row)
+        outcome = step.committed
+    else:
+        row = step.existing or c.store.item_in_case(step.case_id, prepared.blake3)
+        assert row is not None
+        outcome = _outcome(shown, "already", row)
     when = recorded(prepared)
     outcome.extra.update(
         {k: v for k, v in (("recorded", when.time), ("location", when.location)) if v}
@@ -750,6 +920,10 @@ def _ingest_one(
 
 class _Stopped(Exception):
     """Raised in worker threads when the run is being stopped."""
+
+
+#: Files prepared ahead of the one whose entry is being appended, per worker thread.
+_AHEAD_PER_JOB = 2
 
 
 def _outcome(shown: str, status: str, row: ItemRow) -> Outcome:
@@ -994,7 +1168,8 @@ def verify_file(
         row = _checked_item(c, candidate_rows[0])
         found = Record(blake3=row.blake3, size=row.size)
         return FileVerdict(shown, classify(found, Record(blake3=blake3, size=digests.size)), row)
-    info = media.probe(path, strict=False)
+    measured = media.Measurements(path)
+    info = measured.get()
     if info is None:
         return FileVerdict(
             shown,
@@ -1005,13 +1180,22 @@ def verify_file(
         )
     rows = c.store.items_in_case(case_id) if case_id else c.store.all_items()
     verdict, original = compare_media(
-        Vault(c.vault_root), rows, Record(blake3, digests.size, info.record), file_name
+        Vault(c.vault_root),
+        rows,
+        Record(blake3, digests.size, info.record),
+        file_name,
+        remeasure=measured.record,
     )
     return FileVerdict(shown, verdict, None if original is None else _checked_item(c, original))
 
 
 def compare_media(
-    vault: Vault, rows: Iterable[ItemRow], new: Record, file_name: str
+    vault: Vault,
+    rows: Iterable[ItemRow],
+    new: Record,
+    file_name: str,
+    *,
+    remeasure: Callable[[str], MediaRecord | None] | None = None,
 ) -> tuple[Verdict, ItemRow | None]:
     """The verdict of a media file (`new`, not an exact copy of any of `rows`) against
     the media items among `rows`, and the exhibit it names as the file's original.
@@ -1023,9 +1207,24 @@ def compare_media(
     camera or one test generator) names one only if it was recorded under the file's
     own name and no other such exhibit was.  Otherwise the verdict is unknown, and its
     reason names the exhibits that share a stream (docs/ingest.md).
+
+    Each exhibit is compared with the file measured in the exhibit's own snapshot
+    version: `remeasure(version)` gives that measurement (`media.Measurements.record`);
+    without it, an exhibit of another version than `new` is skipped.
     """
     media_new = new.media
     assert media_new is not None
+    versions: dict[str, Record | None] = {media_new.snapshot_version: new}
+
+    def measured_as(version: str) -> Record | None:
+        if version not in versions:
+            try:
+                again = None if remeasure is None else remeasure(version)
+            except CustodyError:
+                again = None
+            versions[version] = None if again is None else Record(new.blake3, new.size, again)
+        return versions[version]
+
     # Same content digest first (cheap and decisive), then every other media item.
     rows = sorted(
         (r for r in rows if r.kind == "media"),
@@ -1037,11 +1236,14 @@ def compare_media(
         record = media_record(vault, row.blake3)
         if record is None:
             continue
-        verdict = classify(Record(row.blake3, row.size, record), new)
+        candidate = measured_as(record.snapshot_version)
+        if candidate is None or candidate.media is None:
+            continue
+        verdict = classify(Record(row.blake3, row.size, record), candidate)
         if isinstance(verdict, Unknown):
             continue
         if isinstance(verdict, ContentModified):
-            rel = relation(verdict, record, media_new)
+            rel = relation(verdict, record, candidate.media)
             if not rel.strong:
                 weak.append((verdict, row, rel))
                 continue

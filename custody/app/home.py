@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -480,6 +482,25 @@ class Custody:
                 hint=f"sign with another party's key, or register a new key for '{name}'",
             )
         return signer
+
+    def signer_meanwhile(self, name: str, passphrase: PassphraseFn) -> Future[Signer]:
+        """`signer`, run in a thread: the caller starts its work (an ingest copies and
+        hashes its files) while the key is unlocked, Argon2id taking ~0.15 s outside the
+        GIL.  Its errors come from ``.result()``.  Only for a `passphrase` that never
+        prompts (a file, the environment): a prompt belongs to the calling thread.
+        """
+        future: Future[Signer] = Future()
+
+        def unlock() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self.signer(name, passphrase))
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=unlock, name="custody-unlock", daemon=True).start()
+        return future
 
     def unregistered_key_file(self, name: str) -> bool:
         """Whether `name` has a key file here but is not a party of this log.

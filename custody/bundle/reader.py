@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
+import json
 import os
 import re
-import shutil
 import stat
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from custody.bundle.verify import (
+    MANIFEST,
     MAX_MANIFEST,
     MAX_MEMBERS,
     MAX_RATIO,
@@ -32,6 +36,7 @@ from custody.bundle.verify import (
     STATEMENT,
     BundleReport,
     BundleVerificationError,
+    Manifest,
     Policy,
     Statement,
     Trust,
@@ -52,7 +57,13 @@ from custody.infra import ffmpeg as media
 from custody.infra.files import write_new
 from custody.infra.vault import display_path
 from custody.media.compare import MediaRecord
-from custody.media.digest import CHUNK_SIZE, FileDigests, Hasher
+from custody.media.digest import (
+    CHUNK_SIZE,
+    SNAPSHOT_V2,
+    SNAPSHOT_VERSIONS,
+    FileDigests,
+    Hasher,
+)
 from custody.model.entry import VERSION as ENTRY_V1
 from custody.model.entry import SignedEntry
 from custody.tlog.checkpoint import Checkpoint
@@ -383,30 +394,85 @@ def open_bundle(path: Path, progress: Progress | None = None) -> Iterator[_Sourc
 
 
 class FfmpegProber:
-    """Re-measures media with ffprobe and ffmpeg packet hashes, cached per file."""
+    """Re-measures the bundle's media in-process (PyAV), ahead of the verifier, cached.
 
-    def __init__(self, source: _Source, workdir: Path) -> None:
+    `prefetch` starts measuring every media file the manifest lists in a pool of
+    `jobs` threads (default: one per core), each in the snapshot version of the
+    file's recorded ``probe`` sidecar, so that the verifier's requests find their
+    answers ready.  A file is measured once per snapshot version asked for
+    (docs/spec/media.md §4: versions never mix in a comparison).  Files are taken
+    out of the bundle one at a time; the measuring runs in parallel.
+    """
+
+    def __init__(self, source: _Source, workdir: Path, jobs: int | None = None) -> None:
         self.source = source
         self.workdir = workdir
+        self.jobs = max(1, jobs if jobs is not None else os.cpu_count() or 1)
         self._tool: str | None = None
-        self._cache: dict[str, MediaRecord | None] = {}
+        self._lock = threading.Lock()
+        self._extract = threading.Lock()
+        self._futures: dict[tuple[str, str], Future[MediaRecord | None]] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def tool(self) -> str:
         if self._tool is None:
-            self._tool = media.ffmpeg_version()
+            from custody.infra import avmedia  # imports ctypes; PyAV only when measuring
+
+            self._tool = avmedia.library_tool()
         return self._tool
 
-    def probe(self, name: str) -> MediaRecord | None:
-        if name not in self._cache:
+    def _measure(self, name: str, snapshot: str) -> MediaRecord | None:
+        with self._extract:
             path = self.source.local_path(name, self.workdir)
-            info = media.probe(path, strict=False, name=name)
-            self._cache[name] = None if info is None else info.record
-        return self._cache[name]
+        info = media.probe(path, strict=False, name=name, snapshot=snapshot)
+        return None if info is None else info.record
+
+    def _submit(self, name: str, snapshot: str) -> Future[MediaRecord | None]:
+        with self._lock:
+            key = (name, snapshot)
+            future = self._futures.get(key)
+            if future is None:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.jobs, thread_name_prefix="custody-probe")
+                future = self._pool.submit(self._measure, name, snapshot)
+                self._futures[key] = future
+            return future
+
+    def prefetch(self) -> None:
+        """Start measuring every media file the manifest names (errors wait for `probe`)."""
+        try:
+            manifest = Manifest.parse(self.source.read(MANIFEST, MAX_MANIFEST))
+        except CustodyError:
+            return  # the verifier reports the manifest; nothing to prefetch
+        for item in manifest.items:
+            if item.media is not None and item.media in self.source.names():
+                self._submit(item.media, self._recorded_version(item.sidecar("probe")))
+
+    def _recorded_version(self, sidecar: str | None) -> str:
+        """The snapshot version of a recorded probe sidecar (v2 if it cannot be read)."""
+        if sidecar is None or sidecar not in self.source.names():
+            return SNAPSHOT_V2
+        try:
+            version = json.loads(self.source.read(sidecar, MAX_MANIFEST)).get("version")
+        except (CustodyError, ValueError, AttributeError):
+            return SNAPSHOT_V2
+        return version if version in SNAPSHOT_VERSIONS else SNAPSHOT_V2
+
+    def probe(self, name: str, snapshot: str | None = None) -> MediaRecord | None:
+        return self._submit(name, snapshot or SNAPSHOT_V2).result()
+
+    def close(self) -> None:
+        """Stop the pool: measurements not started are dropped, running ones finish."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def ffmpeg_available() -> bool:
-    return shutil.which("ffprobe") is not None and shutil.which("ffmpeg") is not None
+    """Whether media can be re-measured: PyAV is importable (ffprobe only for v1 records)."""
+    return importlib.util.find_spec("av") is not None
 
 
 # =================================================================================
@@ -507,11 +573,13 @@ def verify_path(
     probe: bool = True,
     progress: Progress | None = None,
     policy: Policy | None = None,
+    jobs: int | None = None,
 ) -> BundleReport:
     """Verify the bundle at `path` (folder or ZIP); see `custody.bundle.verify.verify_bundle`.
 
     Loads the checkpoints seen before from `seen_dir` (None: none, and nothing
-    is recorded), re-probes media when `probe` and ffprobe is installed, and
+    is recorded), re-probes media when `probe` and PyAV is installed (in `jobs`
+    threads, default one per core, ahead of the checks that need them), and
     records the bundle's checkpoint (and those proved consistent with it) when
     the checkpoint checks passed and the log key was given, not taken from the bundle.
 
@@ -525,13 +593,18 @@ def verify_path(
         store = SeenStore(seen_dir) if seen_dir is not None else None
         origin = _origin_hint(source)
         seen = store.load(origin) if store is not None and origin is not None else []
-        prober = FfmpegProber(source, Path(tmp)) if probe and ffmpeg_available() else None
+        prober = FfmpegProber(source, Path(tmp), jobs) if probe and ffmpeg_available() else None
         try:
+            if prober is not None:
+                prober.prefetch()
             report = verify_bundle(source, trust, seen=seen, prober=prober, policy=policy)
         except BundleVerificationError as exc:
             _remember(store, exc.report, trust)
             _annotate(exc.report, source, prober, probe)
             raise
+        finally:
+            if prober is not None:
+                prober.close()
         _remember(store, report, trust)
         _annotate(report, source, prober, probe)
         return report
@@ -544,7 +617,7 @@ def _annotate(
         report.notes.append(f"ignored operating-system files: {', '.join(source.ignored[:5])}")
     has_media = any(i.media for i in report.items)
     if has_media and prober is None:
-        why = "--no-probe" if not probe else "ffprobe/ffmpeg are not installed"
+        why = "--no-probe" if not probe else "PyAV is not installed"
         report.notes.append(f"media not re-probed ({why}): files checked by BLAKE3 only")
 
 

@@ -821,17 +821,19 @@ class BundleSource(Protocol):
 
 
 class MediaProber(Protocol):
-    """Re-measures a media file of the bundle (ffprobe + packet hashes).
+    """Re-measures a media file of the bundle (metadata snapshot + packet hashes).
 
     `tool` is the ffmpeg version (compare with an entry's `tool`); `probe`
     returns the file's media record, or None if it is not media; it raises
-    CustodyError if the file cannot be measured.
+    CustodyError if the file cannot be measured.  `snapshot` is the snapshot
+    version to measure in (that of the record it is compared with; None: the
+    current one), so a comparison never mixes versions (docs/spec/media.md §4).
     """
 
     @property
     def tool(self) -> str: ...
 
-    def probe(self, name: str) -> MediaRecord | None: ...
+    def probe(self, name: str, snapshot: str | None = None) -> MediaRecord | None: ...
 
 
 @dataclass(frozen=True)
@@ -2140,7 +2142,7 @@ class _Verifier:
             d = self.file_digests(mi.media)
             if d is not None and d.blake3_hex == mi.item:
                 try:
-                    fresh = self.prober.probe(mi.media)
+                    fresh = self.prober.probe(mi.media, record.metadata.get("version"))
                 except CustodyError:
                     fresh = None
                 if fresh is not None and fresh.metadata_digest == want:
@@ -2203,7 +2205,7 @@ class _Verifier:
             detail = ""
             if self.prober is not None and it.record is not None:
                 try:
-                    fresh = self.prober.probe(mi.media)
+                    fresh = self.prober.probe(mi.media, it.record.metadata.get("version"))
                     verdict = classify(
                         Record(mi.item, size, it.record),
                         Record(d.blake3_hex, d.size, fresh),
@@ -2250,7 +2252,8 @@ class _Verifier:
         if self.prober is None or mi.media is None or (metadata is None and content is None):
             return
         try:
-            fresh = self.prober.probe(mi.media)
+            version = None if it.record is None else it.record.metadata.get("version")
+            fresh = self.prober.probe(mi.media, version)
         except CustodyError as exc:
             self.report.notes.append(f"{mi.media} could not be re-probed: {exc.message}")
             return

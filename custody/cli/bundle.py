@@ -9,6 +9,7 @@ store; tests/cli/test_startup.py checks it in a subprocess.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -17,6 +18,7 @@ import typer
 
 from custody.cli.common import (
     MAX_INDEX,
+    MAX_JOBS,
     DbOpt,
     HomeOpt,
     JsonOpt,
@@ -224,6 +226,10 @@ def verify_bundle_cmd(
             show_default=False,
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option("--jobs", help="Media files hashed and probed at once.", min=1, max=MAX_JOBS),
+    ] = max(1, os.cpu_count() or 1),
     json_: JsonOpt = False,
 ) -> None:
     """Verify a bundle offline: signatures, proofs, custody rules, media. No database needed.
@@ -264,7 +270,11 @@ def verify_bundle_cmd(
     seen_dir = seen if seen is not None else default_seen_dir()
     progress = Progress("verify-bundle", enabled=feedback_on_terminal() and not json_)
     if progress.enabled:
-        progress.phase("checking signatures and proofs, hashing media", _media_bytes(path))
+        files, size = _media_totals(path)
+        media = f"hashing media ({files} file{'s' if files != 1 else ''})"
+        progress.phase(
+            f"checking signatures and proofs, {media if files else 'hashing media'}", size or None
+        )
     try:
         report = verify_path(
             path,
@@ -273,6 +283,7 @@ def verify_bundle_cmd(
             probe=not no_probe,
             progress=progress.advance,
             policy=policy,
+            jobs=jobs,
         )
     except BundleVerificationError as exc:
         progress.stop()
@@ -283,22 +294,31 @@ def verify_bundle_cmd(
     _print_report(report, json_)
 
 
-def _media_bytes(path: Path) -> int | None:
-    """The bytes of the files in a bundle's `media/` folder (a folder or a ZIP), which
-    verify-bundle hashes: the total its progress counts to.  None when they cannot be
-    listed (verify_path then says why)."""
+def _media_totals(path: Path) -> tuple[int, int]:
+    """How many media files a bundle's `media/` folder (in a folder or a ZIP) holds (its
+    checksum lists aside), and the bytes of all its files, which verify-bundle hashes:
+    what its progress counts to.  (0, 0) when they cannot be listed (verify_path then
+    says why)."""
     import zipfile
+
+    from custody.bundle.verify import SUMS_FILES
 
     try:
         if path.is_dir():
             media = path / "media"
             if media.is_symlink() or not media.is_dir():
-                return None
-            return sum(f.lstat().st_size for f in media.iterdir() if f.is_file()) or None
-        with zipfile.ZipFile(path) as z:
-            return sum(i.file_size for i in z.infolist() if i.filename.startswith("media/")) or None
+                return 0, 0
+            sizes = {f"media/{f.name}": f.lstat().st_size for f in media.iterdir() if f.is_file()}
+        else:
+            with zipfile.ZipFile(path) as z:
+                sizes = {
+                    i.filename: i.file_size
+                    for i in z.infolist()
+                    if i.filename.startswith("media/") and not i.is_dir()
+                }
     except (OSError, zipfile.BadZipFile, ValueError):
-        return None
+        return 0, 0
+    return len(sizes.keys() - set(SUMS_FILES)), sum(sizes.values())
 
 
 def _published_policy(

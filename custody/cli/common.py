@@ -15,6 +15,7 @@ import getpass
 import io
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -352,15 +353,27 @@ def feedback_on_terminal() -> bool:
         return False
 
 
+def files_text(done: int, total: int | None, elapsed: float | None) -> str:
+    """A phase's file count and rate, as Progress shows it: `123/200 files · 45.6 files/s`
+    (`123 files · …` when the total is not known; no rate before any time has passed)."""
+    count = f"{done}/{total} files" if total is not None else f"{done} files"
+    if not elapsed or elapsed <= 0:
+        return count
+    return f"{count} · {done / elapsed:.1f} files/s"
+
+
 class Progress:
     """Feedback on stderr for an operation that can take more than two seconds.
 
     An operation goes through named phases (`phase`): one with a total in bytes shows a
-    bar (done / total, speed, time left), one without shows a spinner and the time spent
-    in it.  Drawn only on a terminal and never under `--quiet` (`feedback_on_terminal`);
-    elsewhere every method does nothing, so callers need not check.  It is transient:
-    the lines are cleared when it stops, and what the command prints stays.  Use it as a
-    context manager, or call `stop`.
+    bar (done / total, speed in bytes/s, time left), one without shows a spinner and the
+    time spent in it; one that goes through files (`files=`) also shows how many are
+    done and how many per second (`file_done`, `files_text`).  Drawn only on a terminal
+    and never under `--quiet` (`feedback_on_terminal`); elsewhere every method does
+    nothing (but `echo`, which then prints plainly), so callers need not check.  It is
+    transient: the lines are cleared when it stops, and what the command prints stays.
+    Use it as a context manager, or call `stop`.  `advance` may be called from any
+    thread.
     """
 
     def __init__(self, what: str, *, enabled: bool | None = None) -> None:
@@ -368,6 +381,8 @@ class Progress:
         self.enabled = feedback_on_terminal() if enabled is None else enabled
         self._progress: Any = None
         self._task: Any = None
+        self._files_done = 0
+        self._lock = threading.Lock()
         if not self.enabled:
             return
         from rich.console import Console, RenderableType
@@ -395,9 +410,19 @@ class Progress:
             def render(self, task: Task) -> RenderableType:
                 return self.column(task) if task.total is not None else Text("")
 
+        class Files(ProgressColumn):
+            """`123/200 files · 45.6 files/s`, in a phase that goes through files."""
+
+            def render(self, task: Task) -> RenderableType:
+                if not task.fields.get("by_file"):
+                    return Text("")
+                done, total = task.fields["files_done"], task.fields["files"]
+                return Text(files_text(done, total, task.elapsed), no_wrap=True)
+
         self._progress = RichProgress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
+            Files(),
             InBytes(BarColumn()),
             InBytes(DownloadColumn()),
             InBytes(TransferSpeedColumn()),
@@ -408,19 +433,49 @@ class Progress:
         )
         self._progress.start()
 
-    def phase(self, name: str, total: int | None = None) -> None:
-        """Start the phase `name` (the previous one is done); `total`: its size in bytes."""
+    def phase(
+        self, name: str, total: int | None = None, *, files: int | bool | None = None
+    ) -> None:
+        """Start the phase `name` (the previous one is done); `total`: its size in bytes;
+        `files`: how many files it goes through (True: a count not known beforehand),
+        each counted by `file_done`."""
         if self._progress is None:
             return
         if self._task is not None:
             self._progress.remove_task(self._task)
-        self._task = self._progress.add_task(f"{self.what}: {name}", total=total)
+        self._files_done = 0
+        self._task = self._progress.add_task(
+            f"{self.what}: {name}",
+            total=total,
+            by_file=files is not None and files is not False,
+            files=None if isinstance(files, bool) else files,
+            files_done=0,
+        )
         self._progress.refresh()
 
     def advance(self, n: int) -> None:
         """`n` more bytes of the current phase are done."""
         if self._progress is not None and self._task is not None:
             self._progress.advance(self._task, n)
+
+    def file_done(self, n: int = 1) -> None:
+        """`n` more files of the current phase are done."""
+        if self._progress is not None and self._task is not None:
+            with self._lock:
+                self._files_done += n
+                self._progress.update(self._task, files_done=self._files_done)
+
+    def echo(self, line: str, *, error: bool = False) -> None:
+        """Print `line` (a result of the command: stdout; with `error`, a failure that
+        --quiet keeps: stderr) above the progress, which is drawn again below it."""
+        if self._progress is None or (not error and not _real_stdout().isatty()):
+            # Not on the terminal the progress is drawn on: as the command would.
+            if error:
+                write_error(line)
+            else:
+                typer.echo(line, file=_real_stdout())
+            return
+        self._progress.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def stop(self) -> None:
         if self._progress is not None:
@@ -432,3 +487,9 @@ class Progress:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _real_stdout() -> TextIO:
+    """Standard output, also while rich draws progress (it then stands in for it)."""
+    out = sys.stdout
+    return getattr(out, "rich_proxied_file", out)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from custody.cli.common import (
+    ENV_PASSPHRASE,
     MAX_JOBS,
     CaseOpt,
     DbOpt,
@@ -25,11 +26,12 @@ from custody.cli.common import (
     ItemArg,
     JsonOpt,
     PassFileOpt,
+    Progress,
+    feedback_on_terminal,
     now,
     open_home,
     party_or_default,
     passphrases,
-    write_error,
 )
 from custody.cli.jsonout import JsonlOpt, emit_json, emit_json_line
 from custody.errors import InputError, PolicyError, UsageError, VerificationError
@@ -197,7 +199,7 @@ def ingest_cmd(
         int, typer.Option("--jobs", help="Files hashed and probed at once.", min=1, max=MAX_JOBS)
     ] = max(1, os.cpu_count() or 1),
     sha256: Annotated[
-        bool, typer.Option("--sha256", help="Also record SHA-256 (same read pass).")
+        bool, typer.Option("--sha256", help="Also record SHA-256 (same pass).")
     ] = False,
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
@@ -265,7 +267,12 @@ def ingest_cmd(
         evidence.check_source(s)
     with open_home(home, db) as c:
         evidence.get_case(c, case)
-        signer = c.signer(party_or_default(by, c), passphrases(passphrase_file))
+        party = party_or_default(by, c)
+        if passphrase_file is not None or os.environ.get(ENV_PASSPHRASE):
+            # No prompt: the key is unlocked while the first files are copied and hashed.
+            signer: Any = c.signer_meanwhile(party, passphrases(passphrase_file))
+        else:
+            signer = c.signer(party, passphrases(passphrase_file))
         failed, refused = _run_ingest(
             c, sources, case, signer, sha256, jobs, json_ or jsonl, jsonl=jsonl
         )
@@ -294,43 +301,20 @@ def _run_ingest(
     rules refused)."""
     from custody.app import evidence
 
-    total_bytes = 0
-    for s in sources:
-        with contextlib.suppress(OSError):
-            total_bytes += s.path.stat().st_size
-    show_bar = not json_ and sys.stderr.isatty()
     failed = refused = 0
     counts = {"ingested": 0, "already": 0, "failed": 0}
-    progress = None
-    if show_bar:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        # One bar in bytes (throughput and time left follow the bytes); the file count
-        # is in its description.
-        progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            transient=True,
-        )
-        progress.start()
-        bytes_task = progress.add_task(f"0/{len(sources)} files", total=total_bytes)
-
-    def on_bytes(n: int) -> None:
-        if progress is not None:
-            progress.advance(bytes_task, n)
+    # One line: files done of the total and files/s, a bar in bytes with bytes/s and
+    # the time left (the bytes follow the hashing, the files their entries).
+    progress = Progress("ingest", enabled=not json_ and feedback_on_terminal())
+    if progress.enabled:
+        total_bytes = 0
+        for s in sources:
+            with contextlib.suppress(OSError):
+                total_bytes += s.path.stat().st_size
+        progress.phase("hashing, storing, signing", total_bytes or None, files=len(sources))
 
     stopped: evidence.BatchStopped | None = None
-    try:
+    with progress:
         for outcome in _outcomes(
             evidence.ingest(
                 c,
@@ -340,7 +324,7 @@ def _run_ingest(
                 now=now,
                 sha256=sha256,
                 jobs=jobs,
-                on_bytes=on_bytes,
+                on_bytes=progress.advance,
             )
         ):
             if isinstance(outcome, evidence.BatchStopped):
@@ -348,22 +332,11 @@ def _run_ingest(
                 break
             counts[outcome.status] += 1
             refused += isinstance(outcome.cause, PolicyError)
-            if progress is not None:
-                done = sum(counts.values())
-                progress.update(bytes_task, description=f"{done}/{len(sources)} files")
+            progress.file_done()
             if json_:
                 emit_json_line(_outcome_json(outcome))
                 continue
-            line = _outcome_line(outcome)
-            if progress is not None:
-                progress.console.print(line, markup=False, highlight=False)
-            elif outcome.status == "failed":
-                write_error(line)
-            else:
-                typer.echo(line)
-    finally:
-        if progress is not None:
-            progress.stop()
+            progress.echo(_outcome_line(outcome), error=outcome.status == "failed")
     failed = counts["failed"]
     if jsonl:
         emit_json_line(
@@ -453,6 +426,12 @@ def verify_cmd(
     case: Annotated[
         str | None, typer.Option("--case", help="Only compare with this case's items.")
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs", help="With a folder: files hashed and compared at once.", min=1, max=MAX_JOBS
+        ),
+    ] = max(1, os.cpu_count() or 1),
     json_: JsonOpt = False,
     jsonl: JsonlOpt = False,
     home: HomeOpt = None,
@@ -472,7 +451,7 @@ def verify_cmd(
                 "give one folder to audit, or files to verify, not both or several folders",
                 hint="run 'custody verify DIR' once per folder",
             )
-        _verify_dir(folders[0], case, json_, jsonl, home, db)
+        _verify_dir(folders[0], case, json_, jsonl, home, db, jobs)
         return
     if sum(1 for p in paths if str(p) == "-") > 1:
         raise UsageError("'-' (standard input) can be given once")
@@ -570,20 +549,33 @@ _STATUS_WIDTH = 10
 
 
 def _verify_dir(
-    folder: Path, case: str | None, json_: bool, jsonl: bool, home: Path | None, db: str | None
+    folder: Path,
+    case: str | None,
+    json_: bool,
+    jsonl: bool,
+    home: Path | None,
+    db: str | None,
+    jobs: int,
 ) -> None:
     """`custody verify DIR`: the folder audit (custody.app.verifydir), one line per file
     as it is done, the missing exhibits, then the summary line."""
     from custody.app import verifydir
 
+    progress = Progress(f"verify {folder}", enabled=not (json_ or jsonl) and feedback_on_terminal())
+
     def shown(r: verifydir.FileResult) -> None:
+        progress.file_done()
+        progress.advance(r.size or 0)
         if jsonl:
             emit_json_line(r.as_json())
         elif not json_:
-            typer.echo(_dir_line(r))
+            progress.echo(_dir_line(r))
 
-    with open_home(home, db) as c:
-        audit = verifydir.audit_dir(c, folder, case, on_file=shown)
+    with open_home(home, db) as c, progress:
+        if progress.enabled:
+            files, size = _folder_totals(folder)
+            progress.phase("hashing and matching files", size or None, files=files)
+        audit = verifydir.audit_dir(c, folder, case, on_file=shown, jobs=jobs)
     if json_:
         emit_json(audit.as_json())
     elif jsonl:
@@ -619,6 +611,23 @@ def _verify_dir(
         raise InputError(
             f"{folder}: {audit.count('unreadable')} file(s) could not be read (see above)"
         )
+
+
+def _folder_totals(folder: Path) -> tuple[int, int]:
+    """How many files `custody verify DIR` goes through, and the bytes of those it reads
+    (what its progress counts to: `custody.app.verifydir.walk` lists them)."""
+    from custody.app import verifydir
+
+    files = size = 0
+    try:
+        for _, path, skipped in verifydir.walk(folder):
+            files += 1
+            if skipped is None:
+                with contextlib.suppress(OSError):
+                    size += path.lstat().st_size
+    except OSError:
+        pass  # the audit says what cannot be read
+    return files, size
 
 
 def _dir_line(r: Any) -> str:

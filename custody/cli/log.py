@@ -7,6 +7,7 @@ print.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -39,11 +40,74 @@ log_app = typer.Typer(
 @log_app.command("key")
 def log_key(home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> None:
     """Print the log's verifier key (give it to verifiers out of band)."""
-    with open_home(home, db) as c:
-        if json_:
-            emit_json({"origin": c.origin, "vkey": c.log_key.encode()})
-            return
-        typer.echo(c.log_key.encode())
+    recorded = _recorded_log_key(home, db)
+    if recorded is None:
+        with open_home(home, db) as c:
+            recorded = c.origin, c.log_key.encode()
+    origin, vkey = recorded
+    if json_:
+        emit_json({"origin": origin, "vkey": vkey})
+        return
+    typer.echo(vkey)
+
+
+# What `_recorded_log_key` reads the home's location from: custody.app.home's ENV_HOME
+# and ENV_DB, and the schema version it reads (custody.infra.store.SCHEMA_VERSION);
+# tests/contracts/test_cli_startup.py checks they agree.
+_ENV_HOME = "CUSTODY_HOME"
+_ENV_DB = "CUSTODY_DB"
+_SCHEMA_VERSION = "3"
+
+
+def _recorded_log_key(home: Path | None, db: str | None) -> tuple[str, str] | None:
+    """The log's origin and verifier key, read from a home's own SQLite database without
+    the database layer (SQLAlchemy takes longer to import than `custody log key` may take).
+
+    Only where nothing is unusual: the database is the home's SQLite file (by --db,
+    CUSTODY_DB, custody.toml or default, as `Home.locate` resolves it), readable, at the
+    current schema, with a valid key recorded.  Anything else returns None, and the
+    caller opens the home as every command does, which migrates, explains or refuses.
+    """
+    import sqlite3
+
+    from custody.app.settings import load_settings, resolve, settings_path
+    from custody.errors import CustodyError
+    from custody.tlog.note import VerifierKey
+
+    root = Path(home or os.environ.get(_ENV_HOME) or Path.home() / ".custody").expanduser()
+    try:
+        url = resolve(db, "--db", _ENV_DB, load_settings(root).db, settings_path(root)).value
+    except CustodyError:
+        return None  # a bad custody.toml: the full path says what is wrong with it
+    path = root / "custody.db" if url is None else None
+    if url is not None and url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+    if path is None or not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1)
+        try:
+            rows = dict(
+                conn.execute(
+                    "SELECT key, value FROM meta WHERE key IN ('schema', 'origin', 'log_vkey')"
+                ).fetchall()
+            )
+        finally:
+            conn.close()
+    except (sqlite3.Error, ValueError, OSError):
+        return None
+    origin, vkey = rows.get("origin"), rows.get("log_vkey")
+    if rows.get("schema") != _SCHEMA_VERSION or not isinstance(origin, str):
+        return None
+    if not isinstance(vkey, str):
+        return None
+    try:
+        key = VerifierKey.parse(vkey)
+    except (CustodyError, ValueError):
+        return None
+    if key.name != origin:
+        return None
+    return origin, key.encode()
 
 
 # The longest pause `log checkpoint --every` takes between checks: a day.

@@ -10,7 +10,10 @@ problem, 4 refused by the custody rules.  No traceback reaches a user (set
 CUSTODY_DEBUG=1 to see one for an internal error).
 
 Nothing heavy is imported here or by the command modules at import time (the
-database layer, fpdf2, rich, ffmpeg): `custody --help` needs only typer.
+database layer, fpdf2, rich, PyAV, the crypto libraries): `custody --help` needs only
+typer, and neither it nor a command whose values are flags, text and paths imports
+pydantic, which typer would use to coerce them (`_Group`, `_PlainRuntimeParam`);
+tests/contracts/test_cli_startup.py checks it.
 
 The groups (`_Group`) also give every command the same habits: a real metavar for
 every option (`--to PARTY`, not `<str>`), `[required]` on every option the command
@@ -20,13 +23,17 @@ needs, and `--quiet`/`-q` after the command as before it.  typer's shell complet
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 from typer._click.core import Context
-from typer._coercion import PassThroughRuntimeParam
+from typer._coercion import PassThroughRuntimeParam, RuntimeParam
+from typer._param_types import coerce_cli_path
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from custody import __version__
@@ -263,8 +270,59 @@ def _flag_without_pydantic(option: TyperOption) -> TyperOption:
     return option
 
 
+@dataclass(frozen=True)
+class _PlainRuntimeParam(RuntimeParam):
+    """typer's coercion of a text or path value (`str`, `Path`, or a list of either),
+    done as its pydantic adapter does it but without importing pydantic (see `_Group`):
+    bytes decoded as the file system does, a path through typer's own path checks
+    (`coerce_cli_path`: exists, dir_okay, resolve_path...)."""
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Context) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [self._one(v, param, ctx) for v in value]
+        return self._one(value, param, ctx)
+
+    def _one(self, value: Any, param: Any, ctx: Context) -> Any:
+        text = os.fsdecode(value) if isinstance(value, bytes) else value
+        if _leaf(self.annotation) is str:
+            return str(text)
+        path = text if isinstance(text, Path) else Path(text)
+        return coerce_cli_path(path, self.parameter_info, path_type=Path, param=param, ctx=ctx)
+
+
+def _leaf(annotation: Any) -> Any:
+    """`str` or `Path` from `str`, `Path`, `list[str]` or `list[Path]`; None otherwise."""
+    from typing import get_args, get_origin
+
+    if get_origin(annotation) is list:
+        (annotation,) = get_args(annotation) or (None,)
+    return annotation if annotation in (str, Path) else None
+
+
+def _plain_without_pydantic(param: TyperOption | TyperArgument) -> None:
+    """Read `param` without pydantic where it is plain text or a path with no parser of
+    its own (`_PlainRuntimeParam`); numbers, choices and the rest keep typer's way."""
+    descriptor = param.type_descriptor
+    info = descriptor.parameter_info
+    if (
+        param._runtime_param is None
+        and _leaf(descriptor.annotation) is not None
+        and descriptor.file_annotation is None
+        and info.parser is None
+        and not descriptor.is_choice
+    ):
+        param._runtime_param = _PlainRuntimeParam(
+            parameter_info=info, annotation=descriptor.annotation
+        )
+
+
+_QUIET: list[TyperOption] = []  # the option `_quiet_option` copies, made once
+
+
 def _quiet_option() -> TyperOption:
     """`--quiet`/`-q` after a subcommand (`custody export C-1 --to X -q`), as before it."""
+    if _QUIET:
+        return copy.copy(_QUIET[0])
     from typer.main import _get_param
     from typer.models import ParamMeta
 
@@ -278,7 +336,50 @@ def _quiet_option() -> TyperOption:
         )
     )
     assert isinstance(param, TyperOption)
-    return _flag_without_pydantic(param)
+    _QUIET.append(_flag_without_pydantic(param))
+    return copy.copy(param)
+
+
+def _read_signatures_once() -> None:
+    """Have typer read each command function's signature once per process, not two or
+    three times (it asks again for the callback, the parameter names and the params).
+
+    typer's `get_params_from_function` evaluates every annotation of the function (they
+    are strings: `from __future__ import annotations`), a third of what building the app
+    for `custody --help` costs.  The answer depends on the function alone; each caller
+    still gets its own copy of each parameter's `ParameterInfo`, as typer makes one.
+    """
+    import typer.main
+    from typer.models import ParamMeta
+
+    names = vars(typer.main)  # the module's globals, where its functions look it up
+    read = names["get_params_from_function"]
+    if getattr(read, "custody_cached", False):
+        return
+    seen: dict[Any, dict[str, ParamMeta]] = {}
+
+    def params(func: Any) -> dict[str, ParamMeta]:
+        got = seen.get(func)
+        if got is None:
+            got = seen[func] = read(func)
+        return {
+            name: ParamMeta(name=m.name, default=copy.copy(m.default), annotation=m.annotation)
+            for name, m in got.items()
+        }
+
+    params.custody_cached = True  # type: ignore[attr-defined]
+    names["get_params_from_function"] = params
+
+
+_read_signatures_once()
+
+
+class _Command(TyperCommand):
+    """A typer command whose `--help` flag is read without pydantic (see `_Group`)."""
+
+    def get_help_option(self, ctx: Context) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        return _flag_without_pydantic(option) if option is not None else None
 
 
 def _json_given(command: TyperCommand, kwargs: dict[str, Any]) -> bool:
@@ -298,7 +399,11 @@ def _honest(command: TyperCommand, path: str) -> None:
     `_METAVARS`, else the option's name in capitals.  Arguments show as `ITEM` (`_Argument`).
     Options the command requires itself say so (`_REQUIRED_IN_CODE`).
     """
+    if type(command) is TyperCommand:
+        command.__class__ = _Command
     for p in command.params:
+        if isinstance(p, (TyperArgument, TyperOption)):
+            _plain_without_pydantic(p)
         if isinstance(p, TyperArgument) and type(p) is TyperArgument:
             p.__class__ = _Argument
         elif isinstance(p, TyperOption):
@@ -339,7 +444,9 @@ class _Group(TyperGroup):
     the start-up) only to learn that the root's flag is absent.  A flag's value is
     None or a bool and needs no coercion: typer's pass-through coercion, set before
     first use, returns it as it is.  tests/cli/test_startup.py fails if typer stops
-    honouring this.
+    honouring this.  Each command's own `--help` (`_Command`) is read the same way, and
+    its text and path values by `_PlainRuntimeParam`, so that `custody log key` needs
+    no pydantic either (tests/contracts/test_cli_startup.py).
     """
 
     def __init__(self, **attrs: Any) -> None:

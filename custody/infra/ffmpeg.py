@@ -1,14 +1,14 @@
-"""Media probing and packet hashing: the only module that runs ffprobe and ffmpeg.
+"""Media probing and packet hashing; the only module that runs ffprobe and ffmpeg.
 
-For one file, `probe` runs exactly two processes (docs/spec/media.md):
+`probe` measures one file in-process (`custody.infra.avmedia`, PyAV on the system
+FFmpeg; docs/spec/media.md §4-§5): the ``custody/snapshot/v2`` metadata snapshot,
+and ``streamhash`` (SHA-256 over each stream's packets) and ``framehash`` (SHA-256
+of every packet) exactly as ``ffmpeg -map 0 -c copy`` writes them.  Only a
+``custody/snapshot/v1`` measurement (to compare with a record written that way)
+still runs ``ffprobe -show_format -show_streams -of json``.
 
-1. ``ffprobe -show_format -show_streams -of json`` -> the canonical metadata
-   snapshot (``custody/snapshot/v1``) and its digest;
-2. one ``ffmpeg -map 0 -c copy`` with two outputs, ``streamhash`` (SHA-256 over
-   each stream's packets) and ``framehash`` (SHA-256 of every packet), -> the
-   per-stream digests, the per-packet list and the content digest.
-
-Both are called directly with `subprocess` (not ffmpeg-python's helpers) because
+The tools (ffprobe for v1 and keyframes, ffmpeg for thumbnails and derived clips)
+are called directly with `subprocess` (not ffmpeg-python's helpers) because
 custody needs what those hide: the input is passed as ``file:<absolute path>``
 so a file named ``concat:...`` or ``-i`` is never read as a protocol or option,
 ``-protocol_whitelist file`` keeps a playlist inside evidence from reaching the
@@ -22,18 +22,23 @@ import json
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from custody.errors import CustodyError, FormatError, InputError
+from custody.errors import CustodyError, FormatError, InputError, UsageError
 from custody.media.compare import MediaRecord, PacketList
-from custody.media.digest import StreamDigest, snapshot_bytes
+from custody.media.digest import (
+    SNAPSHOT_V1,
+    SNAPSHOT_V2,
+    SNAPSHOT_VERSIONS,
+    StreamDigest,
+    snapshot_bytes,
+)
 
-__all__ = ["SIDECAR_KINDS", "MediaInfo", "ffmpeg_version", "probe"]
+__all__ = ["SIDECAR_KINDS", "Measurements", "MediaInfo", "ffmpeg_version", "probe"]
 
 FFPROBE = "ffprobe"
 FFMPEG = "ffmpeg"
@@ -85,7 +90,7 @@ class MediaInfo:
 
     @property
     def snapshot(self) -> bytes:
-        """The canonical snapshot bytes (``custody/snapshot/v1``), stored as the probe sidecar."""
+        """The canonical snapshot bytes (``custody/snapshot/v1`` or ``v2``): the probe sidecar."""
         return self.record.snapshot
 
     @property
@@ -269,96 +274,27 @@ def _probe_json(path: Path, name: str) -> dict[str, Any] | None:
     return doc
 
 
-class _PacketHashing:
-    """One ffmpeg run with two outputs: streamhash to an extra pipe, framehash to stdout.
-
-    Started before ffprobe runs, so the two processes overlap (a short clip then
-    costs one process start-up of wall time, not two); `cancel` if the file turns
-    out not to be media.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        read_end, write_end = os.pipe()
-        self._streamhash = bytearray()
-        args: list[bytes | str] = [
-            FFMPEG,
-            "-nostdin",
-            "-hide_banner",
-            "-v",
-            "error",
-            "-protocol_whitelist",
-            "file",
-            "-i",
-            _url(path),
-            # Output 1: one SHA-256 per stream over its packets, to the extra pipe.
-            *("-map", "0", "-c", "copy", "-f", "streamhash", "-hash", "sha256"),
-            f"pipe:{write_end}",
-            # Output 2: one line per packet, to stdout.
-            *("-map", "0", "-c", "copy", "-f", "framehash", "-hash", "sha256"),
-            "pipe:1",
-        ]
-        try:
-            self._proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(write_end,),
-            )
-        except OSError as exc:
-            os.close(read_end)
-            os.close(write_end)
-            if isinstance(exc, FileNotFoundError):
-                raise CustodyError(
-                    "ffmpeg is not installed (needed to hash media packets)",
-                    hint="install ffmpeg, e.g. `apt-get install ffmpeg`",
-                ) from None
-            raise CustodyError(f"cannot run ffmpeg ({exc.strerror})") from None
-        os.close(write_end)  # the child holds its copy; EOF comes when it exits
-        self._reader = threading.Thread(
-            target=self._drain, args=(read_end,), name="custody-streamhash", daemon=True
-        )
-        self._reader.start()
-
-    def _drain(self, fd: int) -> None:
-        with os.fdopen(fd, "rb") as f:
-            self._streamhash.extend(f.read())
-
-    def cancel(self) -> None:
-        """Stop ffmpeg and reap it."""
-        self._proc.kill()
-        self._proc.communicate()
-        self._reader.join()
-
-    def finish(self, name: str) -> tuple[bytes, bytes, tuple[str, ...]]:
-        """(framehash bytes, streamhash bytes, error lines); InputError if ffmpeg failed."""
-        try:
-            stdout, stderr = self._proc.communicate()
-        except BaseException:
-            self.cancel()
-            raise
-        self._reader.join()
-        if self._proc.returncode != 0:
-            reason = _reason(
-                _error_lines(stderr), self._path, f"ffmpeg exited with {self._proc.returncode}"
-            )
-            raise InputError(
-                f"{name}: packet hashing failed: {reason}",
-                hint="the file may be truncated or damaged; ingest the original export",
-            )
-        return stdout, bytes(self._streamhash), _error_lines(stderr)
-
-
-def probe(path: Path, *, strict: bool = True, name: str | None = None) -> MediaInfo | None:
+def probe(
+    path: Path,
+    *,
+    strict: bool = True,
+    name: str | None = None,
+    snapshot: str = SNAPSHOT_V2,
+) -> MediaInfo | None:
     """Measure a file's metadata and content, or None if it is not media.
 
-    Not media (None): anything ffprobe does not recognise that does not look like
-    a media container (JSON, CSV, text), pictures (JPEG, PNG: attachments, not
+    Not media (None): anything libavformat does not recognise that does not look
+    like a media container (JSON, CSV, text), pictures (JPEG, PNG: attachments, not
     footage), and files without an audio or video stream (subtitles, data).
 
-    With `strict` (ingest), a file that ffmpeg reports errors for while reading
-    its packets (e.g. "partial file" for a truncated MP4) is refused; without it
+    Packets are always hashed in-process (`custody.infra.avmedia`: the digests of
+    ``ffmpeg -c copy -f streamhash/framehash``, no process).  `snapshot` chooses the
+    metadata snapshot: ``custody/snapshot/v2`` (default) is built in-process too;
+    ``custody/snapshot/v1`` runs ffprobe as custody did before, so that a file is
+    compared with a v1 record in v1's own terms (docs/spec/media.md §4).
+
+    With `strict` (ingest), a file that libav reports errors for while reading its
+    packets (e.g. "partial file" for a truncated MP4) is refused; without it
     (verification), it is measured as far as it goes and the errors are kept in
     `MediaInfo.problems`, so a truncated copy can be classified.
 
@@ -366,24 +302,47 @@ def probe(path: Path, *, strict: bool = True, name: str | None = None) -> MediaI
     evidence store's copy, pass the original path, whose extension also tells a
     damaged video (InputError) from a file that is not media (None).
 
+    Thread-safe: ingest and verify-bundle call it from several threads at once.
+
     Raises:
-        InputError: the file looks like media but ffprobe rejects it, packet
-            hashing fails, or (strict) ffmpeg reports errors; the message names
-            the file and the reason.
-        CustodyError: ffmpeg/ffprobe are not installed.
+        InputError: the file looks like media but cannot be opened, packet hashing
+            fails, or (strict) libav reports errors; the message names the file and
+            the reason.
+        UsageError: `snapshot` is not a snapshot version.
+        CustodyError: PyAV (or, for v1, ffprobe) is not installed.
     """
+    if snapshot not in SNAPSHOT_VERSIONS:
+        raise UsageError(f"probe: unknown snapshot version {snapshot!r}")
+    from custody.infra import avmedia
+
     shown = name if name is not None else _shown(path)
-    hashing = _PacketHashing(path)
-    try:
-        doc = _probe_json(path, shown)
-        footage = doc is not None and _is_footage(doc)
-    except BaseException:
-        hashing.cancel()
-        raise
-    if doc is None or not footage:
-        hashing.cancel()
+    if _is_text(path):
         return None
-    framehash, streamhash, problems = hashing.finish(shown)
+    doc: Mapping[str, Any] | None = None
+    if snapshot == SNAPSHOT_V1:
+        doc = _probe_json(path, shown)
+        if doc is None or not _is_footage(doc):
+            return None
+    try:
+        measured = avmedia.measure(path, snapshot=snapshot == SNAPSHOT_V2)
+    except avmedia.OpenFailed as exc:
+        reason = _CONTEXT.sub("", exc.reason)
+        if doc is not None:
+            raise InputError(
+                f"{shown}: packet hashing failed: {reason}",
+                hint="the file may be truncated or damaged; ingest the original export",
+            ) from None
+        if _looks_like_media(path, shown):
+            raise InputError(
+                f"{shown} is not decodable media: {reason}",
+                hint="the file may be truncated or damaged; ingest the original export",
+            ) from None
+        return None
+    if doc is None:
+        doc = measured.document
+        if not _is_footage(doc):
+            return None
+    problems = measured.problems
     if strict and problems:
         raise InputError(
             f"{shown} is damaged media: {_reason(problems[:1], path, '')}",
@@ -391,35 +350,43 @@ def probe(path: Path, *, strict: bool = True, name: str | None = None) -> MediaI
         )
     try:
         record = MediaRecord(
-            snapshot=snapshot_bytes(doc), framehash=framehash, streamhash=streamhash
+            snapshot=snapshot_bytes(doc, snapshot),
+            framehash=measured.framehash,
+            streamhash=measured.streamhash,
         )
     except FormatError as exc:
         raise InputError(f"{shown}: {exc.message}", hint=exc.hint) from None
-    return MediaInfo(record=record, problems=problems, tool=ffmpeg_version())
+    tool = ffmpeg_version() if snapshot == SNAPSHOT_V1 else avmedia.library_tool()
+    return MediaInfo(record=record, problems=problems, tool=tool)
 
 
-def _video_stream(doc: Mapping[str, Any]) -> int | None:
-    """The index of the first video stream that is footage (not cover art), or None."""
-    for stream in doc.get("streams", []):
-        disposition = stream.get("disposition", {})
-        if stream.get("codec_type") == "video" and not disposition.get("attached_pic"):
-            index = stream.get("index")
-            return index if isinstance(index, int) else None
-    return None
+class Measurements:
+    """One file, measured on demand once per snapshot version (`probe` for each).
 
+    A fresh measurement is compared with a recorded one in the recorded snapshot's
+    version, so a ``custody/snapshot/v1`` exhibit is never reported "metadata
+    changed" only because v2 prints other fields; a file compared with exhibits of
+    both versions is measured once for each.  Not thread-safe (one per caller).
+    """
 
-def _duration(doc: Mapping[str, Any], stream: int) -> float | None:
-    """Seconds of footage: the container's duration, else the video stream's."""
-    candidates = [doc.get("format", {}).get("duration")]
-    candidates += [s.get("duration") for s in doc.get("streams", []) if s.get("index") == stream]
-    for value in candidates:
-        try:
-            seconds = float(value)
-        except (TypeError, ValueError):
-            continue
-        if seconds > 0:
-            return seconds
-    return None
+    def __init__(self, path: Path, *, strict: bool = False, name: str | None = None) -> None:
+        self.path = path
+        self.strict = strict
+        self.name = name
+        self._cache: dict[str, MediaInfo | None] = {}
+
+    def get(self, snapshot: str = SNAPSHOT_V2) -> MediaInfo | None:
+        """The file measured with `snapshot` (cached); errors as `probe`'s."""
+        if snapshot not in self._cache:
+            self._cache[snapshot] = probe(
+                self.path, strict=self.strict, name=self.name, snapshot=snapshot
+            )
+        return self._cache[snapshot]
+
+    def record(self, snapshot: str = SNAPSHOT_V2) -> MediaRecord | None:
+        """The media record of `get(snapshot)`, None if not media."""
+        info = self.get(snapshot)
+        return None if info is None else info.record
 
 
 def thumbnails(
@@ -427,81 +394,46 @@ def thumbnails(
 ) -> list[bytes]:
     """Up to `count` JPEG frames of `path`'s footage, evenly spaced, `width` pixels wide.
 
-    Frame i is taken at the middle of the i-th of `count` equal spans of the
-    duration (one frame at the start if ffprobe knows no duration), so a reader of a
-    report sees what footage is meant.  Sound-only media gives an empty list.  Each
-    frame is one ffmpeg run that seeks to its time and decodes one frame; the runs go
-    in parallel.  A frame ffmpeg cannot produce (e.g. a seek past damaged data) is
-    left out.  `name` is what messages call the file (default: `path`).
+    Frame i is the first frame at or after the middle of the i-th of `count` equal
+    spans of the duration (one frame at the start if the file gives no duration), so
+    a reader of a report sees what footage is meant.  The frames come from the first
+    video stream that is not cover art, rotated as the file's display matrix says,
+    with an even height keeping the aspect ratio; sound-only media gives an empty
+    list.  Taken in-process (`custody.infra.avmedia.thumbnails`: one open, a seek
+    back to a keyframe and a short decode per frame, libavcodec's mjpeg encoder at
+    ffmpeg's ``-q:v 4``): the bytes ``ffmpeg -ss T -i FILE -frames:v 1 -vf
+    scale=W:-2 -c:v mjpeg -q:v 4`` writes.  A frame that cannot be produced (e.g. a
+    seek past damaged data) is left out.  `name` is what messages call the file
+    (default: `path`).  Thread-safe.
 
     Raises:
-        InputError: `count` < 1 or `width` < 2; the file is not media ffprobe can
+        InputError: `count` < 1 or `width` < 2; the file is not media libavformat can
             read; or no frame could be taken (the message names the file and why).
-        CustodyError: ffmpeg/ffprobe are not installed.
+        CustodyError: PyAV is not installed.
     """
     if count < 1 or width < 2:
         raise InputError(f"thumbnails need count >= 1 and width >= 2 (got {count}, {width})")
+    from custody.infra import avmedia
+
     shown = name if name is not None else _shown(path)
-    doc = _probe_json(path, shown)
-    if doc is None:
+    if _is_text(path):
         raise InputError(f"{shown} is not media: it has no frames to show")
-    stream = _video_stream(doc)
-    if stream is None:
-        return []
-    duration = _duration(doc, stream)
-    times = [0.0] if duration is None else [duration * (i + 0.5) / count for i in range(count)]
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        for at in times:
-            args: list[bytes | str] = [
-                FFMPEG,
-                "-nostdin",
-                "-hide_banner",
-                "-v",
-                "error",
-                "-protocol_whitelist",
-                "file",
-                *("-ss", f"{at:.3f}"),
-                "-i",
-                _url(path),
-                *("-map", f"0:{stream}", "-frames:v", "1"),
-                # Even height keeps the JPEG encoder happy; the aspect ratio is kept.
-                *("-vf", f"scale={width}:-2", "-c:v", "mjpeg", "-q:v", "4"),
-                *("-f", "image2pipe", "pipe:1"),
-            ]
-            procs.append(
-                subprocess.Popen(
-                    args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-                )
-            )
-    except OSError as exc:
-        for proc in procs:
-            proc.kill()
-            proc.communicate()
-        if isinstance(exc, FileNotFoundError):
-            raise CustodyError(
-                "ffmpeg is not installed (needed to take thumbnails)",
-                hint="install ffmpeg, e.g. `apt-get install ffmpeg`",
+        taken = avmedia.thumbnails(path, count, width)
+    except avmedia.OpenFailed as exc:
+        if _looks_like_media(path, shown):
+            reason = _CONTEXT.sub("", exc.reason)
+            raise InputError(
+                f"{shown} is not decodable media: {reason}",
+                hint="the file may be truncated or damaged; ingest the original export",
             ) from None
-        raise CustodyError(f"cannot run ffmpeg ({exc.strerror})") from None
-    frames: list[bytes] = []
-    errors: list[str] = []
-    try:
-        for proc in procs:
-            stdout, stderr = proc.communicate()
-            if proc.returncode == 0 and stdout.startswith(b"\xff\xd8"):
-                frames.append(stdout)
-            else:
-                errors.extend(_error_lines(stderr))
-    finally:
-        for proc in procs:  # interrupted: leave no ffmpeg behind
-            if proc.returncode is None:
-                proc.kill()
-                proc.communicate()
-    if not frames:
-        reason = _reason(tuple(errors), path, "ffmpeg produced no frame")
+        raise InputError(f"{shown} is not media: it has no frames to show") from None
+    if not taken.has_video:
+        return []
+    if not taken.frames:
+        reason = _reason(taken.problems, path, "no frame could be decoded")
         raise InputError(f"{shown}: cannot take thumbnails: {reason}")
-    return frames
+    return list(taken.frames)
 
 
 # -- derived clips: trim, redact, transcode (custody.app.derive, docs/derive.md) -------------

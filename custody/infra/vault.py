@@ -8,14 +8,28 @@ Layout under the vault root (docs/spec/media.md, "Evidence store"):
                                                      committed (`Vault.stage_file`)
     tmp/                                             writes in progress
 
-A file is copied in one read pass that hashes what it copies: each 16 MiB window
-of the source is mapped once, hashed by BLAKE3 on every core, and written to a
-temp file inside the vault by a second thread while the next window is hashed.
-Then: fsync the temp file, make it read-only, hard-link it to its final name
-(which fails if the object already exists, so nothing is ever overwritten), fsync
-the directory, remove the temp name.  An interrupted run (Ctrl-C, kill, power
-loss) leaves at most a temp file under tmp/, which the next `Vault` open removes;
-an object under objects/ is always complete.
+A file is copied in one pass, in the kernel where it can be (`_copy_pass`): one
+thread copies the source into a temp file inside the vault with copy_file_range(2)
+(falling back to sendfile(2), then to pread/pwrite, when the kernel or the file
+systems refuse it), 16 MiB at a time, while the calling thread maps each window of
+the COPY just written and hashes it with BLAKE3 on every core (SHA-256, when asked,
+in a third thread).  The bytes come off the source disk once, into the page cache;
+the copy's pages are hashed where the kernel just put them.  Then: one fsync of the
+temp file, make it read-only, hard-link it to its final name (which fails if the
+object already exists, so nothing is ever overwritten), fsync the directory, remove
+the temp name.  An interrupted run (Ctrl-C, kill, power loss) leaves at most a temp
+file under tmp/, which the next `Vault` open removes; an object under objects/ is
+always complete.
+
+Why the result is safe (docs/ingest.md, "How a file is copied"): the digests are
+those of the copy itself, the very bytes that are stored, so an object can never
+differ from the digest it is named by, whatever the kernel's copy did; the temp file
+is this process's own (mkstemp, mode 0600, locked), so nothing else writes to it
+between the copy and the hash.  That the copy is also the source's bytes is checked
+as before: the source's identity, size, mtime and ctime are the same before and after
+the pass (any write, truncation or chmod through any descriptor or mapping changes
+them), the pass copied exactly the size fstat gave, and the copy has that size.
+A source that changed is refused (`InputError`), and its copy dropped.
 
 Ingest and derive do not put a copy straight into objects/: `Vault.stage_file`
 leaves the complete, fsynced copy under staging/, the caller commits the log
@@ -45,8 +59,12 @@ much CPU as BLAKE3 itself on a 2-core machine, so a read() loop reaches only abo
 half of ``b3sum``'s throughput (which maps the file too).  Each window is prefaulted
 with MADV_POPULATE_READ, so a read error on a failing card or disk becomes an
 OSError (an `InputError` naming the file) instead of SIGBUS; where the kernel
-lacks it (before Linux 5.14) the store falls back to read().  Windows are unmapped
-as soon as they are written, so memory stays at a few windows whatever the size.
+lacks it (before Linux 5.14) the store falls back to read() of the source and
+write() of the copy, hashing the bytes in between.  Windows are unmapped as soon as
+they are hashed, and the copy never runs more than a few windows ahead of the hash,
+so memory stays at a few windows whatever the size.  A read error of the source
+during a kernel copy (EIO) is told from a write error by reading the source's range
+again: the range that cannot be read is named, as a read error.
 """
 
 from __future__ import annotations
@@ -62,7 +80,7 @@ import secrets
 import stat
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,7 +193,11 @@ def _write_all(fd: int, view: memoryview) -> None:
 
 
 def _drain_window(
-    window: mmap.mmap, offset: int, sink_fd: int | None, sha: hashlib._Hash | None
+    window: mmap.mmap,
+    offset: int,
+    sink_fd: int | None,
+    sha: hashlib._Hash | None,
+    writeback_fd: int | None = None,
 ) -> None:
     # Runs in the second thread, next to BLAKE3 hashing the following window in the
     # first: SHA-256 (single-threaded, and the slower hash) and the copy overlap it.
@@ -187,6 +209,8 @@ def _drain_window(
                 _write_all(sink_fd, view)
         if sink_fd is not None:
             _start_writeback(sink_fd, offset, len(window))
+        if writeback_fd is not None:
+            _start_writeback(writeback_fd, offset, len(window))
     finally:
         window.close()
 
@@ -212,6 +236,23 @@ def _settle(future: Future[mmap.mmap] | Future[None] | None) -> None:
         result.close()
 
 
+def _map_when_ready(
+    ready: Callable[[int, int], None] | None, fd: int, offset: int, length: int
+) -> mmap.mmap:
+    if ready is None:
+        return _map_window(fd, offset, length)
+    ready(offset, length)  # the copy has reached offset + length (or raises its error)
+    return _map_copy(fd, offset, length)
+
+
+def _map_copy(fd: int, offset: int, length: int) -> mmap.mmap:
+    """A window of the copy in the store: failing to read it back is the store's fault."""
+    try:
+        return _map_window(fd, offset, length)
+    except _ReadError as exc:
+        raise _WriteError(exc.error) from None
+
+
 def _mapped_pass(
     fd: int,
     size: int,
@@ -219,20 +260,29 @@ def _mapped_pass(
     sha: hashlib._Hash | None,
     sink_fd: int | None,
     progress: Progress | None,
+    *,
+    ready: Callable[[int, int], None] | None = None,
+    writeback: bool = False,
 ) -> None:
     # Three windows at most are alive: one being mapped, one being hashed with
     # BLAKE3 (on every core, GIL released), one being drained (SHA-256, copy).
-    drain = sha is not None or sink_fd is not None
+    # `ready(offset, length)` (a kernel copy into `fd`, `_copy_pass`) blocks until
+    # that range has been written; `writeback` starts writing each hashed window of
+    # `fd` to disk.
+    drain = sha is not None or sink_fd is not None or writeback
+    writeback_fd = fd if writeback else None
     # A hash-only pass maps larger windows: fewer BLAKE3 calls, each spread over every
     # core, keeps up with b3sum (0.93 -> 0.99 of its speed at 16 -> 64 MiB, measured
     # on a 2 GiB file).  A copy keeps 16 MiB windows: mapped pages count as resident,
     # and ingest must stay under 150 MB whatever the file size.
-    window = _HASH_WINDOW if not drain else _COPY_WINDOW
+    window = _HASH_WINDOW if not drain and ready is None else _COPY_WINDOW
     with (
         ThreadPoolExecutor(1, thread_name_prefix="custody-map") as mapper,
         ThreadPoolExecutor(1, thread_name_prefix="custody-drain") as drainer,
     ):
-        following: Future[mmap.mmap] | None = mapper.submit(_map_window, fd, 0, min(window, size))
+        following: Future[mmap.mmap] | None = mapper.submit(
+            _map_when_ready, ready, fd, 0, min(window, size)
+        )
         draining: Future[None] | None = None
         current: mmap.mmap | None = None
         try:
@@ -242,13 +292,17 @@ def _mapped_pass(
                 following = None
                 ahead = offset + window
                 if ahead < size:
-                    following = mapper.submit(_map_window, fd, ahead, min(window, size - ahead))
+                    following = mapper.submit(
+                        _map_when_ready, ready, fd, ahead, min(window, size - ahead)
+                    )
                 hasher.update(current)
                 length = len(current)
                 if drain:
                     if draining is not None:
                         draining.result()
-                    draining = drainer.submit(_drain_window, current, offset, sink_fd, sha)
+                    draining = drainer.submit(
+                        _drain_window, current, offset, sink_fd, sha, writeback_fd
+                    )
                 else:
                     current.close()
                 current = None
@@ -272,7 +326,7 @@ def _buffered_pass(
     sink_fd: int | None,
     progress: Progress | None,
 ) -> None:
-    buffer = bytearray(_WINDOW)
+    buffer = bytearray(min(_WINDOW, size))  # a small file: no 16 MiB to allocate and zero
     done = 0
     with memoryview(buffer) as view:
         while done < size:
@@ -317,6 +371,217 @@ def _one_pass(
     return _digests(hasher, sha)
 
 
+# ---------------------------------------------------------------------------------
+# One pass that copies in the kernel and hashes the copy.
+
+# The kernel or the file systems refuse this way of copying (not an I/O error):
+# try the next way.  EXDEV: copy_file_range across file systems (before Linux 5.3,
+# and again since 5.19 for most pairs); EINVAL/EOPNOTSUPP/ENOTSUP: not for these
+# files; ENOSYS: no such system call; EPERM/EACCES: a sandbox (seccomp) forbids it.
+_REFUSED = frozenset(
+    {
+        errno.EXDEV,
+        errno.EINVAL,
+        errno.ENOSYS,
+        errno.EOPNOTSUPP,
+        errno.ENOTSUP,
+        errno.EPERM,
+        errno.EACCES,
+        errno.EBADF,
+    }
+)
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+_COPY_METHODS = ("copy_file_range", "sendfile", "read")
+# How far the copy may run ahead of the hash: the copy's pages are still in the page
+# cache when they are hashed (not read back from disk), and a stop leaves little.
+_COPY_AHEAD = 4 * _COPY_WINDOW
+
+
+# One copy of more than a window at a time per process: each maps a few windows of its
+# copy (resident memory), and one already keeps the disk and every core busy.  Files
+# of one window are copied in parallel (ingest's --jobs workers).
+_large_copy = threading.Lock()
+
+
+class _Shrunk(Exception):
+    """The source ended before the size fstat gave (it was truncated meanwhile)."""
+
+
+class _Copier:
+    """Copies `size` bytes of `src` into `dst` in its own thread, in the kernel where it
+    can (`_COPY_METHODS`, in order), at most `_COPY_AHEAD` bytes ahead of the hash.
+
+    `ready(offset, length)` blocks until that range is in `dst`, or raises the copy's
+    error; `cancel` stops it at the next step.
+    """
+
+    def __init__(self, src: int, dst: int, size: int) -> None:
+        self.src = src
+        self.dst = dst
+        self.size = size
+        self.method = 0  # index into _COPY_METHODS
+        self.used: list[str] = []  # the methods that copied something, for tests
+        self._copied = 0
+        self._hashed = 0
+        self._error: BaseException | None = None
+        self._cancelled = False
+        self._cond = threading.Condition()
+        self._buffer: bytearray | None = None
+
+    def run(self) -> None:
+        try:
+            offset = 0
+            while offset < self.size:
+                with self._cond:
+                    while not self._cancelled and offset - self._hashed >= _COPY_AHEAD:
+                        self._cond.wait()
+                    if self._cancelled:
+                        return
+                n = self._step(offset, min(_COPY_WINDOW, self.size - offset))
+                offset += n
+                with self._cond:
+                    self._copied = offset
+                    self._cond.notify_all()
+        except BaseException as exc:
+            with self._cond:
+                self._error = exc
+                self._cond.notify_all()
+
+    def ready(self, offset: int, length: int) -> None:
+        end = offset + length
+        with self._cond:
+            # Everything before `offset` has been hashed (windows are mapped in order).
+            self._hashed = max(self._hashed, offset)
+            self._cond.notify_all()
+            while self._copied < end and self._error is None and not self._cancelled:
+                self._cond.wait()
+            if self._error is not None:
+                raise self._error
+            if self._copied < end:
+                raise _Shrunk  # cancelled: the pass is being torn down anyway
+
+    def cancel(self) -> None:
+        with self._cond:
+            self._cancelled = True
+            self._cond.notify_all()
+
+    def _step(self, offset: int, count: int) -> int:
+        """Copy up to `count` bytes at `offset` (same offset in both files); > 0."""
+        while True:
+            method = _COPY_METHODS[self.method]
+            try:
+                if method == "copy_file_range":
+                    n = os.copy_file_range(self.src, self.dst, count, offset, offset)
+                elif method == "sendfile":
+                    os.lseek(self.dst, offset, os.SEEK_SET)
+                    n = os.sendfile(self.dst, self.src, offset, count)
+                else:
+                    n = self._pread_pwrite(offset, count)
+            except OSError as exc:
+                if method != "read" and exc.errno in _REFUSED:
+                    self.method += 1
+                    continue
+                raise self._classify(exc, offset, count) from None
+            if n > 0:
+                if not self.used or self.used[-1] != method:
+                    self.used.append(method)
+                return n
+            if method == "read":
+                raise _Shrunk
+            # 0 before the end: this way of copying does not work for this file (or it
+            # shrank, which the next way finds too).
+            self.method += 1
+
+    def _pread_pwrite(self, offset: int, count: int) -> int:
+        if self._buffer is None:
+            self._buffer = bytearray(min(_COPY_WINDOW, self.size))
+        with memoryview(self._buffer) as view:
+            try:
+                n = os.preadv(self.src, [view[:count]], offset)
+            except OSError as exc:
+                raise _ReadError(exc, offset) from None
+            done = 0
+            while done < n:
+                with view[done:n] as rest:
+                    try:
+                        done += os.pwrite(self.dst, rest, offset + done)
+                    except OSError as exc:
+                        raise _WriteError(exc) from None
+        return n
+
+    def _classify(self, exc: OSError, offset: int, count: int) -> Exception:
+        """A failed kernel copy: a read error of the source (naming where) or a write
+        error of the copy.  The kernel's errno does not say which: read the range."""
+        if exc.errno in _WRITE_ERRNOS:
+            return _WriteError(exc)
+        probe = 1 << 20
+        for at in range(offset, offset + count, probe):
+            try:
+                if not os.pread(self.src, min(probe, offset + count - at), at):
+                    break
+            except OSError as read_exc:
+                return _ReadError(read_exc, at)
+        return _WriteError(exc)
+
+
+def _copy_pass(
+    src: int, dst: int, size: int, sha256: bool, progress: Progress | None
+) -> tuple[FileDigests, tuple[str, ...]]:
+    """Copy the first `size` bytes of `src` into the empty file `dst` and hash the copy:
+    (its digests, the ways of copying used).
+
+    The copy runs in a thread of its own (`_Copier`); the caller's thread maps each
+    window of `dst` once the copy has written it, hashes it, and starts its writeback.
+    Where windows cannot be mapped (before Linux 5.14), the source is read, hashed and
+    written by the caller's thread instead (`_buffered_pass`).
+    """
+    hasher = Hasher()
+    sha = hashlib.sha256() if sha256 else None
+    if size and size <= _COPY_WINDOW and not _populate_unsupported.is_set():
+        # One window: no thread to start, the copy then its hash.
+        copier = _Copier(src, dst, size)
+        copier.run()
+        try:
+            copier.ready(0, size)  # raises what the copy met
+            window = _map_copy(dst, 0, size)
+        except _NoPopulate:
+            pass  # nothing hashed: read the source below
+        else:
+            try:
+                hasher.update(window)
+                if sha is not None:
+                    sha.update(window)
+            finally:
+                window.close()
+            if progress is not None:
+                progress(size)
+            return _digests(hasher, sha), tuple(copier.used)
+        os.ftruncate(dst, 0)
+        os.lseek(dst, 0, os.SEEK_SET)
+    elif size and not _populate_unsupported.is_set():
+        copier = _Copier(src, dst, size)
+        with _large_copy, ThreadPoolExecutor(1, thread_name_prefix="custody-copy") as pool:
+            copying = pool.submit(copier.run)
+            try:
+                _mapped_pass(
+                    dst, size, hasher, sha, None, progress, ready=copier.ready, writeback=True
+                )
+            except _NoPopulate as exc:
+                if hasher.size:
+                    raise _WriteError(OSError(errno.EIO, "the copy cannot be mapped")) from exc
+            else:
+                return _digests(hasher, sha), tuple(copier.used)
+            finally:
+                copier.cancel()
+                copying.result()
+        # Nothing hashed yet: start over reading the source.
+        os.ftruncate(dst, 0)
+        os.lseek(dst, 0, os.SEEK_SET)
+    os.lseek(src, 0, os.SEEK_SET)
+    _buffered_pass(src, size, hasher, sha, dst, progress)
+    return _digests(hasher, sha), ("read",)
+
+
 def _digests(hasher: Hasher, sha: hashlib._Hash | None) -> FileDigests:
     digests = hasher.finish()
     return FileDigests(digests.size, digests.blake3, None if sha is None else sha.digest())
@@ -351,12 +616,15 @@ def _open_source(path: Path) -> tuple[int, os.stat_result]:
 
 
 def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
-    return (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns) == (
-        after.st_dev,
-        after.st_ino,
-        after.st_size,
-        after.st_mtime_ns,
-    )
+    # ctime too: a write through any descriptor or shared mapping, a truncation, a
+    # chmod or a utimes() that puts the mtime back all change it.
+    return (
+        before.st_dev,
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+        before.st_ctime_ns,
+    ) == (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
 
 
 def _changed_error(path: Path) -> InputError:
@@ -420,6 +688,8 @@ class Vault:
         self._sidecars = self.root / "sidecars"
         self._tmp = self.root / "tmp"
         self._staging = self.root / "staging"
+        #: The ways the last copy was made (`_COPY_METHODS`), for tests and benches.
+        self.last_copy: tuple[str, ...] = ()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             # Folders made inside get the root's permissions (a shared store: the
@@ -527,12 +797,23 @@ class Vault:
         tmp_fd, tmp_path = self._new_temp()
         try:
             try:
-                digests = _one_pass(fd, before.st_size, sha256, tmp_fd, progress)
+                digests, self.last_copy = _copy_pass(fd, tmp_fd, before.st_size, sha256, progress)
+                copied = os.fstat(tmp_fd).st_size
             except _ReadError as exc:
                 raise _read_error(src, exc) from None
             except _WriteError as exc:
                 raise self._storage_error("cannot write a copy", exc.error) from None
-            if not _unchanged(before, os.fstat(fd)) or digests.size != before.st_size:
+            except _Shrunk:
+                raise _changed_error(src) from None
+            except OSError as exc:
+                raise self._storage_error("cannot write a copy", exc) from None
+            # The digests are the copy's (module doc): that the copy is the source's
+            # bytes rests on the source not changing meanwhile.
+            if (
+                not _unchanged(before, os.fstat(fd))
+                or digests.size != before.st_size
+                or copied != before.st_size
+            ):
                 raise _changed_error(src)
         except BaseException:
             os.close(tmp_fd)
@@ -782,34 +1063,57 @@ class Vault:
             FormatError: a bad digest or kind.
             StorageError: the sidecar exists with other content, or cannot be written.
         """
-        dest = self.sidecar_path(blake3_hex, kind)
+        return self.put_sidecars(blake3_hex, {kind: data})[kind]
+
+    def put_sidecars(self, blake3_hex: str, sidecars: Mapping[str, bytes]) -> dict[str, Path]:
+        """`put_sidecar` of several sidecars of one object: each file is fsynced, and
+        their folder once for all of them (one folder: sidecars/<first 2 hex>/).
+
+        Sidecars are content-addressed (named by the object's digest, and the same
+        file always gives the same bytes), so one written for a file that is then
+        refused, or whose run is killed before its entry, is harmless: it is what a
+        later ingest of that file would write (docs/ingest.md).
+
+        Raises:
+            as `put_sidecar`.
+        """
+        dests = {kind: self.sidecar_path(blake3_hex, kind) for kind in sidecars}
         if not self.has(blake3_hex) and not self._is_staged(blake3_hex):
             raise NotFoundError(
                 f"evidence store has no object {blake3_hex}",
                 hint="store the file (put_file) before its sidecars",
             )
-        existing = self._read_existing(dest)
-        if existing is not None:
-            if existing == data:
-                return dest
-            raise self._sidecar_conflict(blake3_hex, kind)
-        tmp_fd, tmp_path = self._new_temp()
-        try:
+        created = False
+        for kind, data in sidecars.items():
+            dest = dests[kind]
+            existing = self._read_existing(dest)
+            if existing is not None:
+                if existing == data:
+                    continue
+                raise self._sidecar_conflict(blake3_hex, kind)
+            tmp_fd, tmp_path = self._new_temp()
             try:
-                _write_all(tmp_fd, memoryview(data))
-                os.fsync(tmp_fd)
-                os.fchmod(tmp_fd, 0o444)
-                created = self._install(tmp_path, dest)
-            except _WriteError as exc:
-                raise self._storage_error(f"cannot write sidecar {kind}", exc.error) from None
+                try:
+                    _write_all(tmp_fd, memoryview(data))
+                    os.fsync(tmp_fd)
+                    os.fchmod(tmp_fd, 0o444)
+                    made = self._install(tmp_path, dest, sync=False)
+                except _WriteError as exc:
+                    raise self._storage_error(f"cannot write sidecar {kind}", exc.error) from None
+                except OSError as exc:
+                    raise self._storage_error(f"cannot write sidecar {kind}", exc) from None
+            finally:
+                os.close(tmp_fd)
+                _unlink_quietly(tmp_path)
+            if not made and self._read_existing(dest) != data:
+                raise self._sidecar_conflict(blake3_hex, kind)
+            created = created or made
+        if created:
+            try:
+                fsync_dir(next(iter(dests.values())).parent)
             except OSError as exc:
-                raise self._storage_error(f"cannot write sidecar {kind}", exc) from None
-        finally:
-            os.close(tmp_fd)
-            _unlink_quietly(tmp_path)
-        if not created and self._read_existing(dest) != data:
-            raise self._sidecar_conflict(blake3_hex, kind)
-        return dest
+                raise self._storage_error("cannot sync the sidecars", exc) from None
+        return dests
 
     # -- reading -----------------------------------------------------------------
 
@@ -933,11 +1237,12 @@ class Vault:
             # A cleaner removed it between mkstemp and flock: take another name.
             os.close(fd)
 
-    def _install(self, tmp_path: Path, dest: Path) -> bool:
+    def _install(self, tmp_path: Path, dest: Path, *, sync: bool = True) -> bool:
         """Give the finished temp file its final name; False if that name exists.
 
         link(2) fails with EEXIST rather than replacing, which is what write-once
         means; rename(2) is the fallback for file systems without hard links.
+        With `sync` False the caller fsyncs `dest`'s folder (once for several files).
         """
         parent = dest.parent
         if not parent.is_dir():
@@ -953,7 +1258,8 @@ class Vault:
             if dest.exists():
                 return False
             os.rename(tmp_path, dest)
-        fsync_dir(parent)
+        if sync:
+            fsync_dir(parent)
         return True
 
     def _clean_tmp(self) -> None:
@@ -1033,10 +1339,11 @@ class Staged:
         """
         try:
             if self._staged is not None:
+                # objects/<xx>/ is fsynced before the staged name is removed; that
+                # removal need not be durable: a staged name a crash brings back
+                # names an object in place, and `recover` just removes it.
                 self.path = self._vault._place_staged(self._staged, self.digests.blake3_hex)
                 self._staged = None
-                with contextlib.suppress(OSError):
-                    fsync_dir(self._staged_dir())
             return self.path
         finally:
             self._release()
@@ -1047,9 +1354,6 @@ class Staged:
             _unlink_quietly(self._staged)
             self._staged = None
         self._release()
-
-    def _staged_dir(self) -> Path:
-        return self._vault.root / "staging"
 
     def _release(self) -> None:
         if self._fd is not None:

@@ -372,6 +372,15 @@ class MediaRecord:
         object.__setattr__(self, "content_digest", content_digest(streams))
 
     @property
+    def snapshot_version(self) -> str:
+        """The snapshot's version marker (``custody/snapshot/v1`` or ``v2``).
+
+        Two records are compared only in one version: a verifier re-measures a file
+        in the version of the record it compares it with (docs/spec/media.md §4).
+        """
+        return str(self.metadata["version"])
+
+    @property
     def format_name(self) -> str:
         """The container format: ffprobe's ``format_name``, plus the major brand if any.
 

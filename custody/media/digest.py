@@ -32,7 +32,10 @@ if TYPE_CHECKING:
 __all__ = [
     "CHUNK_SIZE",
     "CONTENT_VERSION",
+    "SNAPSHOT_V1",
+    "SNAPSHOT_V2",
     "SNAPSHOT_VERSION",
+    "SNAPSHOT_VERSIONS",
     "FileDigests",
     "Hasher",
     "StreamDigest",
@@ -50,7 +53,10 @@ __all__ = [
 # far below the 150 MB memory budget.
 CHUNK_SIZE = 16 * 1024 * 1024
 
-SNAPSHOT_VERSION = "custody/snapshot/v1"
+SNAPSHOT_V1 = "custody/snapshot/v1"  # ffprobe's JSON (docs/spec/media.md §4.1)
+SNAPSHOT_V2 = "custody/snapshot/v2"  # measured in-process with libavformat (§4.2)
+SNAPSHOT_VERSION = SNAPSHOT_V2  # what custody writes now
+SNAPSHOT_VERSIONS = (SNAPSHOT_V1, SNAPSHOT_V2)
 CONTENT_VERSION = "custody/content/v1"
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -241,18 +247,22 @@ def _encode(value: object, out: list[str], where: str) -> None:
         )
 
 
-def snapshot_bytes(ffprobe_output: Mapping[str, Any]) -> bytes:
-    """The canonical metadata snapshot of one file (``custody/snapshot/v1``).
+def snapshot_bytes(ffprobe_output: Mapping[str, Any], version: str = SNAPSHOT_V1) -> bytes:
+    """The canonical metadata snapshot of one file (`version`, default ``custody/snapshot/v1``).
 
     `ffprobe_output` is the parsed JSON of ``ffprobe -show_format -show_streams -of
-    json``.  The snapshot keeps ``format`` and ``streams`` with every field ffprobe
-    printed, except ``format.filename`` (the path it was probed at, which says
-    nothing about the file), and adds ``"version": "custody/snapshot/v1"``; then
-    `canonical_json`.  See docs/spec/media.md.
+    json`` (v1), or the document `custody.infra.avmedia` builds in-process with
+    ffprobe's key names (v2).  The snapshot keeps ``format`` and ``streams`` with
+    every field given, except ``format.filename`` (the path it was probed at, which
+    says nothing about the file), and adds ``"version": <version>``; then
+    `canonical_json`.  See docs/spec/media.md §4.
 
     Raises:
-        FormatError: the document is not ffprobe's (no format object, streams not a list).
+        FormatError: the document is not ffprobe's (no format object, streams not a
+            list), or `version` is not a snapshot version.
     """
+    if version not in SNAPSHOT_VERSIONS:
+        raise FormatError(f"snapshot: unknown version {version!r}")
     fmt = ffprobe_output.get("format")
     if not isinstance(fmt, Mapping):
         raise FormatError("ffprobe output: no `format` object", hint="probe with -show_format")
@@ -260,7 +270,7 @@ def snapshot_bytes(ffprobe_output: Mapping[str, Any]) -> bytes:
     if not isinstance(streams, list) or not all(isinstance(s, Mapping) for s in streams):
         raise FormatError("ffprobe output: `streams` is not a list of objects")
     fmt = {k: v for k, v in fmt.items() if k != "filename"}
-    return canonical_json({"format": fmt, "streams": streams, "version": SNAPSHOT_VERSION})
+    return canonical_json({"format": fmt, "streams": streams, "version": version})
 
 
 def parse_snapshot(data: bytes) -> dict[str, Any]:
@@ -271,7 +281,8 @@ def parse_snapshot(data: bytes) -> dict[str, Any]:
 
     Raises:
         FormatError: not UTF-8 JSON, a number of more than 4300 digits, nesting deeper
-            than Python's recursion limit, not canonical, or not a ``custody/snapshot/v1``.
+            than Python's recursion limit, not canonical, or not a ``custody/snapshot/v1``
+            or ``custody/snapshot/v2``.
     """
     try:
         value = json.loads(data.decode("utf-8"))
@@ -286,10 +297,10 @@ def parse_snapshot(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise FormatError("snapshot: not a JSON object")
     version = value.get("version")
-    if version != SNAPSHOT_VERSION:
+    if version not in SNAPSHOT_VERSIONS:
         raise FormatError(
-            f"snapshot: version is {version!r}, expected {SNAPSHOT_VERSION!r}",
-            hint="this custody understands custody/snapshot/v1 only",
+            f"snapshot: version is {version!r}, expected one of {', '.join(SNAPSHOT_VERSIONS)}",
+            hint="this custody understands custody/snapshot/v1 and custody/snapshot/v2",
         )
     if not isinstance(value.get("format"), dict) or not isinstance(value.get("streams"), list):
         raise FormatError("snapshot: needs a `format` object and a `streams` list")
@@ -305,6 +316,13 @@ def parse_snapshot(data: bytes) -> dict[str, Any]:
             "snapshot: bytes are not in canonical form",
             hint="a snapshot is stored exactly as custody wrote it; it was altered",
         )
+    if version == SNAPSHOT_V2:
+        # v2 is custody's own document: exactly these members, streams as objects.
+        if set(value) != {"format", "streams", "version"}:
+            extra = sorted(set(value) - {"format", "streams", "version"})
+            raise FormatError(f"snapshot: unexpected top-level member {extra[0]!r}")
+        if not all(isinstance(s, dict) for s in value["streams"]):
+            raise FormatError("snapshot: `streams` must be a list of objects")
     return value
 
 

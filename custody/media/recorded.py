@@ -1,8 +1,9 @@
 """When and where a clip says it was recorded, read from its metadata snapshot (pure).
 
 A camera or phone usually writes the moment recording started and, sometimes, where
-it was, into the container's tags; ffprobe prints them and the metadata snapshot
-(`custody.media.digest.snapshot_bytes`) keeps them.  An `ingest` entry records them
+it was, into the container's tags; the metadata snapshot (`custody/snapshot/v1` from
+ffprobe, `custody/snapshot/v2` in-process: the same `tags` objects either way;
+`custody.media.digest.snapshot_bytes`) keeps them.  An `ingest` entry records them
 as `recorded` (`YYYY-MM-DDTHH:MM:SSZ`) and `location` (`LAT,LON`) so that the custody
 rules can hold a clip to the time window and area of the request its consent answers
 (docs/spec/entry.md §ingest, docs/spec/request.md).
@@ -149,7 +150,7 @@ def _tags(obj: object) -> dict[str, object]:
 
 def recorded_of(metadata: Mapping[str, Any]) -> Recorded:
     """When and where the clip of this metadata snapshot (the parsed `custody/snapshot/v1`
-    dict: `format`, `streams`) says it was recorded; see the module's docstring."""
+    or `v2` dict: `format`, `streams`) says it was recorded; see the module's docstring."""
     fmt = _tags(metadata.get("format"))
     streams = metadata.get("streams")
     stream_tags = [_tags(s) for s in streams] if isinstance(streams, list) else []

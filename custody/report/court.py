@@ -28,7 +28,9 @@ import html
 import io
 import os
 import re
+import threading
 import unicodedata
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,6 +78,28 @@ __all__ = [
 FORMATS = ("html", "pdf")
 THUMBNAILS = 4
 THUMBNAIL_WIDTH = 160
+
+# Thumbnails already taken with an opened home, by (stored file, digest, count, width):
+# an export builds the report once for HTML and once for PDF, and the frames of a
+# file the report has just re-hashed to its digest cannot differ between the two.
+# Kept as long as the `Custody` (one command); failures are not kept.
+_FRAMES: weakref.WeakKeyDictionary[Custody, dict[tuple[str, str, int, int], tuple[bytes, ...]]]
+_FRAMES = weakref.WeakKeyDictionary()
+_FRAMES_LOCK = threading.Lock()
+
+
+def _thumbnails(c: Custody, path: Path, blake3: str, count: int, name: str) -> tuple[bytes, ...]:
+    """`media.thumbnails` of the verified stored file `path`, taken once per home."""
+    key = (os.fspath(path), blake3, count, THUMBNAIL_WIDTH)
+    with _FRAMES_LOCK:
+        hit = _FRAMES.get(c, {}).get(key)
+    if hit is not None:
+        return hit
+    frames = tuple(media.thumbnails(path, count, THUMBNAIL_WIDTH, name=name))
+    with _FRAMES_LOCK:
+        _FRAMES.setdefault(c, {})[key] = frames
+    return frames
+
 
 # -- the report as data -----------------------------------------------------------------
 
@@ -862,11 +886,14 @@ def _item_report(
         note = "not shown: the stored file failed verification"
     else:
         try:
-            frames = media.thumbnails(
-                vault.path_for(row.blake3),
-                thumbnail_count,
-                THUMBNAIL_WIDTH,
-                name=f"{row.exhibit} ({row.name})",
+            frames = list(
+                _thumbnails(
+                    c,
+                    vault.path_for(row.blake3),
+                    row.blake3,
+                    thumbnail_count,
+                    f"{row.exhibit} ({row.name})",
+                )
             )
             if not frames:
                 note = "no picture: the clip has no video stream"
@@ -1268,9 +1295,10 @@ PASS_MARK, FAIL_MARK = "✓", "✗"
 
 _METHOD = (
     "Each file was identified by hash values: the BLAKE3-256 digest of its exact bytes "
-    "(and, where shown, SHA-256), computed in the same read pass that copied it into a "
+    "(and, where shown, SHA-256), computed in the same pass that copied it into a "
     "write-once, content-addressed evidence store. For footage, the digest of a canonical "
-    "ffprobe metadata snapshot and SHA-256 digests over each stream's packets were recorded "
+    "metadata snapshot (read with ffmpeg's libraries) and SHA-256 digests over each "
+    "stream's packets were recorded "
     "as well. These values were written into a log entry signed with the Ed25519 key of the "
     "party who acquired the file; every later event (consent, handoff, access, derivation) "
     "is an entry signed by the parties to it, a handoff by both the releasing and the "

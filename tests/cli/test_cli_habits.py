@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import re
-import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,12 +22,12 @@ import clips
 import pytest
 import typer
 from conftest import PASSPHRASE, invoke
+from ptykit import RUN, run_on_pty
 from typer._click.core import Context
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from custody.cli.main import _REQUIRED_IN_CODE, app
 
-RUN = "import sys; from custody.cli import main; main(sys.argv[1:])"
 CASE = "2026-0142"
 ITEM = f"{CASE}/0001"
 
@@ -81,34 +79,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _on_pty(world: World, *args: str) -> tuple[int, str, str]:
-    """`custody ARGS` with stderr on a pseudo-terminal: exit code, stdout, the terminal's text."""
-    master, slave = pty.openpty()
-    env = {**world.env, "TERM": "xterm", "COLUMNS": "200", "LINES": "50"}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", RUN, *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=slave,
-        env=env,
-    )
-    os.close(slave)
-    seen = bytearray()
-    while True:
-        ready, _, _ = select.select([master], [], [], 120)
-        if not ready:
-            proc.kill()
-            raise AssertionError(f"custody {' '.join(args)} wrote nothing for 120 s")
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:  # EIO: the child closed its end
-            break
-        if not chunk:
-            break
-        seen += chunk
-    os.close(master)
-    assert proc.stdout is not None
-    out = proc.stdout.read().decode()
-    return proc.wait(timeout=60), out, seen.decode("utf-8", "replace")
+    return run_on_pty(world.env, *args)
 
 
 def _on_pipe(world: World, *args: str) -> subprocess.CompletedProcess[str]:

@@ -64,6 +64,7 @@ def test_the_contracts_cover_the_layers() -> None:
         "bundle-no-store",
         "sql-owner",
         "subprocess-owner",
+        "libav-owner",
         "terminal-owner",
         "pdf-owner",
         "cli-on-top",

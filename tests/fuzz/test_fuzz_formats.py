@@ -26,7 +26,12 @@ from custody.bundle.reader import parse_trust
 from custody.bundle.verify import ConsistencyFile, Manifest, Statement, load_json
 from custody.infra.keystore import KDF_BOUNDS, KeyFile
 from custody.media.compare import parse_framehash, parse_streamhash
-from custody.media.digest import parse_snapshot
+from custody.media.digest import (
+    SNAPSHOT_V1,
+    SNAPSHOT_VERSIONS,
+    canonical_json,
+    parse_snapshot,
+)
 from custody.model.entry import Entry, SignedEntry
 from custody.model.types import parse_typed
 from custody.tlog.checkpoint import Checkpoint, open_checkpoint
@@ -189,6 +194,28 @@ def test_key_file(data: bytes) -> None:
 @given(_seeds("snapshots"))
 def test_probe_snapshot(data: bytes) -> None:
     check(lambda: parse_snapshot(data))
+
+
+def _both_snapshot_versions() -> list[bytes]:
+    # The corpus's sidecars are what custody writes now (custody/snapshot/v2); add the
+    # same clip's custody/snapshot/v1, which records written before keep.
+    from custody.infra import ffmpeg as media
+
+    old = media.probe(C().clip, snapshot=SNAPSHOT_V1)
+    assert old is not None
+    return [*C().snapshots, old.snapshot]
+
+
+@fuzz_settings()
+@given(st.deferred(lambda: inputs(_both_snapshot_versions())))
+def test_probe_snapshot_v1_and_v2(data: bytes) -> None:
+    def parse() -> None:
+        value = parse_snapshot(data)
+        # Whatever parses is one of the two versions, in its own canonical form.
+        assert value["version"] in SNAPSHOT_VERSIONS
+        assert canonical_json(value) == data
+
+    check(parse)
 
 
 @fuzz_settings()

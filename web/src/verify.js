@@ -23,7 +23,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
 const CHUNK_NOTE = "not checked here: run custody verify-bundle";
 
 export const NOT_CHECKED = [
-  "re-probing the media with ffprobe (what changed in a file that does not match, and whether a matching file's metadata and packets are still as recorded): " + CHUNK_NOTE,
+  "re-measuring the media with ffmpeg's libraries (what changed in a file that does not match, and whether a matching file's metadata and packets are still as recorded): " + CHUNK_NOTE,
   "derivation lineage that needs the media decoded (a redaction's or transcode's frames; trims and copied sound are checked here from the packet lists): " + CHUNK_NOTE,
   "the checkpoints this computer saw before (a browser page keeps no memory between runs, so a log showing two histories to two readers is not detected here): " + CHUNK_NOTE,
   "RFC 3161 timestamps and the published-log and witness-quorum policies: " + CHUNK_NOTE,

@@ -41,7 +41,7 @@ def test_probe_measures_metadata_and_content(info: media.MediaInfo) -> None:
     assert fmt["tags"]["creation_time"] == clips.CREATION_TIME
     assert fmt["tags"]["com.apple.quicktime.make"] == clips.MAKE
     assert fmt["tags"]["com.apple.quicktime.model"] == clips.MODEL
-    assert info.metadata["version"] == "custody/snapshot/v1"
+    assert info.metadata["version"] == "custody/snapshot/v2"
     assert [(s.index, s.codec_type, s.codec_name) for s in info.streams] == [
         (0, "video", "h264" if clips.video_encoder() == "libx264" else "mpeg4"),
         (1, "audio", "aac"),
@@ -207,7 +207,9 @@ def test_a_second_implementation_reproduces_the_digests(clip: Path, info: media.
         "streams": doc["streams"],
         "version": "custody/snapshot/v1",
     }
-    assert blake3.blake3(_jcs(snapshot).encode()).hexdigest() == info.metadata_digest
+    v1 = media.probe(clip, snapshot="custody/snapshot/v1")
+    assert v1 is not None and v1.content_digest == info.content_digest
+    assert blake3.blake3(_jcs(snapshot).encode()).hexdigest() == v1.metadata_digest
 
     framehash = _ffmpeg_text(clip, "framehash")
     assert framehash.encode() == info.framehash

@@ -203,6 +203,24 @@ def test_a_read_error_half_way_is_an_input_error(
 
     monkeypatch.setattr(vault_module, "_map_window", failing)
     with pytest.raises(InputError, match=r"big\.bin: read error near byte 16777216 \(Input/output"):
+        hash_file(big, sha256=True)  # 16 MiB windows (hashing alone maps 64 MiB)
+    # A copy reads the source in the kernel (tests/unit/test_vault_copy.py has more).
+    real_copy, real_pread = os.copy_file_range, os.pread
+
+    def copy(src: int, dst: int, count: int, *offsets: int) -> int:
+        if offsets[0]:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_copy(src, dst, count, *offsets)
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        if offset:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(vault_module, "_map_window", real)
+    monkeypatch.setattr(os, "copy_file_range", copy)
+    monkeypatch.setattr(os, "pread", pread)
+    with pytest.raises(InputError, match=r"big\.bin: read error near byte 16777216 \(Input/output"):
         vault.put_file(big)
     assert _objects(vault) == [] and _tmp_files(vault) == []
 
@@ -210,10 +228,10 @@ def test_a_read_error_half_way_is_an_input_error(
 def test_a_full_disk_is_a_storage_error(
     vault: Vault, big: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(fd: int, view: memoryview) -> None:
-        raise vault_module._WriteError(OSError(errno.ENOSPC, "No space left on device"))
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(vault_module, "_write_all", full)
+    monkeypatch.setattr(os, "copy_file_range", full)
     with pytest.raises(StorageError, match="No space left") as err:
         vault.put_file(big)
     assert err.value.hint == "free some space"

@@ -169,7 +169,8 @@ def test_snapshot_drops_the_file_name_and_carries_the_version() -> None:
         b'"streams":[{"codec_type":"video","index":0,"tags":{"creation_time":"2024"}}],'
         b'"version":"custody/snapshot/v1"}'
     )
-    assert SNAPSHOT_VERSION == "custody/snapshot/v1"
+    assert SNAPSHOT_VERSION == "custody/snapshot/v2"  # what custody writes now
+    assert snapshot_bytes(PROBE, "custody/snapshot/v2") == data.replace(b"/v1", b"/v2")
     assert metadata_digest(data) == blake3.blake3(data).hexdigest()
     moved = {**PROBE, "format": {**PROBE["format"], "filename": "/elsewhere/other name.mp4"}}
     assert snapshot_bytes(moved) == data
