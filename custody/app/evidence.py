@@ -397,10 +397,17 @@ class Prepared:
 
 
 def prepare(
-    vault: Vault, src: Source, sha256: bool, progress: Callable[[int], None] | None
+    vault: Vault,
+    src: Source,
+    sha256: bool,
+    progress: Callable[[int], None] | None,
+    before_measuring: Callable[[], object] | None = None,
 ) -> Prepared:
     """Copy, hash, stage and measure one file, and store its sidecars (runs in a worker
     thread of `ingest`, off the serial append).
+
+    `before_measuring` is called between the copy and the measuring (`ingest` waits
+    there for a key being unlocked).
 
     The copy is staged (`Vault.stage_file`): the caller places or discards it.  The
     sidecars are durable when this returns (`Vault.put_sidecars`), before any entry
@@ -426,6 +433,8 @@ def prepare(
     staged = vault.stage_file(src.path, sha256=sha256, progress=progress)
     try:
         digests = staged.digests
+        if before_measuring is not None:
+            before_measuring()
         stored = _stored_record(vault, digests.blake3_hex)
         info = media.probe(
             staged.path,
@@ -710,12 +719,26 @@ def ingest(
         if on_bytes is not None:
             on_bytes(n)
 
+    # A key unlocked meanwhile holds Argon2id's memory (64 MiB) for ~0.15 s: the
+    # workers copy and hash during it, but load the media library (~50 MB) only after,
+    # so the two never add up in the peak memory.
+    key_ready = threading.Event()
+    if isinstance(by, Future):
+        by.add_done_callback(lambda _: key_ready.set())
+    else:
+        key_ready.set()
+
+    def unlocked() -> None:
+        while not key_ready.wait(0.05):
+            if stop.is_set():
+                raise _Stopped
+
     def work(src: Source) -> Prepared | CustodyError:
         if stop.is_set():
             raise _Stopped
         prepared: Prepared | CustodyError
         try:
-            ready = prepare(vault, src, sha256, progress)
+            ready = prepare(vault, src, sha256, progress, unlocked)
         except CustodyError as exc:
             prepared = exc
         else:
