@@ -44,3 +44,15 @@ def run_on_pty(
     os.close(master)
     out = proc.stdout.read().decode() if proc.stdout is not None else ""
     return proc.wait(timeout=60), out, seen.decode("utf-8", "replace")
+
+
+def run_on_pipes(env: Mapping[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`custody ARGS` with stdout and stderr on pipes (a script's view), TERM still set."""
+    return subprocess.run(
+        [sys.executable, "-c", RUN, *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**env, "TERM": "xterm", "COLUMNS": "200"},
+        timeout=300,
+    )

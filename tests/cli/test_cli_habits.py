@@ -22,7 +22,7 @@ import clips
 import pytest
 import typer
 from conftest import PASSPHRASE, invoke
-from ptykit import RUN, run_on_pty
+from ptykit import RUN, run_on_pipes, run_on_pty
 from typer._click.core import Context
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
@@ -83,14 +83,7 @@ def _on_pty(world: World, *args: str) -> tuple[int, str, str]:
 
 
 def _on_pipe(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", RUN, *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env={**world.env, "TERM": "xterm", "COLUMNS": "200"},
-        timeout=300,
-    )
+    return run_on_pipes(world.env, *args)
 
 
 # -- progress: on a terminal, with phases and real totals; never on a pipe ---------------------

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from pathlib import Path
 import clips
 import pytest
 from conftest import PASSPHRASE, invoke
-from ptykit import RUN, run_on_pty
+from ptykit import run_on_pipes, run_on_pty
 
 from custody.cli.common import Progress, files_text
 
@@ -73,14 +72,7 @@ def _on_pty(world: World, *args: str, stdout_too: bool = False) -> tuple[int, st
 
 
 def _on_pipes(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", RUN, *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env={**world.env, "TERM": "xterm", "COLUMNS": "200"},
-        timeout=300,
-    )
+    return run_on_pipes(world.env, *args)
 
 
 def _sizes(folder: Path) -> int:
