@@ -746,7 +746,7 @@ def ingest(
             try:
                 found = c.store.item_in_case(case_id, ready.blake3)
             except CustodyError:
-                found = None  # `_ingest_one` meets the fault, or finds the item, itself
+                found = None  # `_commit_one` meets the fault, or finds the item, itself
             except BaseException:
                 ready.staged.discard()
                 raise
@@ -829,24 +829,6 @@ def ingest(
                     left.staged.discard()
 
 
-def _ingest_one(
-    c: Custody,
-    src: Source,
-    prepared: Prepared | CustodyError,
-    case_id: str,
-    by: Signer,
-    now: Callable[[], datetime],
-    consent: str | None = None,
-) -> Outcome:
-    """Commit one prepared file's entry, then place its copy; its Outcome.
-
-    A file the custody rules refuse (outside the window of the request its consent
-    answers, for one) is `failed` with the rule's one-line reason; the batch goes on.
-    """
-    step = _commit_one(c, src, prepared, case_id, by, now, consent)
-    return step if isinstance(step, Outcome) else _place_one(c, step)
-
-
 @dataclass(frozen=True)
 class _ToPlace:
     """A file whose entry is on the log (`_commit_one`), its copy still staged."""
@@ -868,7 +850,7 @@ def _commit_one(
     now: Callable[[], datetime],
     consent: str | None = None,
 ) -> Outcome | _ToPlace:
-    """The serial half of `_ingest_one`: commit the entry (unless the item is in the
+    """The serial half of ingesting a prepared file: commit the entry (unless the item is in the
     case already); the file's failed Outcome, or what `_place_one` must place."""
     shown = display(src.path)
     if isinstance(prepared, CustodyError):

@@ -220,28 +220,6 @@ def read_small(path: Path, what: str) -> bytes:
     return data
 
 
-class ProgressBar:
-    """A transient rich progress bar on stderr, in bytes (callers show it only on a terminal)."""
-
-    def __init__(self, what: str) -> None:
-        from rich.progress import DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
-        self._progress = Progress(
-            TextColumn(what), DownloadColumn(), TransferSpeedColumn(), transient=True
-        )
-        self._task = self._progress.add_task(what, total=None)
-        self._progress.start()
-        self._running = True
-
-    def advance(self, n: int) -> None:
-        self._progress.advance(self._task, n)
-
-    def stop(self) -> None:
-        if self._running:
-            self._running = False
-            self._progress.stop()
-
-
 # -- --quiet ------------------------------------------------------------------------------
 
 # Where `--quiet` is recorded: the click context's `meta`, which one invocation's contexts
