@@ -57,7 +57,7 @@ from custody.infra.crash import crash_point
 from custody.infra.files import NoSpaceError
 from custody.infra.indexer import append_indexed
 from custody.infra.store import CaseRow, ItemRow, Store
-from custody.infra.vault import Recovery, Staged, Vault, hash_file
+from custody.infra.vault import Recovery, Staged, StagedAhead, Vault, hash_file
 from custody.media.compare import (
     ContentModified,
     ExactMatch,
@@ -402,12 +402,15 @@ def prepare(
     sha256: bool,
     progress: Callable[[int], None] | None,
     before_measuring: Callable[[], object] | None = None,
+    ahead: StagedAhead | None = None,
 ) -> Prepared:
     """Copy, hash, stage and measure one file, and store its sidecars (runs in a worker
     thread of `ingest`, off the serial append).
 
     `before_measuring` is called between the copy and the measuring (`ingest` waits
-    there for a key being unlocked).
+    there for a key being unlocked).  `ahead` is this file's copy started earlier
+    (`custody.infra.vault.StagedAhead`, into `vault`): it is taken instead of copying
+    the file again (whoever made it drops it, should this raise before taking it).
 
     The copy is staged (`Vault.stage_file`): the caller places or discards it.  The
     sidecars are durable when this returns (`Vault.put_sidecars`), before any entry
@@ -430,7 +433,10 @@ def prepare(
             f"{display(src.path)} is a symbolic link",
             hint="ingest the file it points to, so the record names the real file",
         )
-    staged = vault.stage_file(src.path, sha256=sha256, progress=progress)
+    if ahead is not None:
+        staged = ahead.take()
+    else:
+        staged = vault.stage_file(src.path, sha256=sha256, progress=progress)
     try:
         digests = staged.digests
         if before_measuring is not None:
@@ -671,6 +677,7 @@ def ingest(
     jobs: int = 1,
     on_bytes: Callable[[int], None] | None = None,
     on_file: Callable[[Path, int], None] | None = None,
+    ahead: StagedAhead | None = None,
 ) -> Generator[Outcome, None, None]:
     """Ingest `sources` into `case_id`, signed by `by`; yields one Outcome per file, in order.
 
@@ -689,6 +696,11 @@ def ingest(
     `by` may be a Future of the signer (`Custody.signer_meanwhile`): files are then
     copied, hashed and measured while its key is unlocked, and it is awaited before the
     first entry; whatever it raises stops the batch before any entry is appended.
+
+    `ahead` is the first source's copy, started before the home was opened
+    (`custody.infra.vault.StagedAhead`): taken for that file when it was made into
+    this home's evidence store (else dropped, and the file copied as any other).  The
+    caller drops it in any case once this is done (a no-op once taken).
 
     Progress: `on_bytes(n)` as bytes are hashed and `on_file(path, size)` as each
     file has been prepared (copied, hashed, measured; `size` 0 for a refused file),
@@ -728,17 +740,25 @@ def ingest(
     else:
         key_ready.set()
 
+    if ahead is not None:
+        if sources and ahead.src == sources[0].path and _same_folder(ahead.vault.root, vault.root):
+            ahead.attach(progress)  # the bytes it hashed so far, then the rest as it goes
+        else:
+            ahead.drop()
+            ahead = None
+    first = ahead
+
     def unlocked() -> None:
         while not key_ready.wait(0.05):
             if stop.is_set():
                 raise _Stopped
 
-    def work(src: Source) -> Prepared | CustodyError:
+    def work(src: Source, ahead: StagedAhead | None) -> Prepared | CustodyError:
         if stop.is_set():
             raise _Stopped
         prepared: Prepared | CustodyError
         try:
-            ready = prepare(vault, src, sha256, progress, unlocked)
+            ready = prepare(vault, src, sha256, progress, unlocked, ahead)
         except CustodyError as exc:
             prepared = exc
         else:
@@ -767,12 +787,14 @@ def ingest(
     queue = iter(sources)
 
     def submit_ahead() -> None:
+        nonlocal first
         # Bounded: the files being prepared and those waiting for their entry.
         while len(pending) < workers * _AHEAD_PER_JOB:
             src = next(queue, None)
             if src is None:
                 return
-            pending.append((src, pool.submit(work, src)))
+            pending.append((src, pool.submit(work, src, first)))
+            first = None
 
     # One thread places each committed file's copy (a link and a folder fsync) while
     # the next file's entry is appended; outcomes are still told in input order, each
@@ -827,6 +849,14 @@ def ingest(
                 left = future.result()
                 if isinstance(left, Prepared):
                     left.staged.discard()
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    """Whether two paths name the same folder (however each was spelt)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from custody.app.settings import Settings, load_settings, resolve, settings_path, write_settings
+from custody.app.settings import ENV_DB as ENV_DB  # re-exported: where they were named first
+from custody.app.settings import ENV_HOME as ENV_HOME
+from custody.app.settings import ENV_PARTY as ENV_PARTY
+from custody.app.settings import ENV_VAULT as ENV_VAULT
+from custody.app.settings import (
+    Settings,
+    load_settings,
+    locate,
+    settings_path,
+    write_settings,
+)
 from custody.errors import (
     CustodyError,
     FormatError,
@@ -40,10 +50,6 @@ from custody.model.names import check_origin, check_party_name, find_confusable
 from custody.model.types import ROLES
 from custody.tlog.note import Signer, VerifierKey
 
-ENV_HOME = "CUSTODY_HOME"
-ENV_DB = "CUSTODY_DB"
-ENV_VAULT = "CUSTODY_VAULT"
-ENV_PARTY = "CUSTODY_PARTY"
 # The meta row where `custody init --vault DIR` records the shared evidence store.
 META_VAULT = "vault"
 PassphraseFn = Callable[[str], str]
@@ -70,24 +76,13 @@ class Home:
         cls, home: str | Path | None = None, db: str | None = None, vault: str | Path | None = None
     ) -> Home:
         """Resolve `--home`/`CUSTODY_HOME`, then `--db`, `--vault` and the default party:
-        flag > environment variable > the home's custody.toml > built-in default.
+        flag > environment variable > the home's custody.toml > built-in default
+        (`custody.app.settings.locate`).
 
         Raises InputError for a bad custody.toml.
         """
-        root = Path(home or os.environ.get(ENV_HOME) or Path.home() / ".custody").expanduser()
-        file = load_settings(root)
-        where = settings_path(root)
-        url = resolve(db, "--db", ENV_DB, file.db, where).value or sqlite_url(root / "custody.db")
-        v = resolve(str(vault) if vault else None, "--vault", ENV_VAULT, file.vault, where)
-        vault_path = None
-        if v.value is not None:
-            vault_path = Path(v.value).expanduser()
-            if not vault_path.is_absolute():
-                # Relative to where it was said: the working directory, or the home.
-                base = root if v.source == str(where) else Path.cwd()
-                vault_path = base / vault_path
-        party = resolve(None, "", ENV_PARTY, file.party, where).value
-        return cls(root=root, db_url=url, vault=vault_path, vault_source=v.source, party=party)
+        at = locate(home, db, vault)
+        return cls(at.root, at.db_url, at.vault, at.vault_source, at.party)
 
     @property
     def keystore(self) -> KeyStore:

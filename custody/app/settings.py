@@ -157,3 +157,55 @@ def resolve(
     if file_value:
         return Resolved(file_value, str(path))
     return Resolved(None, "default")
+
+
+# The names of the environment variables, and the database file a home uses when none
+# is named (custody.app.home re-exports them; `locate` is the one place they are read).
+ENV_HOME = "CUSTODY_HOME"
+ENV_DB = "CUSTODY_DB"
+ENV_VAULT = "CUSTODY_VAULT"
+ENV_PARTY = "CUSTODY_PARTY"
+DB_FILE = "custody.db"
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a home is and what it is set to use (`locate`)."""
+
+    root: Path
+    #: the database URL; the home's own SQLite file unless one is named
+    db_url: str
+    #: an explicitly named evidence store (flag, environment, custody.toml), or None
+    vault: Path | None
+    #: where `vault` was named ("--vault", "CUSTODY_VAULT", the file, or "default")
+    vault_source: str
+    party: str | None
+
+
+def locate(
+    home: str | Path | None = None, db: str | None = None, vault: str | Path | None = None
+) -> Located:
+    """Resolve `--home`/`CUSTODY_HOME`, then `--db`, `--vault` and the default party:
+    flag > environment variable > the home's custody.toml > built-in default.
+
+    Reads only custody.toml: no database is opened (`custody.app.home.Home.locate`
+    wraps this; the fast paths of `custody log key` and `custody ingest` use it before
+    the database layer is imported).
+
+    Raises InputError for a bad custody.toml.
+    """
+    root = Path(home or os.environ.get(ENV_HOME) or Path.home() / ".custody").expanduser()
+    file = load_settings(root)
+    where = settings_path(root)
+    # The same URL form as custody.infra.store.sqlite_url (a contract test holds them equal).
+    url = resolve(db, "--db", ENV_DB, file.db, where).value or f"sqlite:///{root / DB_FILE}"
+    v = resolve(str(vault) if vault else None, "--vault", ENV_VAULT, file.vault, where)
+    vault_path = None
+    if v.value is not None:
+        vault_path = Path(v.value).expanduser()
+        if not vault_path.is_absolute():
+            # Relative to where it was said: the working directory, or the home.
+            base = root if v.source == str(where) else Path.cwd()
+            vault_path = base / vault_path
+    party = resolve(None, "", ENV_PARTY, file.party, where).value
+    return Located(root, url, vault_path, v.source, party)

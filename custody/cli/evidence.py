@@ -214,76 +214,85 @@ def ingest_cmd(
     code is 4 if every file that failed was refused by the custody rules, else 3 if any
     file failed.
     """
-    from custody.app import evidence
-
     if not case:
         raise UsageError("--case is required", hint="open one with 'custody case new ID'")
-    if legal_basis is not None and legal_basis not in evidence.LEGAL_BASES:
-        raise UsageError(
-            f"--legal-basis {legal_basis!r} is not one of {', '.join(evidence.LEGAL_BASES)}"
-        )
-    sources = [
-        evidence.Source(p, source, legal_basis, ref, None, consent, justification)
-        for p in evidence.expand(paths or [])
-    ]
-    if manifest is not None:
-        for row in evidence.read_manifest(manifest):
-            basis = row.legal_basis or legal_basis
-            # --consent and --justification apply to the rows of their legal basis.
-            sources.append(
-                evidence.Source(
-                    row.path,
-                    row.source or source,
-                    basis,
-                    row.ref or ref,
-                    row.notes,
-                    row.consent or (consent if basis == "consent" else None),
-                    row.justification or (justification if basis == "emergency" else None),
-                )
+    ahead = None
+    if paths and manifest is None and legal_basis is not None:
+        # A large first file starts into the store now, while the database layer is
+        # imported and the home opened (custody.app.early); the ingest takes that copy,
+        # and leaving this block drops it if nothing took it (a run refused before).
+        from custody.app.early import stage_ahead
+
+        ahead = stage_ahead(home, db, paths[0], sha256=sha256)
+    with ahead if ahead is not None else contextlib.nullcontext():
+        from custody.app import evidence
+
+        if legal_basis is not None and legal_basis not in evidence.LEGAL_BASES:
+            raise UsageError(
+                f"--legal-basis {legal_basis!r} is not one of {', '.join(evidence.LEGAL_BASES)}"
             )
-    if not sources:
-        raise UsageError("nothing to ingest: give files, folders or --manifest")
-    if legal_basis == "emergency" and not (justification or "").strip():
-        raise UsageError(
-            "--legal-basis emergency needs --justification TEXT: why it could not wait for "
-            "consent or a warrant",
-            hint="another party reviews the disclosure later (custody review)",
-        )
-    # Every ingest entry states its legal basis: without one, the consent rules have
-    # nothing to hold the evidence to (docs/ingest.md).
-    unstated = [s for s in sources if s.legal_basis is None]
-    if unstated:
-        raise UsageError(
-            "--legal-basis is required"
-            + (
-                f" ({len(unstated)} manifest row(s) give none)"
-                if manifest is not None and len(unstated) < len(sources)
-                else ""
-            ),
-            hint=f"give --legal-basis ({', '.join(evidence.LEGAL_BASES)}), or a "
-            "legal_basis for every manifest row",
-        )
-    for s in sources:
-        evidence.check_source(s)
-    with open_home(home, db) as c:
-        evidence.get_case(c, case)
-        party = party_or_default(by, c)
-        if passphrase_file is not None or os.environ.get(ENV_PASSPHRASE):
-            # No prompt: the key is unlocked while the first files are copied and hashed.
-            signer: Any = c.signer_meanwhile(party, passphrases(passphrase_file))
-        else:
-            signer = c.signer(party, passphrases(passphrase_file))
-        failed, refused = _run_ingest(
-            c, sources, case, signer, sha256, jobs, json_ or jsonl, jsonl=jsonl
-        )
-    if failed:
-        # Every failure a refusal by the custody rules: exit 4, as for one refused clip.
-        raise (PolicyError if refused == failed else InputError)(
-            f"{failed} of {len(sources)} file(s) could not be ingested (see above)",
-            hint="the custody rules refused them, each for the reason above"
-            if refused == failed
-            else "fix or remove them and run the same command again",
-        )
+        sources = [
+            evidence.Source(p, source, legal_basis, ref, None, consent, justification)
+            for p in evidence.expand(paths or [])
+        ]
+        if manifest is not None:
+            for row in evidence.read_manifest(manifest):
+                basis = row.legal_basis or legal_basis
+                # --consent and --justification apply to the rows of their legal basis.
+                sources.append(
+                    evidence.Source(
+                        row.path,
+                        row.source or source,
+                        basis,
+                        row.ref or ref,
+                        row.notes,
+                        row.consent or (consent if basis == "consent" else None),
+                        row.justification or (justification if basis == "emergency" else None),
+                    )
+                )
+        if not sources:
+            raise UsageError("nothing to ingest: give files, folders or --manifest")
+        if legal_basis == "emergency" and not (justification or "").strip():
+            raise UsageError(
+                "--legal-basis emergency needs --justification TEXT: why it could not wait for "
+                "consent or a warrant",
+                hint="another party reviews the disclosure later (custody review)",
+            )
+        # Every ingest entry states its legal basis: without one, the consent rules have
+        # nothing to hold the evidence to (docs/ingest.md).
+        unstated = [s for s in sources if s.legal_basis is None]
+        if unstated:
+            raise UsageError(
+                "--legal-basis is required"
+                + (
+                    f" ({len(unstated)} manifest row(s) give none)"
+                    if manifest is not None and len(unstated) < len(sources)
+                    else ""
+                ),
+                hint=f"give --legal-basis ({', '.join(evidence.LEGAL_BASES)}), or a "
+                "legal_basis for every manifest row",
+            )
+        for s in sources:
+            evidence.check_source(s)
+        with open_home(home, db) as c:
+            evidence.get_case(c, case)
+            party = party_or_default(by, c)
+            if passphrase_file is not None or os.environ.get(ENV_PASSPHRASE):
+                # No prompt: the key is unlocked while the first files are copied and hashed.
+                signer: Any = c.signer_meanwhile(party, passphrases(passphrase_file))
+            else:
+                signer = c.signer(party, passphrases(passphrase_file))
+            failed, refused = _run_ingest(
+                c, sources, case, signer, sha256, jobs, json_ or jsonl, jsonl=jsonl, ahead=ahead
+            )
+        if failed:
+            # Every failure a refusal by the custody rules: exit 4, as for one refused clip.
+            raise (PolicyError if refused == failed else InputError)(
+                f"{failed} of {len(sources)} file(s) could not be ingested (see above)",
+                hint="the custody rules refused them, each for the reason above"
+                if refused == failed
+                else "fix or remove them and run the same command again",
+            )
 
 
 def _run_ingest(
@@ -296,6 +305,7 @@ def _run_ingest(
     json_: bool,
     *,
     jsonl: bool = False,
+    ahead: Any = None,
 ) -> tuple[int, int]:
     """Ingest and report each file; (how many failed, how many of those the custody
     rules refused)."""
@@ -325,6 +335,7 @@ def _run_ingest(
                 sha256=sha256,
                 jobs=jobs,
                 on_bytes=progress.advance,
+                ahead=ahead,
             )
         ):
             if isinstance(outcome, evidence.BatchStopped):

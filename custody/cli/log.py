@@ -7,7 +7,6 @@ print.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -51,58 +50,31 @@ def log_key(home: HomeOpt = None, db: DbOpt = None, json_: JsonOpt = False) -> N
     typer.echo(vkey)
 
 
-# What `_recorded_log_key` reads the home's location from: custody.app.home's ENV_HOME
-# and ENV_DB, and the schema version it reads (custody.infra.store.SCHEMA_VERSION);
-# tests/contracts/test_cli_startup.py checks they agree.
-_ENV_HOME = "CUSTODY_HOME"
-_ENV_DB = "CUSTODY_DB"
-_SCHEMA_VERSION = "3"
-
-
 def _recorded_log_key(home: Path | None, db: str | None) -> tuple[str, str] | None:
     """The log's origin and verifier key, read from a home's own SQLite database without
     the database layer (SQLAlchemy takes longer to import than `custody log key` may take).
 
-    Only where nothing is unusual: the database is the home's SQLite file (by --db,
-    CUSTODY_DB, custody.toml or default, as `Home.locate` resolves it), readable, at the
-    current schema, with a valid key recorded.  Anything else returns None, and the
-    caller opens the home as every command does, which migrates, explains or refuses.
+    Only where nothing is unusual: the database is a SQLite file (by --db, CUSTODY_DB,
+    custody.toml or default, as `Home.locate` resolves it), readable, at the current
+    schema, with a valid key recorded (`custody.infra.quickmeta`).  Anything else returns
+    None, and the caller opens the home as every command does, which migrates, explains
+    or refuses.
     """
-    import sqlite3
-
-    from custody.app.settings import load_settings, resolve, settings_path
+    from custody.app.settings import locate
     from custody.errors import CustodyError
+    from custody.infra.quickmeta import read_meta
     from custody.tlog.note import VerifierKey
 
-    root = Path(home or os.environ.get(_ENV_HOME) or Path.home() / ".custody").expanduser()
     try:
-        url = resolve(db, "--db", _ENV_DB, load_settings(root).db, settings_path(root)).value
+        url = locate(home, db).db_url
     except CustodyError:
         return None  # a bad custody.toml: the full path says what is wrong with it
-    path = root / "custody.db" if url is None else None
-    if url is not None and url.startswith("sqlite:///"):
-        path = Path(url[len("sqlite:///") :])
-    if path is None or not path.is_file():
+    rows = read_meta(url, ("origin", "log_vkey"))
+    if rows is None or "origin" not in rows or "log_vkey" not in rows:
         return None
+    origin = rows["origin"]
     try:
-        conn = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True, timeout=1)
-        try:
-            rows = dict(
-                conn.execute(
-                    "SELECT key, value FROM meta WHERE key IN ('schema', 'origin', 'log_vkey')"
-                ).fetchall()
-            )
-        finally:
-            conn.close()
-    except (sqlite3.Error, ValueError, OSError):
-        return None
-    origin, vkey = rows.get("origin"), rows.get("log_vkey")
-    if rows.get("schema") != _SCHEMA_VERSION or not isinstance(origin, str):
-        return None
-    if not isinstance(vkey, str):
-        return None
-    try:
-        key = VerifierKey.parse(vkey)
+        key = VerifierKey.parse(rows["log_vkey"])
     except (CustodyError, ValueError):
         return None
     if key.name != origin:

@@ -1361,6 +1361,97 @@ class Staged:
             self._fd = None
 
 
+class StageCancelled(Exception):
+    """Raised in a `StagedAhead` copy that was dropped before it finished."""
+
+
+class StagedAhead:
+    """`Vault.stage_file` of one file, started in a thread of its own before the caller
+    is ready for it (`custody ingest` starts its first large file while the database
+    layer is imported and the home opened, which takes longer than a small copy).
+
+    The caller either takes the result (`take`, once: the `Staged` is then the
+    taker's to place or discard, exactly as `stage_file`'s), or drops it (`drop`:
+    stops the copy at its next window, waits for the thread, and discards whatever was
+    staged).  `drop` after `take` does nothing, so `drop` belongs in a `finally`; the
+    object is also a context manager that drops it on leaving.
+    Until a sink is attached (`attach`) the bytes hashed are counted; the sink is
+    then told them, and every later count, from the copying thread; whatever the
+    sink raises stops the copy (as a progress callback of `stage_file` does).
+
+    A crash meanwhile leaves what an interrupted `stage_file` leaves: a locked temp or
+    staged copy that no entry names, which the next `Vault.recover` removes.
+    """
+
+    def __init__(self, vault: Vault, src: Path, *, sha256: bool = False) -> None:
+        self.vault = vault
+        self.src = src
+        self.sha256 = sha256
+        self._lock = threading.Lock()
+        self._sink: Progress | None = None
+        self._unsent = 0
+        self._dropped = threading.Event()
+        self._taken = False
+        self._future: Future[Staged] = Future()
+        self._thread = threading.Thread(target=self._run, name="custody-stage-ahead", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        if not self._future.set_running_or_notify_cancel():
+            return
+        try:
+            staged = self.vault.stage_file(self.src, sha256=self.sha256, progress=self._progress)
+        except BaseException as exc:
+            self._future.set_exception(exc)
+        else:
+            self._future.set_result(staged)
+
+    def _progress(self, n: int) -> None:
+        if self._dropped.is_set():
+            raise StageCancelled
+        with self._lock:
+            if self._sink is None:
+                self._unsent += n
+                return
+            sink = self._sink
+        sink(n)
+
+    def attach(self, sink: Progress) -> None:
+        """Tell `sink` the bytes hashed so far, then each later count as it comes."""
+        with self._lock:
+            unsent, self._unsent = self._unsent, 0
+            self._sink = sink
+        if unsent:
+            sink(unsent)
+
+    def take(self) -> Staged:
+        """Wait for the copy and take it: what `stage_file` would have returned (or raises
+        what it would have raised).  Only once."""
+        if self._taken:
+            raise RuntimeError("StagedAhead.take called twice")
+        self._taken = True
+        return self._future.result()
+
+    def drop(self) -> None:
+        """Stop the copy if it is running, and discard what it staged, unless taken."""
+        if self._taken:
+            return
+        self._taken = True
+        self._dropped.set()
+        self._thread.join()
+        try:
+            staged = self._future.result()
+        except BaseException:
+            return  # nothing stays: stage_file removes its copy when it raises
+        staged.discard()
+
+    def __enter__(self) -> StagedAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
+
+
 def _lock_if_free(path: Path) -> int | None:
     """An fd holding an exclusive flock on `path`, or None if a live process holds it
     (or it is gone)."""

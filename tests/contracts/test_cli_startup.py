@@ -54,6 +54,8 @@ HEAVY = (
 # `custody log key` checks the key it prints (custody.tlog.note, which loads the crypto
 # libraries), and nothing else on this list.
 HEAVY_FOR_LOG_KEY = tuple(m for m in HEAVY if m not in ("cryptography", "nacl"))
+# What it does load of custody.infra: the standard library's sqlite3 reader of meta rows.
+QUICK_READER = ["custody.infra", "custody.infra.quickmeta"]
 
 
 def run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[str, set[str]]:
@@ -118,11 +120,12 @@ def test_log_key_reads_the_home_without_the_database_layer(
     root, vkey = home
     out, modules = run(tmp_path, "log", "key", "--home", str(root))
     assert out == vkey + "\n" == _full_path_key(root) + "\n"
-    assert loaded(modules, HEAVY_FOR_LOG_KEY) == []
+    # Only the standard library's sqlite3 reader of the meta rows (custody.infra.quickmeta).
+    assert loaded(modules, HEAVY_FOR_LOG_KEY) == QUICK_READER
     assert "custody.cli.log" in modules
     doc, modules = run(tmp_path, "log", "key", "--json", env={"CUSTODY_HOME": str(root)})
     assert json.loads(doc) == {"origin": "startup.example/log", "vkey": vkey}
-    assert loaded(modules, HEAVY_FOR_LOG_KEY) == []
+    assert loaded(modules, HEAVY_FOR_LOG_KEY) == QUICK_READER
 
 
 def test_log_key_follows_db_as_the_home_does(tmp_path: Path, home: tuple[Path, str]) -> None:
@@ -137,11 +140,11 @@ def test_log_key_follows_db_as_the_home_does(tmp_path: Path, home: tuple[Path, s
     ):
         out, modules = run(tmp_path, "log", "key", *args, env=env)
         assert out == vkey + "\n"
-        assert loaded(modules, HEAVY_FOR_LOG_KEY) == []
+        assert loaded(modules, HEAVY_FOR_LOG_KEY) == QUICK_READER
     (other / "custody.toml").write_text(f'db = "{url}"\n')
     out, modules = run(tmp_path, "log", "key", "--home", str(other))
     assert out == vkey + "\n" == _full_path_key(other) + "\n"
-    assert loaded(modules, HEAVY_FOR_LOG_KEY) == []
+    assert loaded(modules, HEAVY_FOR_LOG_KEY) == QUICK_READER
 
 
 def _copy_db(root: Path, to: Path) -> Path:
@@ -197,14 +200,17 @@ def test_log_key_without_a_home_says_so(tmp_path: Path) -> None:
     assert r.stderr.startswith("custody: error: no custody database at ")
 
 
-def test_the_quick_read_names_what_the_home_names() -> None:
-    """custody.cli.log keeps its own copies of three names, to import none of their modules."""
-    from custody.app import home
-    from custody.cli import log
-    from custody.infra import store
+def test_the_quick_read_names_what_the_store_names(tmp_path: Path) -> None:
+    """custody.infra.quickmeta keeps its own copy of the schema version, and custody.app.settings
+    its own form of the SQLite URL, to import no module of the database layer."""
+    from custody.app import early, home, settings
+    from custody.infra import quickmeta, store
 
-    assert (log._ENV_HOME, log._ENV_DB) == (home.ENV_HOME, home.ENV_DB)
-    assert log._SCHEMA_VERSION == store.SCHEMA_VERSION
+    assert quickmeta.SCHEMA_VERSION == store.SCHEMA_VERSION
+    assert early._META_VAULT == home.META_VAULT
+    at = settings.locate(tmp_path, None)
+    assert at.db_url == store.sqlite_url(tmp_path / "custody.db")
+    assert quickmeta.sqlite_path(at.db_url) == tmp_path / "custody.db"
 
 
 def test_plain_values_are_read_as_typer_reads_them() -> None:
