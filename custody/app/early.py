@@ -1,4 +1,5 @@
-"""Work started before a home is opened: the first large file of an ingest.
+"""Work started before a home is opened: the first large file of an ingest, and the
+signer's key.
 
 Opening a home imports the database layer (SQLAlchemy, sqlmodel) and reads the
 database, which takes most of a second on a slow machine: longer than the kernel takes
@@ -11,20 +12,30 @@ for that file, as if its own worker had made it; a copy it does not take is drop
 Nothing here decides anything: the copy is the same `Vault.stage_file` every ingest
 makes, staged and locked, never in objects/ before its entry is committed.  Where
 anything is unusual (PostgreSQL, a store not there, a bad custody.toml, another
-schema), nothing is started and the ingest runs as it always did.  Imports nothing
-of the database layer (tests/contracts/test_cli_startup.py).
+schema), nothing is started and the ingest runs as it always did.
+
+`unlock_ahead` unlocks the signer's key first of all, before the first file's copy
+maps its windows (3 x 16 MiB) and the database layer (~40 MB) and the media library
+(~50 MB) are loaded: its Argon2id memory (64 MiB) is freed before any of them is
+there, so they never add up in an ingest's peak memory (docs/ingest.md).  The key is
+still checked against the log (`Custody.checked_signer`) once the home is open.
+
+Imports nothing of the database layer (tests/contracts/test_cli_startup.py).
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from custody.app.settings import locate
+from custody.app.settings import KEYS_FOLDER, locate
 from custody.errors import CustodyError
+from custody.infra.keystore import KeyStore
 from custody.infra.quickmeta import read_meta
 from custody.infra.vault import StagedAhead, Vault
+from custody.tlog.note import Signer
 
 #: Smaller files are not started early: their copy takes less than the thread costs.
 AHEAD_MIN_BYTES = 32 << 20
@@ -70,3 +81,23 @@ def stage_ahead(
     except CustodyError:
         return None
     return StagedAhead(vault, path, sha256=sha256)
+
+
+def unlock_ahead(
+    home: str | Path | None, db: str | None, by: str | None, passphrase: Callable[[str], str]
+) -> Signer | None:
+    """Party `by`'s key (else the home's default party's), unlocked with `passphrase`
+    (one that never prompts), or None where anything is amiss: no party named, no key
+    file, a wrong passphrase.  The caller then unlocks as it always did, and says what is
+    wrong in the words it always used."""
+    try:
+        at = locate(home, db)
+        name = by or at.party
+        if not name:
+            return None
+        keys = KeyStore(at.root / KEYS_FOLDER)  # warns of a key file others can read
+        if not keys.exists(name):
+            return None
+        return keys.unlock(name, passphrase)
+    except CustodyError:
+        return None

@@ -25,6 +25,7 @@ from custody.app.settings import ENV_HOME as ENV_HOME
 from custody.app.settings import ENV_PARTY as ENV_PARTY
 from custody.app.settings import ENV_VAULT as ENV_VAULT
 from custody.app.settings import (
+    KEYS_FOLDER,
     Settings,
     load_settings,
     locate,
@@ -86,7 +87,7 @@ class Home:
 
     @property
     def keystore(self) -> KeyStore:
-        return KeyStore(self.root / "keys")
+        return KeyStore(self.root / KEYS_FOLDER)
 
     @property
     def vault_root(self) -> Path:
@@ -463,8 +464,13 @@ class Custody:
 
     def signer(self, name: str, passphrase: PassphraseFn) -> Signer:
         """Unlock party `name`'s private key, checking it is the party's active key."""
+        self.party(name)  # an unknown party is told before any passphrase is asked
+        return self.checked_signer(name, self.keystore.unlock(name, passphrase))
+
+    def checked_signer(self, name: str, signer: Signer) -> Signer:
+        """`signer` (party `name`'s key, unlocked already: `custody.app.early.unlock_ahead`),
+        once it is checked to be the party's active key."""
         party = self.party(name)
-        signer = self.keystore.unlock(name, passphrase)
         if signer.verifier_key.encode() != party.vkey:
             raise UsageError(
                 f"the key file for '{name}' is not the key registered on the log",

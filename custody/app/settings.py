@@ -166,6 +166,8 @@ ENV_DB = "CUSTODY_DB"
 ENV_VAULT = "CUSTODY_VAULT"
 ENV_PARTY = "CUSTODY_PARTY"
 DB_FILE = "custody.db"
+#: the folder of a home that holds its parties' key files (`custody.infra.keystore`)
+KEYS_FOLDER = "keys"
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,16 @@ def ingest_cmd(
     """
     if not case:
         raise UsageError("--case is required", hint="open one with 'custody case new ID'")
+    # One source for both unlocks below (`--passphrase-file -` reads stdin once).
+    passphrase = passphrases(passphrase_file)
+    unlocked = None
+    if passphrase_file is not None or os.environ.get(ENV_PASSPHRASE):
+        # No prompt: the key is unlocked first, before the first file's copy maps its
+        # windows and the database layer and the media library are loaded, so that
+        # Argon2id's 64 MiB are freed before any of them is there (custody.app.early).
+        from custody.app.early import unlock_ahead
+
+        unlocked = unlock_ahead(home, db, by, passphrase)
     ahead = None
     if paths and manifest is None and legal_basis is not None:
         # A large first file starts into the store now, while the database layer is
@@ -277,11 +287,14 @@ def ingest_cmd(
         with open_home(home, db) as c:
             evidence.get_case(c, case)
             party = party_or_default(by, c)
-            if passphrase_file is not None or os.environ.get(ENV_PASSPHRASE):
-                # No prompt: the key is unlocked while the first files are copied and hashed.
-                signer: Any = c.signer_meanwhile(party, passphrases(passphrase_file))
+            if unlocked is not None:
+                signer: Any = c.checked_signer(party, unlocked)
+            elif passphrase_file is not None or os.environ.get(ENV_PASSPHRASE):
+                # Not unlocked ahead (no key file, a wrong passphrase...): unlocked while
+                # the first files are copied and hashed, its error told before any entry.
+                signer = c.signer_meanwhile(party, passphrase)
             else:
-                signer = c.signer(party, passphrases(passphrase_file))
+                signer = c.signer(party, passphrase)
             failed, refused = _run_ingest(
                 c, sources, case, signer, sha256, jobs, json_ or jsonl, jsonl=jsonl, ahead=ahead
             )

@@ -68,3 +68,44 @@ def test_the_same_batch_with_the_right_passphrase_ingests_every_file(
                 "--legal-basis", "warrant", "--ref", "W-9", "--jsonl")  # fmt: skip
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["status"] for x in lines if not x.get("final")] == ["ingested"] * 4, lines
+
+
+# Runs `custody ARGS` and writes, for each key unlocked, which of the database layer and
+# the media library were loaded at that moment, to the file named by the first argument.
+UNLOCK_SPY = """
+import atexit, json, sys
+from custody.infra import keystore
+seen = []
+unlock = keystore.KeyFile.unlock
+def spied(self, *args, **kwargs):
+    seen.append(sorted(m for m in ("sqlalchemy", "av") if m in sys.modules))
+    return unlock(self, *args, **kwargs)
+keystore.KeyFile.unlock = spied
+atexit.register(lambda: open(sys.argv[1], "w").write(json.dumps(seen)))
+import custody.cli.main
+custody.cli.main.main(sys.argv[2:])
+"""
+
+
+def test_the_key_is_unlocked_before_the_database_layer_is_loaded(
+    cli: Any, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Argon2id's 64 MiB are freed before SQLAlchemy (~40 MB) and PyAV (~50 MB) are
+    loaded (`custody.app.early.unlock_ahead`): the two never add up in the peak memory."""
+    import subprocess
+    import sys
+
+    from conftest import PASSPHRASE
+
+    cli.run("case", "new", CASE)
+    size = _log_size()
+    monkeypatch.setenv("CUSTODY_PASSPHRASE", PASSPHRASE)
+    seen = tmp_path / "seen.json"
+    r = subprocess.run(
+        [sys.executable, "-c", UNLOCK_SPY, str(seen), "ingest", *_files(tmp_path),
+         "--case", CASE, "--by", "bob", "--legal-basis", "warrant", "--ref", "W-9"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(seen.read_text()) == [[]]  # unlocked once, before either was loaded
+    assert _log_size() == size + 4
