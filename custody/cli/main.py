@@ -13,7 +13,9 @@ Nothing heavy is imported here or by the command modules at import time (the
 database layer, fpdf2, rich, PyAV, the crypto libraries): `custody --help` needs only
 typer, and neither it nor a command whose values are flags, text and paths imports
 pydantic, which typer would use to coerce them (`_Group`, `_PlainRuntimeParam`);
-tests/contracts/test_cli_startup.py checks it.
+tests/contracts/test_cli_startup.py checks it.  `main()` has typer build only the
+command the command line names, the rest in outline (`_pruned`):
+tests/cli/test_lazy_app.py checks that every help and error reads as the whole app's.
 
 The groups (`_Group`) also give every command the same habits: a real metavar for
 every option (`--to PARTY`, not `<str>`), `[required]` on every option the command
@@ -24,6 +26,7 @@ needs, and `--quiet`/`-q` after the command as before it.  typer's shell complet
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import sys
 from dataclasses import dataclass
@@ -35,6 +38,7 @@ from typer._click.core import Context
 from typer._coercion import PassThroughRuntimeParam, RuntimeParam
 from typer._param_types import coerce_cli_path
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
+from typer.models import CommandInfo, TyperInfo
 
 from custody import __version__
 from custody.cli import (
@@ -434,6 +438,20 @@ def _honest(command: TyperCommand, path: str) -> None:
     command.callback = run
 
 
+class _Outlined(Exception):
+    """An outline (`_OutlineCommand`, `_OutlineGroup`) was about to run: `main()` runs the
+    whole app instead."""
+
+
+class _OutlineCommand(_Command):
+    """A command in outline: its name and help, for a group's listing; no parameters.
+    It never runs (`_Group.resolve_command`)."""
+
+
+def _outline_callback() -> None:  # pragma: no cover - an outline never runs
+    raise _Outlined
+
+
 class _Group(TyperGroup):
     """A typer group whose own `--help` flag is read without pydantic, and whose
     commands have honest help (`_honest`).
@@ -456,6 +474,12 @@ class _Group(TyperGroup):
             if isinstance(command, TyperCommand):
                 _honest(command, prefix + name)
 
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[Any, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if isinstance(command, (_OutlineCommand, _OutlineGroup)):
+            raise _Outlined  # before this group's callback or the command's parsing
+        return name, command, rest
+
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         # The group's own flags (--quiet, --version, the completion ones typer adds after
         # building the group) are read without pydantic too.
@@ -467,6 +491,11 @@ class _Group(TyperGroup):
     def get_help_option(self, ctx: Context) -> TyperOption | None:
         option = super().get_help_option(ctx)
         return _flag_without_pydantic(option) if option is not None else None
+
+
+class _OutlineGroup(_Group):
+    """A group in outline: its name and help, for its parent's listing; no commands.
+    It never runs (`_Group.resolve_command`)."""
 
 
 app = typer.Typer(
@@ -536,6 +565,95 @@ app.add_typer(vault.vault_app, name="vault", cls=_Group)
 app.add_typer(db.db_app, name="db", cls=_Group)
 
 
+# -- building only what the command line names -------------------------------------------
+
+# The variable click's shell completion sets (`_{PROG}_COMPLETE`): completion needs all.
+_COMPLETION_VARIABLE = "_CUSTODY_COMPLETE"
+
+
+def _outline_of_command(info: CommandInfo) -> CommandInfo:
+    """`info` with its name and help but no parameters (`_OutlineCommand`)."""
+    from typer.main import get_command_name
+
+    assert info.callback is not None
+    outline = copy.copy(info)
+    outline.name = info.name or get_command_name(info.callback.__name__)
+    outline.help = info.help if info.help is not None else inspect.getdoc(info.callback)
+    outline.callback = _outline_callback
+    outline.cls = _OutlineCommand
+    return outline
+
+
+def _outline_of_group(info: TyperInfo) -> TyperInfo:
+    """`info` with its name and help but no commands (`_OutlineGroup`)."""
+    assert info.typer_instance is not None
+    outline = copy.copy(info)
+    outline.typer_instance = copy.copy(info.typer_instance)
+    outline.typer_instance.registered_commands = []
+    outline.typer_instance.registered_groups = []
+    outline.cls = _OutlineGroup
+    return outline
+
+
+def _pruned(whole: typer.Typer, words: list[str]) -> typer.Typer:
+    """`whole` with only the command or group named by `words[0]` built in full (and, in
+    that group, only the one `words[1]` names...); the others in outline.
+
+    typer builds every command's parameters (reading 69 signatures) before it parses a
+    word, two thirds of the start-up of `custody --help` or `custody log key`.  A listing
+    needs only names and help; the command that runs needs its own parameters alone.
+    Should a guess be wrong (a word that was an option's value), the outline refuses to
+    run and `main()` runs the whole app (`_Outlined`).
+    """
+    from typer.main import get_command_name
+
+    keep = words[0] if words else None
+    pruned = copy.copy(whole)
+    commands: list[CommandInfo] = []
+    for info in whole.registered_commands:
+        if info.cls not in (None, TyperCommand) or info.callback is None:
+            commands.append(info)  # a command of its own kind is left as it is
+        elif (info.name or get_command_name(info.callback.__name__)) == keep:
+            commands.append(info)
+        else:
+            commands.append(_outline_of_command(info))
+    groups: list[TyperInfo] = []
+    for group in whole.registered_groups:
+        if not isinstance(group.name, str) or group.typer_instance is None:
+            groups.append(group)  # a group named by its Typer: left as it is
+        elif group.name == keep:
+            whole_group = copy.copy(group)
+            whole_group.typer_instance = _pruned(group.typer_instance, words[1:])
+            groups.append(whole_group)
+        else:
+            groups.append(_outline_of_group(group))
+    pruned.registered_commands = commands
+    pruned.registered_groups = groups
+    return pruned
+
+
+def _app_for(args: list[str]) -> typer.Typer:
+    """The app to run `custody ARGS` with: the one `_pruned` to the words of `args` (the
+    tokens that are not options), or the whole app for shell completion."""
+    if os.environ.get(_COMPLETION_VARIABLE):
+        return app
+    words = []
+    for arg in args:
+        if arg == "--":
+            break
+        if not arg.startswith("-"):
+            words.append(arg)
+    return _pruned(app, words)
+
+
+def _run(args: list[str]) -> Any:
+    """Run `custody ARGS`, building only what they name (`_pruned`)."""
+    try:
+        return _app_for(args)(args=args, prog_name="custody", standalone_mode=False)
+    except _Outlined:
+        return app(args=args, prog_name="custody", standalone_mode=False)
+
+
 # -- the one exit boundary ---------------------------------------------------------------
 
 
@@ -593,7 +711,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     null_before = _stdout_is_null()
     try:
-        rc = app(args=argv, prog_name="custody", standalone_mode=False)
+        rc = _run(sys.argv[1:] if argv is None else list(argv))
         if rc == _INTERRUPTED:  # typer's answer to Ctrl-C in a command: say so, as below
             raise KeyboardInterrupt
         if isinstance(rc, int) and rc:
