@@ -67,7 +67,8 @@ _CONFUSABLES = str.maketrans(
 
 
 def _char(ch: str) -> str:
-    """How a character is named in an error: itself when printable ASCII, else U+XXXX."""
+    """How a character is named in an error: itself when printable ASCII, else its code
+    point (U+00E9 for "é")."""
     if " " < ch < "\x7f":
         return f"'{ch}'"
     return f"U+{ord(ch):04X}"

@@ -1964,7 +1964,7 @@ def _signatures(h: HandoffRow) -> str:
 
 def _visible(text: object) -> str:
     """Text with control and format characters (bidi overrides, zero-width marks) shown
-    as <U+XXXX>, so that what is printed is what is recorded."""
+    as their code points (<U+202E>), so that what is printed is what is recorded."""
     return "".join(
         f"<U+{ord(ch):04X}>" if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in str(text)
     )
@@ -2154,7 +2154,8 @@ class _PDF(FPDF):
             self.sans, self.mono = "helvetica", "courier"
 
     def t(self, text: object) -> str:
-        """`text` as the current font can draw it: any other character as <U+XXXX>."""
+        """`text` as the current font can draw it: any other character as its code point
+        (<U+4E2D>)."""
         s = _visible(text)
         if not self.unicode:
             s = s.translate(_LATIN1)
